@@ -1,0 +1,59 @@
+"""The `relatch` command line."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from relatch.cli import mail, users
+from relatch.settings import get_settings
+from relatch.storage import migrate as migrations
+from relatch.storage.db import make_engine
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Relatch: account recovery")
+app.add_typer(users.app, name="user")
+app.add_typer(mail.app, name="mail")
+
+
+def _migrate() -> None:
+    engine = make_engine(get_settings().database_url)
+    try:
+        migrations.upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    _migrate()
+    typer.echo("database is up to date")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8000, help="port to listen on"),
+    workers: int = typer.Option(1, min=1, help="server processes"),
+) -> None:
+    """Serve the API and web pages (migrates the database first)."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    _ = settings.secret  # create the key file once, before worker processes race for it
+    _migrate()
+    uvicorn.run(
+        "relatch.http.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=False,  # X-Forwarded-For is only believed from RELATCH_TRUSTED_PROXIES
+        server_header=False,
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,35 @@
+"""`relatch user ...`"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from relatch.core.errors import RelatchError
+from relatch.services import accounts
+from relatch.services.context import build
+from relatch.settings import get_settings
+
+app = typer.Typer(no_args_is_help=True, help="Accounts")
+
+
+@app.command("create")
+def create(
+    email: str = typer.Option(..., help="e-mail address"),
+    username: str = typer.Option(..., help="username (4 to 30 characters)"),
+    name: str = typer.Option(..., help="display name"),
+) -> None:
+    """Create an account; the password is read from stdin (one line)."""
+    password = sys.stdin.readline().rstrip("\r\n")
+    svc = build(get_settings())
+    try:
+        user_id = accounts.create_user(
+            svc, accounts.NewAccount(email=email, username=username, name=name, password=password)
+        )
+    except RelatchError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        svc.close()
+    typer.echo(f"created user {user_id}")

@@ -1,0 +1,58 @@
+"""Reset codes: 8 Crockford base32 characters shown as XXXX-XXXX, stored as keyed digests."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+
+# Crockford base32: digits and letters without I, L, O, U (no look-alikes, no accidental words).
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+LENGTH = 8  # 40 bits: with 5 tries per code, one guess run succeeds with p = 5 / 2**40.
+_DECODE_ALIASES = str.maketrans({"O": "0", "I": "1", "L": "1"})
+_SEPARATORS = str.maketrans("", "", "- \t")
+
+
+def generate() -> str:
+    """A new code in canonical form (8 characters, no hyphen), from `secrets`."""
+    return "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+
+
+def display(code: str) -> str:
+    """Canonical code as people see it: `XXXX-XXXX`."""
+    return f"{code[:4]}-{code[4:]}"
+
+
+def canonical(entered: str) -> str | None:
+    """What a person typed, as a canonical code, or None if it cannot be one.
+
+    Accepts any case, with or without the hyphen or spaces, and Crockford's
+    decoding aliases (O for 0, I and L for 1).
+    """
+    text = entered.strip().upper().translate(_SEPARATORS).translate(_DECODE_ALIASES)
+    if len(text) != LENGTH or any(ch not in ALPHABET for ch in text):
+        return None
+    return text
+
+
+def _digest_key(secret: bytes, purpose: str) -> bytes:
+    # Purpose-salted key: a digest made for one use cannot be replayed as another.
+    return hmac.new(secret, b"relatch:" + purpose.encode(), hashlib.sha256).digest()
+
+
+def digest(secret: bytes, purpose: str, account_id: int, code: str) -> str:
+    """Keyed digest of a code, bound to its account (a code is worthless for another account)."""
+    msg = f"{account_id}:{code}".encode()
+    return hmac.new(_digest_key(secret, purpose), msg, hashlib.sha256).hexdigest()
+
+
+def matches(
+    secrets_: Iterable[bytes], purpose: str, account_id: int, code: str, stored: str
+) -> bool:
+    """Constant-time match against the current key and every fallback key (rotation)."""
+    found = False
+    for key in secrets_:
+        # Timing: compare_digest, and no early exit between keys.
+        found |= hmac.compare_digest(digest(key, purpose, account_id, code), stored)
+    return found

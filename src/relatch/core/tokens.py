@@ -1,0 +1,60 @@
+"""Session JWTs: subject, issue time, expiry and the account's credential generation."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jwt
+
+ALGORITHM = "HS256"
+AUDIENCE = "relatch-session"
+
+
+@dataclass(frozen=True)
+class SessionClaims:
+    account_id: int
+    generation: int
+    issued_at: int
+    jti: str
+
+
+def issue(secret: bytes, issuer: str, account_id: int, generation: int, now: int, ttl: int) -> str:
+    claims = {
+        "iss": issuer,
+        "aud": AUDIENCE,
+        "sub": str(account_id),
+        "gen": generation,
+        "iat": now,
+        "exp": now + ttl,
+        "jti": secrets.token_urlsafe(12),
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def decode(token: str, keys: Sequence[bytes], issuer: str, now: int) -> SessionClaims | None:
+    """Claims of a valid token signed by any accepted key, else None."""
+    for key in keys:
+        try:
+            # The algorithm is pinned: no "none", no RS/HS confusion.
+            data = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=issuer,
+                options={"require": ["sub", "iat", "exp", "gen"], "verify_exp": False},
+            )
+        except jwt.PyJWTError:
+            continue
+        try:
+            exp, iat, gen, sub = int(data["exp"]), int(data["iat"]), int(data["gen"]), data["sub"]
+            account_id = int(sub)
+        except (TypeError, ValueError):
+            return None
+        # Expiry checked against the injected clock, not the wall clock.
+        if exp <= now:
+            return None
+        return SessionClaims(account_id, gen, iat, str(data.get("jti", "")))
+    return None

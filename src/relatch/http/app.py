@@ -1,0 +1,63 @@
+"""The ASGI application: API under /v1, the reset page, and the in-process workers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+
+from relatch.http import errors, openapi
+from relatch.http.middleware import BodyLimit, RequestContext
+from relatch.http.routes import reset as reset_routes
+from relatch.http.routes import users as user_routes
+from relatch.mail.worker import transport_for
+from relatch.services import background
+from relatch.services.context import Services, build
+from relatch.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, svc: Services | None = None) -> FastAPI:
+    settings = settings or (svc.settings if svc else get_settings())
+    services = svc or build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.run_workers:
+            yield
+            return
+        stopping = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(background.run_forever, services, transport_for(services), stopping)
+            try:
+                yield
+            finally:
+                stopping.set()
+                services.wake.set()
+                tg.cancel_scope.cancel()
+
+    app = FastAPI(
+        title="Relatch",
+        lifespan=lifespan,
+        openapi_url="/v1/openapi.json",
+        docs_url="/v1/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    app.state.settings = settings
+    errors.install(app)
+    app.include_router(reset_routes.router, prefix="/v1")
+    app.include_router(user_routes.router, prefix="/v1")
+    openapi.install(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestContext)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """uvicorn factory for `relatch serve --workers N`."""
+    return create_app()

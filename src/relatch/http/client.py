@@ -1,0 +1,24 @@
+"""Facts about the caller: client IP and request id."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from relatch.services.context import Services
+from relatch.services.reset import RequestMeta
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def request_meta(request: Request) -> RequestMeta:
+    return RequestMeta(
+        client_ip=client_ip(request),
+        request_id=getattr(request.state, "request_id", None),
+    )
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc

@@ -1,0 +1,109 @@
+"""The served OpenAPI document, shaped like the Edge Impulse one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+OAUTH_SCOPES = {
+    "openid": "Access to basic profile information",
+    "email": "Access to email address",
+    "profile": "Access to full profile information",
+}
+
+SECURITY_SCHEMES: dict[str, Any] = {
+    "ApiKeyAuthentication": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+    "JWTAuthentication": {"type": "apiKey", "in": "cookie", "name": "jwt"},
+    "JWTHttpHeaderAuthentication": {"type": "apiKey", "in": "header", "name": "x-jwt-token"},
+    "OAuth2": {
+        "type": "oauth2",
+        "flows": {
+            "authorizationCode": {
+                "authorizationUrl": "/v1/oauth/authorize",
+                "tokenUrl": "/v1/oauth/token",
+                "scopes": OAUTH_SCOPES,
+            },
+            "implicit": {"authorizationUrl": "/v1/oauth/authorize", "scopes": OAUTH_SCOPES},
+            "password": {"tokenUrl": "/v1/oauth/token", "scopes": OAUTH_SCOPES},
+            "clientCredentials": {"tokenUrl": "/v1/oauth/token", "scopes": OAUTH_SCOPES},
+        },
+    },
+}
+GLOBAL_SECURITY = [{name: []} for name in SECURITY_SCHEMES]
+
+# Operations anyone may call (the seed marks them `security: []`).
+PUBLIC_OPERATIONS = {
+    "login",
+    "createUser",
+    "requestResetPassword",
+    "verifyResetPassword",
+    "resetPassword",
+}
+
+ERROR_RESPONSES = {
+    "400": "Body is not JSON, lacks a required field, or has a wrong type",
+    "429": "Too many attempts; see Retry-After",
+}
+
+
+def _plain_optionals(node: Any) -> Any:
+    """`anyOf: [X, null]` becomes X: optional fields are plain, as in the seed."""
+    if isinstance(node, dict):
+        any_of = node.get("anyOf")
+        if isinstance(any_of, list) and len(any_of) == 2 and {"type": "null"} in any_of:
+            other = next(x for x in any_of if x != {"type": "null"})
+            rest = {k: v for k, v in node.items() if k not in ("anyOf", "default")}
+            if node.get("default") is not None:
+                rest["default"] = node["default"]
+            node = {**other, **rest}
+        return {k: _plain_optionals(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain_optionals(x) for x in node]
+    return node
+
+
+def install(app: FastAPI) -> None:
+    def build() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = get_openapi(
+            title="Relatch (Edge Impulse user API)",
+            version="1.0.0",
+            routes=app.routes,
+            servers=[{"url": "/v1"}],
+        )
+        # Paths relative to the /v1 server, as in the Edge Impulse document.
+        doc["paths"] = {
+            (p.removeprefix("/v1") if p.startswith("/v1/") else p): item
+            for p, item in doc.get("paths", {}).items()
+        }
+        for item in doc["paths"].values():
+            for op in item.values():
+                responses = op.setdefault("responses", {})
+                responses.pop("422", None)
+                for code, text in ERROR_RESPONSES.items():
+                    responses.setdefault(
+                        code,
+                        {
+                            "description": text,
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/GenericApiResponse"}
+                                }
+                            },
+                        },
+                    )
+                if op.get("operationId") in PUBLIC_OPERATIONS:
+                    op["security"] = []
+        components = doc.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        components["securitySchemes"] = SECURITY_SCHEMES
+        doc["security"] = GLOBAL_SECURITY
+        app.openapi_schema = _plain_optionals(doc)
+        return app.openapi_schema
+
+    app.openapi = build  # type: ignore[method-assign]

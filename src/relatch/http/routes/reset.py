@@ -1,0 +1,60 @@
+"""The reset operations: request a code, verify it, reset the password (the seed)."""
+
+from __future__ import annotations
+
+from anyio.to_thread import run_sync
+from fastapi import APIRouter, Request
+
+from relatch.http.client import request_meta, services
+from relatch.http.schemas import (
+    GenericApiResponse,
+    RequestResetPasswordRequest,
+    ResetPasswordRequest,
+    VerifyResetPasswordRequest,
+)
+from relatch.services import reset
+
+router = APIRouter(tags=["User"])
+
+
+@router.post(
+    "/api-user-request-reset-password",
+    operation_id="requestResetPassword",
+    summary="Request reset password",
+    description="Request a password reset link for a user.",
+    response_model=GenericApiResponse,
+    response_model_exclude_none=True,
+)
+async def request_reset_password(
+    body: RequestResetPasswordRequest, request: Request
+) -> GenericApiResponse:
+    await run_sync(reset.request_reset, services(request), body.email, request_meta(request))
+    return GenericApiResponse(success=True)
+
+
+@router.post(
+    "/api-user-verify-reset-password-code",
+    operation_id="verifyResetPassword",
+    summary="Verify reset password code",
+    description="Verify whether the reset password code for the user is valid.",
+    response_model=GenericApiResponse,
+    response_model_exclude_none=True,
+)
+async def verify_reset_password(
+    body: VerifyResetPasswordRequest, request: Request
+) -> GenericApiResponse:
+    await run_sync(reset.verify, services(request), body.email, body.code)
+    return GenericApiResponse(success=True)
+
+
+@router.post(
+    "/api-user-reset-password",
+    operation_id="resetPassword",
+    summary="Reset password",
+    description="Reset the password for a user.",
+    response_model=GenericApiResponse,
+    response_model_exclude_none=True,
+)
+async def reset_password(body: ResetPasswordRequest, request: Request) -> GenericApiResponse:
+    await run_sync(reset.reset, services(request), body.email, body.code, body.newPassword)
+    return GenericApiResponse(success=True)

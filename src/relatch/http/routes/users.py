@@ -1,0 +1,94 @@
+"""Accounts: create, log in, who am I."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from anyio.to_thread import run_sync
+from fastapi import APIRouter, Depends, Query, Request
+
+from relatch.auth.dependencies import current_user
+from relatch.http.client import services
+from relatch.http.schemas import (
+    CreateUserRequest,
+    CreateUserResponse,
+    GetJWTRequest,
+    GetJWTResponse,
+    GetUserResponse,
+    StaffInfo,
+)
+from relatch.services import accounts
+from relatch.storage.models import User
+
+router = APIRouter()
+
+
+@router.post(
+    "/api-user-create",
+    operation_id="createUser",
+    tags=["User"],
+    summary="Create user",
+    description="Create a new user and project",
+    response_model=CreateUserResponse,
+    response_model_exclude_none=True,
+)
+async def create_user(body: CreateUserRequest, request: Request) -> CreateUserResponse:
+    new = accounts.NewAccount(
+        email=body.email,
+        username=body.username,
+        name=body.name,
+        password=body.password,
+        job_title=body.jobTitle,
+        company_name=body.companyName,
+    )
+    user_id = await run_sync(accounts.create_user, services(request), new)
+    return CreateUserResponse(success=True, id=user_id)
+
+
+@router.post(
+    "/api-login",
+    operation_id="login",
+    tags=["Login"],
+    summary="Get JWT token",
+    description="Get a JWT token to authenticate with the API.",
+    response_model=GetJWTResponse,
+    response_model_exclude_none=True,
+)
+async def login(body: GetJWTRequest, request: Request) -> GetJWTResponse:
+    svc = services(request)
+    user = await run_sync(accounts.check_password, svc, body.username, body.password)
+    return GetJWTResponse(success=True, token=accounts.issue_session(svc, user))
+
+
+def user_response(user: User) -> GetUserResponse:
+    return GetUserResponse(
+        success=True,
+        id=user.id,
+        username=user.username,
+        name=user.name,
+        email=user.email,
+        created=user.created_at.astimezone(UTC),
+        staffInfo=StaffInfo(isStaff=False, hasSudoRights=False),
+        pending=False,
+        activated=user.email_verified,
+        mfaConfigured=False,
+        jobTitle=user.job_title,
+        companyName=user.company_name,
+        passwordConfigured=user.password_hash is not None,
+    )
+
+
+@router.get(
+    "/api/user",
+    operation_id="getCurrentUser",
+    tags=["User"],
+    summary="Get current user",
+    description="Get information about the current user.",
+    response_model=GetUserResponse,
+    response_model_exclude_none=True,
+)
+async def get_current_user(
+    excludeProjects: bool | None = Query(default=None),  # noqa: N803 (Edge Impulse name)
+    user: User = Depends(current_user),  # noqa: B008
+) -> GetUserResponse:
+    return user_response(user)

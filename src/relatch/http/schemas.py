@@ -1,0 +1,126 @@
+"""Request and response bodies, named and shaped exactly as the Edge Impulse schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Requests are strict (a number where a string belongs is a 400, not coerced) and
+# ignore fields Relatch has no use for (the official clients send them).
+_REQUEST = ConfigDict(strict=True, extra="ignore")
+
+
+class GenericApiResponse(BaseModel):
+    success: bool = Field(description="Whether the operation succeeded")
+    error: str | None = Field(
+        default=None, description="Optional error description (set if 'success' was false)"
+    )
+
+
+class ResetPasswordRequest(BaseModel):
+    model_config = _REQUEST
+    email: str
+    code: str
+    newPassword: str  # noqa: N815 (Edge Impulse field name)
+
+
+class RequestResetPasswordRequest(BaseModel):
+    model_config = _REQUEST
+    email: str
+
+
+class VerifyResetPasswordRequest(BaseModel):
+    model_config = _REQUEST
+    email: str
+    code: str
+
+
+class GetJWTRequest(BaseModel):
+    model_config = _REQUEST
+    username: str = Field(description="Username or e-mail address")
+    password: str = Field(description="Password")
+    uuid: str | None = None
+    ssoType: Literal["browser", "cli"] | None = None  # noqa: N815
+    sessionId: str | None = None  # noqa: N815
+    totpToken: str | None = None  # noqa: N815
+
+
+class GetJWTResponse(GenericApiResponse):
+    token: str | None = Field(default=None, description="JWT token")
+    redirectUrl: str | None = None  # noqa: N815
+
+
+class CreateUserRequest(BaseModel):
+    model_config = _REQUEST
+    name: str
+    username: str
+    email: str
+    privacyPolicy: bool  # noqa: N815
+    password: str | None = None
+    projectName: str | None = None  # noqa: N815
+    activationToken: str | None = None  # noqa: N815
+    identityProvider: str | None = None  # noqa: N815
+    jobTitle: str | None = None  # noqa: N815
+    sessionId: str | None = None  # noqa: N815
+    companyName: str | None = None  # noqa: N815
+    utmParams: list[dict[str, Any]] | None = None  # noqa: N815
+    ignoreEmailValidation: bool | None = None  # noqa: N815
+
+
+class CreateUserResponse(GenericApiResponse):
+    redirectUrl: str | None = None  # noqa: N815
+    id: int | None = Field(default=None, description="User unique identifier")
+
+
+class ChangePasswordRequest(BaseModel):
+    model_config = _REQUEST
+    currentPassword: str  # noqa: N815
+    newPassword: str  # noqa: N815
+
+
+class StaffInfo(BaseModel):
+    isStaff: bool  # noqa: N815
+    hasSudoRights: bool  # noqa: N815
+
+
+class LastAccessedProjects(BaseModel):
+    projects: list[dict[str, Any]]
+    hasMoreProjects: bool  # noqa: N815
+
+
+class GetUserResponse(GenericApiResponse):
+    id: int
+    username: str
+    name: str
+    email: str
+    created: datetime
+    staffInfo: StaffInfo  # noqa: N815
+    pending: bool
+    activated: bool
+    mfaConfigured: bool  # noqa: N815
+    jobTitle: str | None = None  # noqa: N815
+    companyName: str | None = None  # noqa: N815
+    permissions: list[str] = Field(default_factory=list)
+    tier: Literal["free", "community-plus", "professional", "enterprise"] = "free"
+    organizations: list[dict[str, Any]] = Field(default_factory=list)
+    projects: list[dict[str, Any]] = Field(default_factory=list)
+    experiments: list[dict[str, Any]] = Field(default_factory=list)
+    suspended: bool = False
+    notifications: list[str] = Field(default_factory=list)
+    passwordConfigured: bool  # noqa: N815
+    projectsSortOrder: Literal[  # noqa: N815
+        "created-asc",
+        "created-desc",
+        "added-asc",
+        "added-desc",
+        "name-asc",
+        "name-desc",
+        "last-accessed-desc",
+    ] = "created-desc"
+    hasEnterpriseFeaturesAccess: bool = False  # noqa: N815
+    lastAccessedProjects: LastAccessedProjects = Field(  # noqa: N815
+        default_factory=lambda: LastAccessedProjects(projects=[], hasMoreProjects=False)
+    )
+    privatePersonalProjectsUsed: int = 0  # noqa: N815

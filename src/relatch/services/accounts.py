@@ -1,0 +1,123 @@
+"""Accounts: create, sign in, and resolve a session token to its account."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from relatch.core import identity, passwords, tokens
+from relatch.core.errors import AccountExists, LoginFailed, NotAuthenticated
+from relatch.services.context import Services
+from relatch.storage.db import transaction
+from relatch.storage.models import User
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    email: str
+    username: str
+    name: str
+    password: str | None
+    job_title: str | None = None
+    company_name: str | None = None
+
+
+def create_user(svc: Services, new: NewAccount) -> int:
+    email = identity.checked_email(new.email)
+    username = identity.checked_username(new.username)
+    password_hash = None
+    if new.password is not None:
+        ctx = passwords.PasswordContext(username=username, email=email)
+        password_hash = svc.pool.hash(passwords.check(new.password, ctx, svc.password_rules))
+    now = svc.clock()
+    try:
+        with transaction(svc.sessions) as s:
+            user = User(
+                email=email,
+                email_key=identity.email_key(email),
+                username=username,
+                username_key=identity.username_key(username),
+                name=new.name.strip()[:256] or username,
+                password_hash=password_hash,
+                credential_generation=0,
+                email_verified=False,
+                created_at=now,
+                job_title=new.job_title,
+                company_name=new.company_name,
+            )
+            s.add(user)
+            s.flush()
+            return user.id
+    except IntegrityError as exc:
+        raise AccountExists() from exc
+
+
+def find_by_login(svc: Services, login: str) -> User | None:
+    key = login.strip()
+    with svc.sessions() as s:
+        return s.scalars(
+            select(User).where(
+                or_(
+                    User.email_key == identity.email_key(key),
+                    User.username_key == identity.username_key(key),
+                )
+            )
+        ).first()
+
+
+def check_password(svc: Services, login: str, password: str) -> User:
+    """The account whose password this is, or LoginFailed.
+
+    Enumeration by timing: an unknown login still runs one argon2 verify (dummy hash).
+    """
+    user = find_by_login(svc, login)
+    normalised = passwords.normalise(password)
+    if len(normalised) > passwords.MAX_LENGTH:
+        normalised = normalised[: passwords.MAX_LENGTH + 1]  # bounded work; cannot match
+    ok = svc.pool.verify(user.password_hash if user else None, normalised)
+    if user is None or not ok:
+        raise LoginFailed()
+    if user.password_hash and svc.pool.needs_rehash(user.password_hash):
+        _rehash(svc, user, normalised)
+    return user
+
+
+def _rehash(svc: Services, user: User, password: str) -> None:
+    # Parameters were raised since this hash was made: upgrade it on a successful login.
+    new_hash = svc.pool.hash(password)
+    with transaction(svc.sessions) as s:
+        s.execute(
+            update(User)
+            .where(User.id == user.id, User.password_hash == user.password_hash)
+            .values(password_hash=new_hash)
+        )
+
+
+def issue_session(svc: Services, user: User) -> str:
+    now = int(svc.clock().timestamp())
+    return tokens.issue(
+        svc.settings.secret,
+        svc.settings.issuer,
+        user.id,
+        user.credential_generation,
+        now,
+        svc.settings.jwt_ttl,
+    )
+
+
+def user_from_session(svc: Services, token: str) -> User:
+    """The account of a session JWT, or NotAuthenticated (bad, expired or revoked)."""
+    claims = tokens.decode(token, svc.keys, svc.settings.issuer, int(svc.clock().timestamp()))
+    if claims is None:
+        raise NotAuthenticated()
+    with svc.sessions() as s:
+        user = s.get(User, claims.account_id)
+    # Revocation: a reset or password change bumps the generation; older tokens die.
+    if user is None or user.credential_generation != claims.generation:
+        raise NotAuthenticated()
+    return user

@@ -1,0 +1,68 @@
+"""Everything a use case needs, built once per process: settings, database, pool, clock."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from relatch.core.hashing import Argon2Params
+from relatch.core.passwords import BASE_RULES, Rule
+from relatch.services.hashing_pool import HashingPool
+from relatch.services.ports import Clock, MailRenderer
+from relatch.settings import Settings
+from relatch.storage.db import make_engine, make_sessionmaker
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    pool: HashingPool
+    renderer: MailRenderer
+    clock: Clock = utcnow
+    password_rules: tuple[Rule, ...] = BASE_RULES
+    # Called inside the transaction that changes a password (revoke tokens, audit...).
+    on_password_changed: list[Callable[[Session, Any, datetime], None]] = field(
+        default_factory=list
+    )
+    # Set when a reset request or a mail is queued, so the workers wake at once.
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def keys(self) -> list[bytes]:
+        """Current secret first, then fallbacks (rotation)."""
+        return [self.settings.secret, *self.settings.fallback_secrets]
+
+    def close(self) -> None:
+        self.pool.close()
+        self.engine.dispose()
+
+
+def build(settings: Settings, clock: Clock = utcnow) -> Services:
+    from relatch.mail.render import TemplateRenderer
+
+    engine = make_engine(settings.database_url)
+    params = Argon2Params(
+        memory_kib=settings.argon2_memory_kib,
+        time_cost=settings.argon2_time_cost,
+        parallelism=settings.argon2_parallelism,
+    )
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        pool=HashingPool(params, settings.hash_workers, settings.hash_queue),
+        renderer=TemplateRenderer(settings.public_url),
+        clock=clock,
+    )

@@ -1,0 +1,243 @@
+"""The reset use cases: request (record only), issue (worker), verify, reset.
+
+Flow and states: core/reset_flow.md. Every failure of verify and reset is CodeRejected,
+whatever its cause (unknown address, wrong, expired, used, revoked, exhausted code).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Row, select, update
+from sqlalchemy.orm import Session
+
+from relatch.core import codes, identity, passwords
+from relatch.core.errors import CodeRejected, InvalidInput
+from relatch.mail import outbox
+from relatch.services.context import Services
+from relatch.storage.db import transaction
+from relatch.storage.models import ResetCode, ResetRequest, User
+
+log = logging.getLogger(__name__)
+
+PURPOSE = "reset-code"
+NO_ACCOUNT = -1  # stands in for a missing account so unknown addresses do the same work
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    client_ip: str | None = None
+    request_id: str | None = None
+
+
+def request_reset(svc: Services, email: str, meta: RequestMeta) -> None:
+    """Record the request and return. No lookup, no mail, no hashing on this path.
+
+    Enumeration (by response and by timing): known and unknown addresses take the same
+    path here; the worker alone learns whether an account exists.
+    """
+    address = identity.checked_email(email)
+    with transaction(svc.sessions) as s:
+        s.add(
+            ResetRequest(
+                email=address,
+                requested_at=svc.clock(),
+                client_ip=meta.client_ip,
+                request_id=meta.request_id,
+            )
+        )
+    svc.wake.set()
+
+
+def process_requests(svc: Services, batch: int = 50) -> int:
+    """Worker step: turn recorded requests into codes and mails. Returns how many it handled."""
+    with svc.sessions() as s:
+        ids = list(
+            s.scalars(
+                select(ResetRequest.id)
+                .where(ResetRequest.processed_at.is_(None))
+                .order_by(ResetRequest.id)
+                .limit(batch)
+            )
+        )
+    done = 0
+    for request_id in ids:
+        with transaction(svc.sessions) as s:
+            now = svc.clock()
+            # Claim: one conditional UPDATE, so two workers never handle one request.
+            claimed = s.execute(
+                update(ResetRequest)
+                .where(ResetRequest.id == request_id, ResetRequest.processed_at.is_(None))
+                .values(processed_at=now)
+                .returning(ResetRequest.email)
+            ).first()
+            if claimed is None:
+                continue
+            user = s.scalars(
+                select(User).where(User.email_key == identity.email_key(claimed.email))
+            ).first()
+            if user is not None:
+                _issue_code(svc, s, user)
+            done += 1
+    return done
+
+
+def _issue_code(svc: Services, s: Session, user: User) -> None:
+    now = svc.clock()
+    # A new request invalidates older codes: only the newest mail works.
+    _revoke_live_codes(s, user.id, now)
+    code = codes.generate()
+    s.add(
+        ResetCode(
+            user_id=user.id,
+            digest=codes.digest(svc.settings.secret, PURPOSE, user.id, code),
+            created_at=now,
+            expires_at=now + timedelta(seconds=svc.settings.reset_code_ttl),
+            attempts=0,
+        )
+    )
+    outbox.enqueue(
+        s,
+        svc.renderer,
+        "reset_code",
+        user.email,
+        {
+            "name": user.name,
+            "code": codes.display(code),
+            "email": user.email,
+            "minutes": svc.settings.reset_code_ttl // 60,
+        },
+        now,
+    )
+
+
+def _revoke_live_codes(s: Session, user_id: int, now: object) -> None:
+    s.execute(
+        update(ResetCode)
+        .where(
+            ResetCode.user_id == user_id,
+            ResetCode.consumed_at.is_(None),
+            ResetCode.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+
+
+@dataclass(frozen=True)
+class _Match:
+    user: User
+    code_id: int
+
+
+def _count_and_match(svc: Services, email: str, entered: str) -> _Match:
+    """Count one try against the live code, then compare; CodeRejected on any failure.
+
+    Brute force: the try is counted in its own committed statement *before* the
+    comparison, guarded by `attempts < max`, so parallel guesses cannot exceed the
+    budget. Enumeration: an unknown address runs the same statements and digest.
+    """
+    try:
+        address = identity.checked_email(email)
+    except InvalidInput as exc:
+        raise CodeRejected() from exc
+    canonical = codes.canonical(entered) or ""
+    now = svc.clock()
+    with transaction(svc.sessions) as s:
+        user = s.scalars(select(User).where(User.email_key == identity.email_key(address))).first()
+        account_id = user.id if user is not None else NO_ACCOUNT
+        rows: list[Row[tuple[int, str]]] = list(
+            s.execute(
+                update(ResetCode)
+                .where(
+                    ResetCode.user_id == account_id,
+                    ResetCode.consumed_at.is_(None),
+                    ResetCode.revoked_at.is_(None),
+                    ResetCode.expires_at > now,
+                    ResetCode.attempts < svc.settings.reset_code_max_attempts,
+                )
+                .values(attempts=ResetCode.attempts + 1)
+                .returning(ResetCode.id, ResetCode.digest)
+            )
+        )
+    matched: int | None = None
+    for code_id, stored in rows or [(0, "0" * 64)]:
+        # Constant time, current and fallback keys; no early exit.
+        if codes.matches(svc.keys, PURPOSE, account_id, canonical, stored) and canonical:
+            matched = code_id
+    if user is None or matched is None:
+        raise CodeRejected()
+    return _Match(user, matched)
+
+
+def _give_back_try(svc: Services, code_id: int) -> None:
+    """A right code was shown without being used: that try was not a guess."""
+    with transaction(svc.sessions) as s:
+        s.execute(
+            update(ResetCode)
+            .where(ResetCode.id == code_id, ResetCode.attempts > 0)
+            .values(attempts=ResetCode.attempts - 1)
+        )
+
+
+def verify(svc: Services, email: str, code: str) -> None:
+    """Whether a code is valid, without using it up. CodeRejected if not."""
+    match = _count_and_match(svc, email, code)
+    _give_back_try(svc, match.code_id)
+
+
+def reset(svc: Services, email: str, code: str, new_password: str) -> None:
+    match = _count_and_match(svc, email, code)
+    user = match.user
+    ctx = passwords.PasswordContext(username=user.username, email=user.email)
+    try:
+        normalised = passwords.check(new_password, ctx, svc.password_rules)
+    except Exception:
+        _give_back_try(svc, match.code_id)
+        raise
+    new_hash = svc.pool.hash(normalised)  # outside the transaction: no lock held while hashing
+    now = svc.clock()
+    with transaction(svc.sessions) as s:
+        # Replay: consume with one conditional UPDATE; only the request that flips
+        # consumed_at gets row count 1, so 20 parallel resets give one success.
+        consumed = s.execute(
+            update(ResetCode)
+            .where(
+                ResetCode.id == match.code_id,
+                ResetCode.consumed_at.is_(None),
+                ResetCode.revoked_at.is_(None),
+                ResetCode.expires_at > now,
+            )
+            .values(consumed_at=now)
+        ).rowcount
+        if consumed != 1:
+            raise CodeRejected()
+        apply_new_password(svc, s, user, new_hash, verified=True)
+
+
+def apply_new_password(
+    svc: Services, s: Session, user: User, new_hash: str, *, verified: bool = False
+) -> None:
+    """Inside the caller's transaction: store the hash, revoke sessions and codes, notify."""
+    now = svc.clock()
+    values: dict[str, object] = {
+        "password_hash": new_hash,
+        # Session revocation: every token carrying the old generation is refused.
+        "credential_generation": User.credential_generation + 1,
+        "password_changed_at": now,
+    }
+    if verified:
+        values["email_verified"] = True  # the code proved the address
+    s.execute(update(User).where(User.id == user.id).values(**values))
+    _revoke_live_codes(s, user.id, now)
+    for hook in svc.on_password_changed:
+        hook(s, user, now)
+    outbox.enqueue(
+        s,
+        svc.renderer,
+        "password_changed",
+        user.email,
+        {"name": user.name, "email": user.email, "when": now.strftime("%Y-%m-%d %H:%M UTC")},
+        now,
+    )

@@ -1,0 +1,81 @@
+"""Configuration: RELATCH_* environment variables and a `.env` file, via pydantic-settings."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RELATCH_", env_file=".env", extra="ignore", frozen=False
+    )
+
+    database_url: str = "sqlite:///./var/relatch.db"
+    smtp_url: SecretStr | None = None
+    mail_dir: Path = Path("./var/mail")
+    mail_from: str = "Relatch <no-reply@localhost>"
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr | None = None
+    # Older keys still accepted when checking digests and tokens (key rotation), comma separated.
+    secret_key_fallbacks: SecretStr | None = None
+    secret_key_file: Path = Path("./var/secret.key")
+    # OWASP ASVS 5.0 6.5.5: a recovery code lives at most 10 minutes.
+    reset_code_ttl: int = Field(default=600, ge=60, le=600)
+    # Wrong tries that kill a live code (brute force: 5 tries x 32^8 codes).
+    reset_code_max_attempts: int = Field(default=5, ge=1, le=20)
+    redis_url: str | None = None
+    trusted_proxies: str | None = None
+
+    # argon2id: OWASP Password Storage Cheat Sheet minimum (m=19 MiB, t=2, p=1).
+    # RFC 9106's low-memory profile is m=65536, t=3, p=4.
+    argon2_memory_kib: int = Field(default=19456, ge=8)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    # Bounded hashing pool: at most this many hashes in memory at once (m x workers).
+    hash_workers: int = Field(default=2, ge=1, le=64)
+    hash_queue: int = Field(default=64, ge=1)
+
+    jwt_ttl: int = Field(default=7 * 24 * 3600, ge=60)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    mail_max_attempts: int = Field(default=12, ge=1)
+    worker_poll_seconds: float = Field(default=0.5, gt=0)
+    run_workers: bool = True
+
+    @cached_property
+    def secret(self) -> bytes:
+        """The signing key; generated once into `secret_key_file` when not configured."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.secret_key_file
+        if path.exists():
+            return path.read_text().strip().encode()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        # Written with 0600: the key signs sessions and keys code digests.
+        path.touch(mode=0o600)
+        path.write_text(key + "\n")
+        log.warning("RELATCH_SECRET_KEY is not set: generated a key into %s", path)
+        return key.encode()
+
+    @cached_property
+    def fallback_secrets(self) -> list[bytes]:
+        if self.secret_key_fallbacks is None:
+            return []
+        raw = self.secret_key_fallbacks.get_secret_value()
+        return [k.strip().encode() for k in raw.split(",") if k.strip()]
+
+    @property
+    def issuer(self) -> str:
+        return self.public_url.rstrip("/") + "/v1"
+
+
+def get_settings() -> Settings:
+    return Settings()

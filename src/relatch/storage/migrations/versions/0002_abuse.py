@@ -1,0 +1,20 @@
+"""abuse resistance: limits, audit, not-me links (issue 3)
+
+Revision ID: 0002_abuse
+Revises: 0001_core
+"""
+
+from __future__ import annotations
+
+revision = "0002_abuse"
+down_revision = "0001_core"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
