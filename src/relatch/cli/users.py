@@ -9,6 +9,7 @@ import typer
 from relatch.core.errors import RelatchError
 from relatch.services import accounts
 from relatch.services.context import build
+from relatch.services.meta import CLI
 from relatch.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Accounts")
@@ -25,7 +26,9 @@ def create(
     svc = build(get_settings())
     try:
         user_id = accounts.create_user(
-            svc, accounts.NewAccount(email=email, username=username, name=name, password=password)
+            svc,
+            accounts.NewAccount(email=email, username=username, name=name, password=password),
+            CLI,
         )
     except RelatchError as exc:
         typer.echo(f"error: {exc.message}", err=True)

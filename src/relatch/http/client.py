@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from relatch.services.context import Services
-from relatch.services.reset import RequestMeta
+from relatch.services.meta import RequestMeta
 
 
 def client_ip(request: Request) -> str | None:
@@ -15,6 +15,7 @@ def client_ip(request: Request) -> str | None:
 def request_meta(request: Request) -> RequestMeta:
     return RequestMeta(
         client_ip=client_ip(request),
+        user_agent=(request.headers.get("user-agent") or "")[:256] or None,
         request_id=getattr(request.state, "request_id", None),
     )
 

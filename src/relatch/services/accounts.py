@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from relatch.core import identity, passwords, tokens
 from relatch.core.errors import AccountExists, LoginFailed, NotAuthenticated
 from relatch.services.context import Services
+from relatch.services.meta import RequestMeta
 from relatch.storage.db import transaction
 from relatch.storage.models import User
 
@@ -27,7 +28,7 @@ class NewAccount:
     company_name: str | None = None
 
 
-def create_user(svc: Services, new: NewAccount) -> int:
+def create_user(svc: Services, new: NewAccount, meta: RequestMeta) -> int:
     email = identity.checked_email(new.email)
     username = identity.checked_username(new.username)
     password_hash = None
@@ -70,7 +71,7 @@ def find_by_login(svc: Services, login: str) -> User | None:
         ).first()
 
 
-def check_password(svc: Services, login: str, password: str) -> User:
+def check_password(svc: Services, login: str, password: str, meta: RequestMeta) -> User:
     """The account whose password this is, or LoginFailed.
 
     Enumeration by timing: an unknown login still runs one argon2 verify (dummy hash).

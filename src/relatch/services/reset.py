@@ -17,6 +17,7 @@ from relatch.core import codes, identity, passwords
 from relatch.core.errors import CodeRejected, InvalidInput
 from relatch.mail import outbox
 from relatch.services.context import Services
+from relatch.services.meta import RequestMeta
 from relatch.storage.db import transaction
 from relatch.storage.models import ResetCode, ResetRequest, User
 
@@ -24,12 +25,6 @@ log = logging.getLogger(__name__)
 
 PURPOSE = "reset-code"
 NO_ACCOUNT = -1  # stands in for a missing account so unknown addresses do the same work
-
-
-@dataclass(frozen=True)
-class RequestMeta:
-    client_ip: str | None = None
-    request_id: str | None = None
 
 
 def request_reset(svc: Services, email: str, meta: RequestMeta) -> None:
@@ -131,7 +126,7 @@ class _Match:
     code_id: int
 
 
-def _count_and_match(svc: Services, email: str, entered: str) -> _Match:
+def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta) -> _Match:
     """Count one try against the live code, then compare; CodeRejected on any failure.
 
     Brute force: the try is counted in its own committed statement *before* the
@@ -181,14 +176,14 @@ def _give_back_try(svc: Services, code_id: int) -> None:
         )
 
 
-def verify(svc: Services, email: str, code: str) -> None:
+def verify(svc: Services, email: str, code: str, meta: RequestMeta) -> None:
     """Whether a code is valid, without using it up. CodeRejected if not."""
-    match = _count_and_match(svc, email, code)
+    match = _count_and_match(svc, email, code, meta)
     _give_back_try(svc, match.code_id)
 
 
-def reset(svc: Services, email: str, code: str, new_password: str) -> None:
-    match = _count_and_match(svc, email, code)
+def reset(svc: Services, email: str, code: str, new_password: str, meta: RequestMeta) -> None:
+    match = _count_and_match(svc, email, code, meta)
     user = match.user
     ctx = passwords.PasswordContext(username=user.username, email=user.email)
     try:

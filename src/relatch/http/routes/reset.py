@@ -43,7 +43,7 @@ async def request_reset_password(
 async def verify_reset_password(
     body: VerifyResetPasswordRequest, request: Request
 ) -> GenericApiResponse:
-    await run_sync(reset.verify, services(request), body.email, body.code)
+    await run_sync(reset.verify, services(request), body.email, body.code, request_meta(request))
     return GenericApiResponse(success=True)
 
 
@@ -56,5 +56,12 @@ async def verify_reset_password(
     response_model_exclude_none=True,
 )
 async def reset_password(body: ResetPasswordRequest, request: Request) -> GenericApiResponse:
-    await run_sync(reset.reset, services(request), body.email, body.code, body.newPassword)
+    await run_sync(
+        reset.reset,
+        services(request),
+        body.email,
+        body.code,
+        body.newPassword,
+        request_meta(request),
+    )
     return GenericApiResponse(success=True)

@@ -8,7 +8,7 @@ from anyio.to_thread import run_sync
 from fastapi import APIRouter, Depends, Query, Request
 
 from relatch.auth.dependencies import current_user
-from relatch.http.client import services
+from relatch.http.client import request_meta, services
 from relatch.http.schemas import (
     CreateUserRequest,
     CreateUserResponse,
@@ -41,7 +41,7 @@ async def create_user(body: CreateUserRequest, request: Request) -> CreateUserRe
         job_title=body.jobTitle,
         company_name=body.companyName,
     )
-    user_id = await run_sync(accounts.create_user, services(request), new)
+    user_id = await run_sync(accounts.create_user, services(request), new, request_meta(request))
     return CreateUserResponse(success=True, id=user_id)
 
 
@@ -56,7 +56,9 @@ async def create_user(body: CreateUserRequest, request: Request) -> CreateUserRe
 )
 async def login(body: GetJWTRequest, request: Request) -> GetJWTResponse:
     svc = services(request)
-    user = await run_sync(accounts.check_password, svc, body.username, body.password)
+    user = await run_sync(
+        accounts.check_password, svc, body.username, body.password, request_meta(request)
+    )
     return GetJWTResponse(success=True, token=accounts.issue_session(svc, user))
 
 
