@@ -1,12 +1,12 @@
-"""abuse resistance: limits, audit, not-me links (issue 3)
+"""rate limits shared across processes (issue 3)
 
-Revision ID: 0002_abuse
+Revision ID: 0002_limits
 Revises: 0001_core
 """
 
 from __future__ import annotations
 
-revision = "0002_abuse"
+revision = "0002_limits"
 down_revision = "0001_core"
 branch_labels = None
 depends_on = None
