@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import re
+
+from relatch.core import codes
+
+SECRET = b"k" * 32
+
+
+def test_generate_uses_crockford_alphabet_and_length() -> None:
+    seen = {codes.generate() for _ in range(500)}
+    assert len(seen) == 500  # 40 bits: collisions in 500 draws would mean a broken source
+    for code in seen:
+        assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{8}", code)
+
+
+def test_display_is_two_groups_of_four() -> None:
+    assert codes.display("ABCD2345") == "ABCD-2345"
+
+
+def test_canonical_accepts_case_hyphen_spaces_and_aliases() -> None:
+    assert codes.canonical("abcd-2345") == "ABCD2345"
+    assert codes.canonical(" ab cd 23 45 ") == "ABCD2345"
+    assert codes.canonical("0OIL-1111") == "00111111"
+
+
+def test_canonical_refuses_wrong_length_and_letters() -> None:
+    assert codes.canonical("ABCD-234") is None
+    assert codes.canonical("ABCD-23456") is None
+    assert codes.canonical("ABCU-2345") is None  # U is not in Crockford base32
+    assert codes.canonical("") is None
+
+
+def test_digest_is_bound_to_account_and_purpose() -> None:
+    d = codes.digest(SECRET, "reset-code", 1, "ABCD2345")
+    assert d != codes.digest(SECRET, "reset-code", 2, "ABCD2345")
+    assert d != codes.digest(SECRET, "other", 1, "ABCD2345")
+    assert d != codes.digest(b"x" * 32, "reset-code", 1, "ABCD2345")
+    assert "ABCD2345" not in d
+
+
+def test_matches_accepts_fallback_keys() -> None:
+    old = b"o" * 32
+    stored = codes.digest(old, "reset-code", 7, "ABCD2345")
+    assert codes.matches([SECRET, old], "reset-code", 7, "ABCD2345", stored)
+    assert not codes.matches([SECRET], "reset-code", 7, "ABCD2345", stored)
+    assert not codes.matches([SECRET, old], "reset-code", 7, "ABCD2346", stored)

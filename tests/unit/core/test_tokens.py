@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import jwt
+
+from relatch.core import tokens
+
+KEY = b"s" * 32
+ISS = "http://relatch.test/v1"
+NOW = 1_800_000_000
+
+
+def test_round_trip_carries_subject_and_generation() -> None:
+    token = tokens.issue(KEY, ISS, 42, 3, NOW, 3600)
+    claims = tokens.decode(token, [KEY], ISS, NOW + 10)
+    assert claims is not None
+    assert (claims.account_id, claims.generation, claims.issued_at) == (42, 3, NOW)
+
+
+def test_expired_at_exp() -> None:
+    token = tokens.issue(KEY, ISS, 1, 0, NOW, 60)
+    assert tokens.decode(token, [KEY], ISS, NOW + 59) is not None
+    assert tokens.decode(token, [KEY], ISS, NOW + 60) is None
+
+
+def test_wrong_key_issuer_and_algorithm_refused() -> None:
+    token = tokens.issue(KEY, ISS, 1, 0, NOW, 60)
+    assert tokens.decode(token, [b"t" * 32], ISS, NOW) is None
+    assert tokens.decode(token, [KEY], "http://evil/v1", NOW) is None
+    unsigned = jwt.encode(
+        {"sub": "1", "gen": 0, "iat": NOW, "exp": NOW + 60, "iss": ISS, "aud": tokens.AUDIENCE},
+        None,
+        algorithm="none",
+    )
+    assert tokens.decode(unsigned, [KEY], ISS, NOW) is None
+
+
+def test_fallback_key_accepted() -> None:
+    old = b"o" * 32
+    token = tokens.issue(old, ISS, 5, 1, NOW, 60)
+    claims = tokens.decode(token, [KEY, old], ISS, NOW)
+    assert claims is not None and claims.account_id == 5
