@@ -90,7 +90,21 @@ class LastAccessedProjects(BaseModel):
     hasMoreProjects: bool  # noqa: N815
 
 
+ProjectsSortOrder = Literal[
+    "created-asc",
+    "created-desc",
+    "added-asc",
+    "added-desc",
+    "name-asc",
+    "name-desc",
+    "last-accessed-desc",
+]
+
+
 class GetUserResponse(GenericApiResponse):
+    """Every field the Edge Impulse schema requires is required here too (no defaults),
+    so the served document marks them required and the official clients parse it."""
+
     id: int
     username: str
     name: str
@@ -102,25 +116,15 @@ class GetUserResponse(GenericApiResponse):
     mfaConfigured: bool  # noqa: N815
     jobTitle: str | None = None  # noqa: N815
     companyName: str | None = None  # noqa: N815
-    permissions: list[str] = Field(default_factory=list)
-    tier: Literal["free", "community-plus", "professional", "enterprise"] = "free"
-    organizations: list[dict[str, Any]] = Field(default_factory=list)
-    projects: list[dict[str, Any]] = Field(default_factory=list)
-    experiments: list[dict[str, Any]] = Field(default_factory=list)
-    suspended: bool = False
-    notifications: list[str] = Field(default_factory=list)
+    permissions: list[str] | None = None
+    tier: Literal["free", "community-plus", "professional", "enterprise"]
+    organizations: list[dict[str, Any]]
+    projects: list[dict[str, Any]]
+    experiments: list[dict[str, Any]]
+    suspended: bool
+    notifications: list[str]
     passwordConfigured: bool  # noqa: N815
-    projectsSortOrder: Literal[  # noqa: N815
-        "created-asc",
-        "created-desc",
-        "added-asc",
-        "added-desc",
-        "name-asc",
-        "name-desc",
-        "last-accessed-desc",
-    ] = "created-desc"
-    hasEnterpriseFeaturesAccess: bool = False  # noqa: N815
-    lastAccessedProjects: LastAccessedProjects = Field(  # noqa: N815
-        default_factory=lambda: LastAccessedProjects(projects=[], hasMoreProjects=False)
-    )
-    privatePersonalProjectsUsed: int = 0  # noqa: N815
+    projectsSortOrder: ProjectsSortOrder  # noqa: N815
+    hasEnterpriseFeaturesAccess: bool  # noqa: N815
+    lastAccessedProjects: LastAccessedProjects  # noqa: N815
+    privatePersonalProjectsUsed: int  # noqa: N815

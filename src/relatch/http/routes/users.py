@@ -15,6 +15,7 @@ from relatch.http.schemas import (
     GetJWTRequest,
     GetJWTResponse,
     GetUserResponse,
+    LastAccessedProjects,
     StaffInfo,
 )
 from relatch.services import accounts
@@ -77,6 +78,17 @@ def user_response(user: User) -> GetUserResponse:
         jobTitle=user.job_title,
         companyName=user.company_name,
         passwordConfigured=user.password_hash is not None,
+        # Relatch has no projects, organizations or plans: empty, as the schema allows.
+        tier="free",
+        organizations=[],
+        projects=[],
+        experiments=[],
+        suspended=False,
+        notifications=[],
+        projectsSortOrder="created-desc",
+        hasEnterpriseFeaturesAccess=False,
+        lastAccessedProjects=LastAccessedProjects(projects=[], hasMoreProjects=False),
+        privatePersonalProjectsUsed=0,
     )
 
 
