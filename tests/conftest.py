@@ -30,7 +30,7 @@ from relatch.storage import migrate
 from relatch.storage.db import normalise_url
 
 PG_ENV = "RELATCH_TEST_DATABASE_URL"
-CODE_RE = re.compile(r"^([0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4})$", re.MULTILINE)
+CODE_RE = re.compile(r"^([0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4})\r?$", re.MULTILINE)
 DATABASES = ["sqlite", "postgresql"]
 
 

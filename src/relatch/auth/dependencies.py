@@ -7,6 +7,7 @@ from collections.abc import Callable
 import anyio.to_thread
 from fastapi import Request
 
+from relatch.auth.api_key import api_key_header
 from relatch.core.errors import NotAuthenticated
 from relatch.services import accounts
 from relatch.services.context import Services
@@ -24,10 +25,15 @@ def jwt_header(svc: Services, request: Request) -> User | None:
 
 def jwt_cookie(svc: Services, request: Request) -> User | None:
     token = request.cookies.get("jwt")
+    if not token:
+        # The official generated clients send the JWTAuthentication value as the whole
+        # Cookie header (`Cookie: <token>`, no name): accept a bare token there too.
+        bare = request.cookies.get("")
+        token = bare if bare and bare.count(".") == 2 else None
     return accounts.user_from_session(svc, token) if token else None
 
 
-SCHEMES: list[Scheme] = [jwt_header, jwt_cookie]
+SCHEMES: list[Scheme] = [api_key_header, jwt_header, jwt_cookie]
 
 
 def authenticate(svc: Services, request: Request) -> User:

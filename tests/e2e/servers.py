@@ -1,0 +1,144 @@
+"""Real processes for end-to-end tests: `relatch serve` and an SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiosmtpd.controller import Controller
+
+RELATCH = Path(sys.executable).parent / "relatch"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class SMTPInbox:
+    """What a real SMTP server received, as parsed messages."""
+
+    messages: list[EmailMessage] = field(default_factory=list)
+    port: int = 0
+    _lock: threading.Condition = field(default_factory=threading.Condition)
+
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802
+        msg = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(msg, EmailMessage)
+        with self._lock:
+            self.messages.append(msg)
+            self._lock.notify_all()
+        return "250 OK"
+
+    def wait_for(self, to: str, subject_part: str, timeout: float = 20.0) -> EmailMessage:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                for msg in reversed(self.messages):
+                    if msg["To"] == to and subject_part in str(msg["Subject"]):
+                        return msg
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no mail '{subject_part}' to {to} within {timeout}s")
+                self._lock.wait(left)
+
+
+@contextmanager
+def smtp_server() -> Iterator[SMTPInbox]:
+    inbox = SMTPInbox(port=free_port())
+    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()
+
+
+@dataclass
+class Server:
+    url: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(RELATCH), *args],
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=self.env["RELATCH_WORKDIR"],
+        )
+
+
+def server_env(workdir: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELATCH_")}
+    env.update(
+        {
+            "RELATCH_WORKDIR": str(workdir),
+            "RELATCH_DATABASE_URL": f"sqlite:///{workdir / 'relatch.db'}",
+            "RELATCH_SECRET_KEY": "e2e-secret-" + "x" * 32,
+            "RELATCH_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "RELATCH_MAIL_DIR": str(workdir / "mail"),
+            "RELATCH_ARGON2_MEMORY_KIB": "1024",
+            "RELATCH_ARGON2_TIME_COST": "1",
+            "RELATCH_WORKER_POLL_SECONDS": "0.1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def relatch_server(workdir: Path, **extra: str) -> Iterator[Server]:
+    """`relatch serve` as a real process on a free port; stopped and its log kept on exit."""
+    port = free_port()
+    env = server_env(workdir, port, **extra)
+    log = workdir / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(RELATCH), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited:\n{log.read_text()}")
+            try:
+                if httpx.get(f"{url}/v1/openapi.json", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield Server(url=url, env=env, process=proc, log=log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

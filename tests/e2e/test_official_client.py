@@ -1,0 +1,154 @@
+"""The whole reset flow with the official `edgeimpulse-api` client against a real server
+process delivering mail to a real SMTP server."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from edgeimpulse_api import ApiClient, Configuration, LoginApi, UserApi
+from edgeimpulse_api.exceptions import ApiException
+from edgeimpulse_api.models.create_user_request import CreateUserRequest
+from edgeimpulse_api.models.get_jwt_request import GetJWTRequest
+from edgeimpulse_api.models.request_reset_password_request import RequestResetPasswordRequest
+from edgeimpulse_api.models.reset_password_request import ResetPasswordRequest
+from edgeimpulse_api.models.verify_reset_password_request import VerifyResetPasswordRequest
+
+from tests.e2e.servers import Server, SMTPInbox, relatch_server, smtp_server
+
+pytestmark = pytest.mark.e2e
+CODE_LINE = re.compile(r"^([0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4})\r?$", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def inbox() -> Iterator[SMTPInbox]:
+    with smtp_server() as box:
+        yield box
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, inbox: SMTPInbox) -> Iterator[Server]:
+    workdir: Path = tmp_path_factory.mktemp("relatch")
+    with relatch_server(workdir, RELATCH_SMTP_URL=f"smtp://127.0.0.1:{inbox.port}") as srv:
+        yield srv
+
+
+def client(server: Server, **api_key: str) -> ApiClient:
+    cfg = Configuration(host=f"{server.url}/v1")
+    cfg.api_key.update(api_key)
+    return ApiClient(cfg)
+
+
+def test_reset_flow_with_the_official_client(server: Server, inbox: SMTPInbox) -> None:
+    anon = client(server)
+    users, login_api = UserApi(anon), LoginApi(anon)
+    created = users.create_user(
+        CreateUserRequest(
+            name="Ada Lovelace",
+            username="ada-e2e",
+            email="ada@example.com",
+            password="analytical engine one",
+            privacy_policy=True,
+            turnstile_response="not-checked-by-relatch",
+        )
+    )
+    assert created.success is True and isinstance(created.id, int)
+
+    first = login_api.login(GetJWTRequest(username="ada-e2e", password="analytical engine one"))
+    assert first.success is True and first.token
+
+    asked = users.request_reset_password(RequestResetPasswordRequest(email="ada@example.com"))
+    assert asked.success is True
+    mail = inbox.wait_for("ada@example.com", "reset code")
+    text = mail.get_body(preferencelist=("plain",))
+    html = mail.get_body(preferencelist=("html",))
+    assert text is not None and html is not None  # multipart: text and HTML
+    found = CODE_LINE.search(text.get_content())
+    assert found, text.get_content()
+    code = found.group(1)
+    assert f"{server.url}/reset-password" in text.get_content()
+
+    checked = users.verify_reset_password(
+        VerifyResetPasswordRequest(email="ada@example.com", code=code)
+    )
+    assert checked.success is True
+    # The official client raises on `success: false`, with our error as the message.
+    wrong = "0000-0000" if code != "0000-0000" else "1111-1111"
+    with pytest.raises(Exception, match="Invalid or expired reset code"):
+        users.verify_reset_password(VerifyResetPasswordRequest(email="ada@example.com", code=wrong))
+
+    done = users.reset_password(
+        ResetPasswordRequest(
+            email="ada@example.com", code=code, new_password="difference engine two"
+        )
+    )
+    assert done.success is True
+    inbox.wait_for("ada@example.com", "password was changed")
+
+    with pytest.raises(Exception, match="Invalid username or password"):
+        login_api.login(GetJWTRequest(username="ada-e2e", password="analytical engine one"))
+    new = login_api.login(
+        GetJWTRequest(username="ada@example.com", password="difference engine two")
+    )
+    assert new.success is True and new.token
+
+    for scheme in ("JWTHttpHeaderAuthentication", "JWTAuthentication"):
+        me = UserApi(client(server, **{scheme: new.token})).get_current_user()
+        assert me.email == "ada@example.com"
+        assert me.username == "ada-e2e"
+        assert me.activated is True
+        assert me.projects == [] and me.organizations == []
+
+    with pytest.raises(ApiException) as refused:
+        UserApi(client(server, JWTHttpHeaderAuthentication=first.token)).get_current_user()
+    assert refused.value.status == 401
+
+
+def test_unknown_address_answers_success(server: Server) -> None:
+    users = UserApi(client(server))
+    result = users.request_reset_password(RequestResetPasswordRequest(email="nobody@example.com"))
+    assert result.success is True
+
+
+def test_cli_creates_a_user_and_reads_the_outbox(tmp_path: Path) -> None:
+    with relatch_server(tmp_path) as srv:
+        made = srv.cli(
+            "user",
+            "create",
+            "--email",
+            "cli@example.com",
+            "--username",
+            "cliuser",
+            "--name",
+            "C",
+            stdin="a cli password\n",
+        )
+        assert made.returncode == 0, made.stderr
+        api = UserApi(client(srv))
+        api.request_reset_password(RequestResetPasswordRequest(email="cli@example.com"))
+        listing = ""
+        for _ in range(100):
+            listing = srv.cli("mail", "list").stdout
+            if "cli@example.com" in listing:
+                break
+            import time
+
+            time.sleep(0.1)
+        assert "Your Relatch password reset code" in listing
+        shown = srv.cli("mail", "show")
+        assert shown.returncode == 0
+        assert CODE_LINE.search(shown.stdout)
+        dup = srv.cli(
+            "user",
+            "create",
+            "--email",
+            "cli@example.com",
+            "--username",
+            "other",
+            "--name",
+            "C",
+            stdin="a cli password\n",
+        )
+        assert dup.returncode == 1 and "already exists" in dup.stderr
