@@ -6,6 +6,7 @@ import logging
 
 import typer
 
+from relatch.cli import apikeys as apikey_cli
 from relatch.cli import mail, users
 from relatch.settings import get_settings
 from relatch.storage import migrate as migrations
@@ -14,6 +15,7 @@ from relatch.storage.db import make_engine
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Relatch: account recovery")
 app.add_typer(users.app, name="user")
 app.add_typer(mail.app, name="mail")
+app.add_typer(apikey_cli.app, name="apikey")
 
 
 def _migrate() -> None:

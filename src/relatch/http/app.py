@@ -11,6 +11,8 @@ from fastapi import FastAPI
 
 from relatch.http import errors, openapi
 from relatch.http.middleware import BodyLimit, RequestContext
+from relatch.http.routes import apikeys as apikey_routes
+from relatch.http.routes import mfa as mfa_routes
 from relatch.http.routes import reset as reset_routes
 from relatch.http.routes import users as user_routes
 from relatch.mail.worker import transport_for
@@ -52,6 +54,8 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
     errors.install(app)
     app.include_router(reset_routes.router, prefix="/v1")
     app.include_router(user_routes.router, prefix="/v1")
+    app.include_router(mfa_routes.router, prefix="/v1")
+    app.include_router(apikey_routes.router, prefix="/v1")
     openapi.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestContext)

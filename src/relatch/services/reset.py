@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from relatch.core import codes, identity, passwords
 from relatch.core.errors import CodeRejected, InvalidInput
 from relatch.mail import outbox
+from relatch.services import api_keys
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.storage.db import transaction
@@ -233,6 +234,12 @@ def apply_new_password(
         svc.renderer,
         "password_changed",
         user.email,
-        {"name": user.name, "email": user.email, "when": now.strftime("%Y-%m-%d %H:%M UTC")},
+        {
+            "name": user.name,
+            "email": user.email,
+            "when": now.strftime("%Y-%m-%d %H:%M UTC"),
+            # API keys survive a reset (deliberate credentials): the notice says so.
+            "api_keys": api_keys.active_count(s, user.id),
+        },
         now,
     )

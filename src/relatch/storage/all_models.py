@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import relatch.storage.models_auth  # noqa: F401 (API keys, TOTP tables)
 from relatch.storage import models
 from relatch.storage.models import Base
 
