@@ -36,6 +36,36 @@ class LoginFailed(RelatchError):
     public_message = "Invalid username or password"
 
 
+class TotpRequired(RelatchError):
+    """The password was right and the account has a second factor, but no token was sent.
+
+    Only said after the password matched, so it reveals nothing to someone without it.
+    Not a LoginFailed: asking for the token is a normal step, not a failed attempt.
+    The prefix is the Edge Impulse contract (GetJWTRequest.totpToken).
+    """
+
+    public_message = "ERR_TOTP_TOKEN IS REQUIRED: this account has two-factor authentication"
+
+
+class TotpRejected(LoginFailed):
+    """Wrong, expired or already used TOTP token or recovery code (one answer for all).
+
+    A LoginFailed, so failure limits count it: 6 digits must not be open to brute force.
+    """
+
+    public_message = "Invalid or already used TOTP token"
+
+
+class MfaState(RelatchError):
+    """create-key with MFA already set, set-key without a pending key, clear without MFA."""
+
+
+class ApiKeyNotFound(RelatchError):
+    """Unknown, revoked, or another account's key: one answer (no probing of key ids)."""
+
+    public_message = "API key not found"
+
+
 class AccountExists(RelatchError):
     public_message = "An account with this username or e-mail address already exists"
 

@@ -128,3 +128,57 @@ class GetUserResponse(GenericApiResponse):
     hasEnterpriseFeaturesAccess: bool  # noqa: N815
     lastAccessedProjects: LastAccessedProjects  # noqa: N815
     privatePersonalProjectsUsed: int  # noqa: N815
+
+
+# TOTP second factor (Edge Impulse operations userGenerateNewTotpMfaKey, userSetTotpMfaKey,
+# userDeleteTotpMfaKey).
+class UserGenerateNewMfaKeyResponse(GenericApiResponse):
+    key: str = Field(description="Secret key (use SHA-1).")
+    url: str = Field(description="URL that will be converted into a QR code that can be scanned.")
+
+
+class UserSetTotpMfaKeyRequest(BaseModel):
+    model_config = _REQUEST
+    key: str = Field(description="Secret key obtained through `userGenerateNewMfaKey`.")
+    totpToken: str = Field(  # noqa: N815
+        description="TOTP token that is valid for the key (to ensure the device is "
+        "configured correctly)"
+    )
+
+
+class UserSetTotpMfaKeyResponse(GenericApiResponse):
+    recoveryCodes: list[str] = Field(  # noqa: N815
+        description="10 recovery codes, which can be used in case you've lost access to your "
+        "MFA TOTP app. Recovery codes are single use. Once you've used a recovery code once, "
+        "it can not be used again."
+    )
+
+
+class UserDeleteTotpMfaKeyRequest(BaseModel):
+    model_config = _REQUEST
+    totpToken: str = Field(description="Valid TOTP token")  # noqa: N815
+
+
+# API keys: operations of Relatch's own (not in the Edge Impulse subset), same conventions.
+class ApiKeyInfo(BaseModel):
+    id: int
+    name: str
+    prefix: str = Field(description="Non-secret start of the key, shown in lists and logs")
+    created: datetime
+    lastUsed: datetime | None = None  # noqa: N815
+
+
+class ListApiKeysResponse(GenericApiResponse):
+    apiKeys: list[ApiKeyInfo] = Field(default_factory=list)  # noqa: N815
+
+
+class CreateApiKeyRequest(BaseModel):
+    model_config = _REQUEST
+    name: str | None = Field(default=None, description="A label to recognise the key by")
+
+
+class CreateApiKeyResponse(GenericApiResponse):
+    id: int
+    name: str
+    prefix: str
+    apiKey: str = Field(description="The key itself; shown only in this response")  # noqa: N815

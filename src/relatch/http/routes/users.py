@@ -18,7 +18,7 @@ from relatch.http.schemas import (
     LastAccessedProjects,
     StaffInfo,
 )
-from relatch.services import accounts
+from relatch.services import accounts, mfa
 from relatch.storage.models import User
 
 router = APIRouter()
@@ -57,13 +57,14 @@ async def create_user(body: CreateUserRequest, request: Request) -> CreateUserRe
 )
 async def login(body: GetJWTRequest, request: Request) -> GetJWTResponse:
     svc = services(request)
-    user = await run_sync(
-        accounts.check_password, svc, body.username, body.password, request_meta(request)
-    )
+    meta = request_meta(request)
+    user = await run_sync(accounts.check_password, svc, body.username, body.password, meta)
+    # Second factor only after the password matched (else the usual one message).
+    await run_sync(mfa.check_second_factor, svc, user, body.totpToken, meta)
     return GetJWTResponse(success=True, token=accounts.issue_session(svc, user))
 
 
-def user_response(user: User) -> GetUserResponse:
+def user_response(user: User, mfa_configured: bool = False) -> GetUserResponse:
     return GetUserResponse(
         success=True,
         id=user.id,
@@ -74,7 +75,7 @@ def user_response(user: User) -> GetUserResponse:
         staffInfo=StaffInfo(isStaff=False, hasSudoRights=False),
         pending=False,
         activated=user.email_verified,
-        mfaConfigured=False,
+        mfaConfigured=mfa_configured,
         jobTitle=user.job_title,
         companyName=user.company_name,
         passwordConfigured=user.password_hash is not None,
@@ -102,7 +103,9 @@ def user_response(user: User) -> GetUserResponse:
     response_model_exclude_none=True,
 )
 async def get_current_user(
+    request: Request,
     excludeProjects: bool | None = Query(default=None),  # noqa: N803 (Edge Impulse name)
     user: User = Depends(current_user),  # noqa: B008
 ) -> GetUserResponse:
-    return user_response(user)
+    configured = await run_sync(mfa.is_configured, services(request), user.id)
+    return user_response(user, mfa_configured=configured)

@@ -1,0 +1,69 @@
+"""`relatch apikey ...`: create (the key printed once, alone on the last line), list, revoke."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC
+from typing import TypeVar
+
+import typer
+
+from relatch.core.errors import RelatchError
+from relatch.services import api_keys
+from relatch.services.context import Services, build
+from relatch.services.meta import CLI
+from relatch.settings import get_settings
+
+app = typer.Typer(no_args_is_help=True, help="API keys")
+T = TypeVar("T")
+
+
+def _run(action: Callable[[Services], T]) -> T:
+    svc = build(get_settings())
+    try:
+        return action(svc)
+    except RelatchError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        svc.close()
+
+
+@app.command("create")
+def create(
+    email: str = typer.Option(..., help="e-mail address of the account"),
+    name: str | None = typer.Option(None, help="a label to recognise the key by"),
+) -> None:
+    """Create an API key; it is printed once, alone on the last line, and never stored."""
+
+    def act(svc: Services) -> api_keys.NewKey:
+        user = api_keys.account_by_email(svc, email)
+        return api_keys.create(svc, user.id, name, CLI)
+
+    new = _run(act)
+    typer.echo(f"created API key {new.info.id} ({new.info.prefix}, {new.info.name!r})")
+    typer.echo("the key is shown this once; store it now:")
+    typer.echo(new.key)
+
+
+@app.command("list")
+def list_(email: str = typer.Option(..., help="e-mail address of the account")) -> None:
+    """The account's live keys: id, prefix, name, creation and last use (never the keys)."""
+
+    def act(svc: Services) -> list[api_keys.KeyInfo]:
+        return api_keys.list_keys(svc, api_keys.account_by_email(svc, email).id)
+
+    keys = _run(act)
+    if not keys:
+        typer.echo("no API keys")
+    for k in keys:
+        used = k.last_used_at.astimezone(UTC).isoformat() if k.last_used_at else "never"
+        created = k.created_at.astimezone(UTC).isoformat()
+        typer.echo(f"{k.id}\t{k.prefix}\t{k.name}\tcreated {created}\tlast used {used}")
+
+
+@app.command("revoke")
+def revoke(key_id: int = typer.Argument(..., metavar="KEY-ID", help="id shown by `list`")) -> None:
+    """Revoke a key: from now on it is refused."""
+    info = _run(lambda svc: api_keys.revoke(svc, key_id, CLI))
+    typer.echo(f"revoked API key {info.id} ({info.prefix})")

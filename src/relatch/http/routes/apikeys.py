@@ -1,0 +1,85 @@
+"""API keys of the signed-in account: `/v1/api/user/apikeys` (Relatch's own operations)."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from anyio.to_thread import run_sync
+from fastapi import APIRouter, Depends, Request
+from fastapi import Path as PathParam
+
+from relatch.auth.dependencies import current_user
+from relatch.http.client import request_meta, services
+from relatch.http.schemas import (
+    ApiKeyInfo,
+    CreateApiKeyRequest,
+    CreateApiKeyResponse,
+    GenericApiResponse,
+    ListApiKeysResponse,
+)
+from relatch.services import api_keys
+from relatch.storage.models import User
+
+router = APIRouter(tags=["API keys"])
+
+
+def _info(k: api_keys.KeyInfo) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        id=k.id,
+        name=k.name,
+        prefix=k.prefix,
+        created=k.created_at.astimezone(UTC),
+        lastUsed=k.last_used_at.astimezone(UTC) if k.last_used_at else None,
+    )
+
+
+@router.get(
+    "/api/user/apikeys",
+    operation_id="listApiKeys",
+    summary="List API keys",
+    description="The live API keys of the current user (prefixes only, never the keys).",
+    response_model=ListApiKeysResponse,
+    response_model_exclude_none=True,
+)
+async def list_keys(request: Request, user: User = Depends(current_user)) -> ListApiKeysResponse:  # noqa: B008
+    keys = await run_sync(api_keys.list_keys, services(request), user.id)
+    return ListApiKeysResponse(success=True, apiKeys=[_info(k) for k in keys])
+
+
+@router.post(
+    "/api/user/apikeys",
+    operation_id="createApiKey",
+    summary="Create an API key",
+    description="A new API key for the current user. The key is in this response only.",
+    response_model=CreateApiKeyResponse,
+    response_model_exclude_none=True,
+)
+async def create_key(
+    request: Request,
+    body: CreateApiKeyRequest | None = None,
+    user: User = Depends(current_user),  # noqa: B008
+) -> CreateApiKeyResponse:
+    name = body.name if body else None
+    new = await run_sync(api_keys.create, services(request), user.id, name, request_meta(request))
+    return CreateApiKeyResponse(
+        success=True, id=new.info.id, name=new.info.name, prefix=new.info.prefix, apiKey=new.key
+    )
+
+
+@router.delete(
+    "/api/user/apikeys/{keyId}",
+    operation_id="revokeApiKey",
+    summary="Revoke an API key",
+    description="Revoke one of the current user's API keys; it is refused from then on.",
+    response_model=GenericApiResponse,
+    response_model_exclude_none=True,
+)
+async def revoke_key(
+    request: Request,
+    keyId: int = PathParam(ge=1, le=2**62),  # noqa: N803 (Edge Impulse naming style)
+    user: User = Depends(current_user),  # noqa: B008
+) -> GenericApiResponse:
+    await run_sync(
+        lambda: api_keys.revoke(services(request), keyId, request_meta(request), user_id=user.id)
+    )
+    return GenericApiResponse(success=True)

@@ -1,0 +1,74 @@
+"""TOTP second factor: the Edge Impulse operations under `/v1/api/user/mfa/totp/`."""
+
+from __future__ import annotations
+
+from anyio.to_thread import run_sync
+from fastapi import APIRouter, Depends, Request
+
+from relatch.auth.dependencies import current_user
+from relatch.http.client import request_meta, services
+from relatch.http.schemas import (
+    GenericApiResponse,
+    UserDeleteTotpMfaKeyRequest,
+    UserGenerateNewMfaKeyResponse,
+    UserSetTotpMfaKeyRequest,
+    UserSetTotpMfaKeyResponse,
+)
+from relatch.services import mfa
+from relatch.storage.models import User
+
+router = APIRouter(tags=["User"])
+
+
+@router.post(
+    "/api/user/mfa/totp/create-key",
+    operation_id="userGenerateNewTotpMfaKey",
+    summary="Generate a new TOTP MFA key",
+    description="Creates a new MFA key, only allowed if the user has no MFA configured. "
+    "TOTP tokens use SHA-1 algorithm.",
+    response_model=UserGenerateNewMfaKeyResponse,
+    response_model_exclude_none=True,
+)
+async def create_key(
+    request: Request,
+    user: User = Depends(current_user),  # noqa: B008
+) -> UserGenerateNewMfaKeyResponse:
+    new = await run_sync(mfa.create_key, services(request), user, request_meta(request))
+    return UserGenerateNewMfaKeyResponse(success=True, key=new.key, url=new.url)
+
+
+@router.post(
+    "/api/user/mfa/totp/set-key",
+    operation_id="userSetTotpMfaKey",
+    summary="Set TOTP MFA key",
+    description="Enable MFA on this account using an TOTP token. "
+    "First create a new key via `userGenerateNewTotpMfaKey`.",
+    response_model=UserSetTotpMfaKeyResponse,
+    response_model_exclude_none=True,
+)
+async def set_key(
+    body: UserSetTotpMfaKeyRequest,
+    request: Request,
+    user: User = Depends(current_user),  # noqa: B008
+) -> UserSetTotpMfaKeyResponse:
+    codes = await run_sync(
+        mfa.set_key, services(request), user, body.key, body.totpToken, request_meta(request)
+    )
+    return UserSetTotpMfaKeyResponse(success=True, recoveryCodes=codes)
+
+
+@router.post(
+    "/api/user/mfa/totp/clear",
+    operation_id="userDeleteTotpMfaKey",
+    summary="Remove TOTP MFA key",
+    description="Disable MFA on this account using an TOTP token.",
+    response_model=GenericApiResponse,
+    response_model_exclude_none=True,
+)
+async def clear(
+    body: UserDeleteTotpMfaKeyRequest,
+    request: Request,
+    user: User = Depends(current_user),  # noqa: B008
+) -> GenericApiResponse:
+    await run_sync(mfa.clear, services(request), user, body.totpToken, request_meta(request))
+    return GenericApiResponse(success=True)

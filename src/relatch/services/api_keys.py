@@ -1,0 +1,150 @@
+"""API keys of an account: create (shown once), list (prefixes only), revoke, authenticate.
+
+API keys are the account's deliberate credentials: a password reset or change does not
+revoke them (the "password changed" mail says how many remain active).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from relatch.core import apikeys, identity
+from relatch.core.errors import ApiKeyNotFound, InvalidInput, NotAuthenticated
+from relatch.services.context import Services
+from relatch.services.meta import RequestMeta
+from relatch.storage.db import transaction
+from relatch.storage.models import User
+from relatch.storage.models_auth import ApiKey
+
+log = logging.getLogger(__name__)
+
+NAME_MAX = 100
+# last_used_at is written at most this often per key: no write on every request.
+TOUCH_EVERY = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NewKey:
+    info: KeyInfo
+    key: str  # the only time the whole key exists outside the caller's hands
+
+
+def _info(row: ApiKey) -> KeyInfo:
+    return KeyInfo(row.id, row.name, row.prefix, row.created_at, row.last_used_at)
+
+
+def create(svc: Services, user_id: int, name: str | None, meta: RequestMeta) -> NewKey:
+    label = (name or "").strip()
+    if len(label) > NAME_MAX:
+        raise InvalidInput(f"The key name must be at most {NAME_MAX} characters")
+    key, prefix = apikeys.generate()
+    now = svc.clock()
+    with transaction(svc.sessions) as s:
+        row = ApiKey(
+            user_id=user_id,
+            name=label or f"key {now:%Y-%m-%d %H:%M}",
+            prefix=prefix,
+            digest=apikeys.digest(svc.settings.secret, key),
+            created_at=now,
+        )
+        s.add(row)
+        s.flush()
+        info = _info(row)
+    # Logs carry the prefix only, never the key.
+    log.info("api key %s created for account %s", prefix, user_id)
+    return NewKey(info, key)
+
+
+def list_keys(svc: Services, user_id: int) -> list[KeyInfo]:
+    with svc.sessions() as s:
+        rows = s.scalars(
+            select(ApiKey)
+            .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.id)
+        )
+        return [_info(r) for r in rows]
+
+
+def revoke(svc: Services, key_id: int, meta: RequestMeta, user_id: int | None = None) -> KeyInfo:
+    """Revoke a live key; `user_id` limits it to that account's keys (HTTP), None is admin (CLI).
+
+    Enumeration: another account's key and an unknown id give the same ApiKeyNotFound.
+    """
+    now = svc.clock()
+    with transaction(svc.sessions) as s:
+        conditions = [ApiKey.id == key_id, ApiKey.revoked_at.is_(None)]
+        if user_id is not None:
+            conditions.append(ApiKey.user_id == user_id)
+        row = s.scalars(select(ApiKey).where(*conditions)).first()
+        if row is None:
+            raise ApiKeyNotFound()
+        # One conditional UPDATE: two parallel revokes cannot both report success.
+        done = s.execute(update(ApiKey).where(*conditions).values(revoked_at=now)).rowcount
+        if done != 1:
+            raise ApiKeyNotFound()
+        info = _info(row)
+    log.info("api key %s revoked", info.prefix)
+    return info
+
+
+def active_count(s: Session, user_id: int) -> int:
+    """Live keys of an account, inside the caller's transaction (for the notice mail)."""
+    return int(
+        s.scalar(
+            select(func.count())
+            .select_from(ApiKey)
+            .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+        )
+        or 0
+    )
+
+
+def user_from_key(svc: Services, presented: str) -> User:
+    """The account of a live API key, or NotAuthenticated.
+
+    Looked up by its non-secret prefix, then the whole key is compared as a keyed digest
+    in constant time (timing: no byte-by-byte comparison of the secret in SQL).
+    """
+    parsed = apikeys.parse(presented)
+    if parsed is None:
+        raise NotAuthenticated()
+    with svc.sessions() as s:
+        row = s.scalars(select(ApiKey).where(ApiKey.prefix == parsed.prefix)).first()
+        stored = row.digest if row is not None else "0" * 64
+        ok = apikeys.matches(svc.keys, parsed.key, stored)
+        if row is None or not ok or row.revoked_at is not None:
+            raise NotAuthenticated()
+        user = s.get(User, row.user_id)
+        if user is None:
+            raise NotAuthenticated()
+        key_id, last_used = row.id, row.last_used_at
+    now = svc.clock()
+    if last_used is None or now - last_used >= TOUCH_EVERY:
+        with transaction(svc.sessions) as s:
+            s.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+    return user
+
+
+def account_by_email(svc: Services, email: str) -> User:
+    """For the CLI: the account of an address, or InvalidInput."""
+    with svc.sessions() as s:
+        user = s.scalars(
+            select(User).where(User.email_key == identity.email_key(email.strip()))
+        ).first()
+    if user is None:
+        raise InvalidInput(f"no account with the address {email.strip()}")
+    return user

@@ -1,0 +1,230 @@
+"""The TOTP second factor: create a key, prove a device holds it, clear it, check it at login.
+
+Stored state (storage/models_auth.py): the key sealed with AES-GCM (it must be read back to
+verify tokens, so it cannot be a digest; see core/sealing.py), the newest accepted TOTP step
+(replay), and 10 single-use recovery codes kept only as keyed digests.
+A password reset or change leaves all of this in place: losing the password must not
+also remove the second factor (else a stolen mailbox would bypass it).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from relatch.core import codes, sealing, totp
+from relatch.core.errors import MfaState, TotpRejected, TotpRequired
+from relatch.services.context import Services
+from relatch.services.meta import RequestMeta
+from relatch.storage.db import transaction
+from relatch.storage.models import User
+from relatch.storage.models_auth import RecoveryCode, TotpFactor
+
+log = logging.getLogger(__name__)
+
+SEAL_PURPOSE = "totp-secret"
+RECOVERY_PURPOSE = "totp-recovery-code"
+RECOVERY_CODES = 10
+
+
+def _context(user_id: int) -> str:
+    # Bound to the account: a sealed key copied to another row does not open there.
+    return f"totp:{user_id}"
+
+
+@dataclass(frozen=True)
+class NewMfaKey:
+    key: str
+    url: str
+
+
+def is_configured(svc: Services, user_id: int) -> bool:
+    with svc.sessions() as s:
+        return _configured(s, user_id)
+
+
+def _configured(s: Session, user_id: int) -> bool:
+    sealed = s.scalar(select(TotpFactor.sealed_secret).where(TotpFactor.user_id == user_id))
+    return sealed is not None
+
+
+def create_key(svc: Services, user: User, meta: RequestMeta) -> NewMfaKey:
+    """A new pending key (replacing an older pending one); only without MFA configured."""
+    secret = totp.new_secret()
+    sealed = sealing.seal(svc.settings.secret, SEAL_PURPOSE, _context(user.id), secret)
+    now = svc.clock()
+    for _ in range(2):  # a parallel first create-key may insert the row first: retry as update
+        try:
+            with transaction(svc.sessions) as s:
+                row = s.get(TotpFactor, user.id)
+                if row is not None and row.sealed_secret is not None:
+                    # Takeover: a stolen session must not silently replace the factor.
+                    raise MfaState("MFA is already configured; clear it first")
+                if row is None:
+                    s.add(
+                        TotpFactor(
+                            user_id=user.id,
+                            pending_secret=sealed,
+                            pending_created_at=now,
+                            last_step=0,
+                        )
+                    )
+                else:
+                    row.pending_secret = sealed
+                    row.pending_created_at = now
+            break
+        except IntegrityError:
+            continue
+    return NewMfaKey(key=secret, url=totp.provisioning_url(secret, user.email))
+
+
+def _open(svc: Services, user_id: int, sealed: str) -> str:
+    secret = sealing.open_sealed(svc.keys, SEAL_PURPOSE, _context(user_id), sealed)
+    if secret is None:
+        # Only after a lost secret key: fail closed, never skip the factor.
+        log.error("TOTP key of account %s cannot be opened with any accepted key", user_id)
+        raise TotpRejected()
+    return secret
+
+
+def _consume_step(s: Session, user_id: int, step: int, *, enabled: bool) -> bool:
+    """Replay: one conditional UPDATE moves last_step forward; a parallel use of the same
+    token (or an older one) finds the row already moved and gets row count 0."""
+    flag = TotpFactor.sealed_secret.is_not(None) if enabled else TotpFactor.sealed_secret.is_(None)
+    moved = s.execute(
+        update(TotpFactor)
+        .where(TotpFactor.user_id == user_id, TotpFactor.last_step < step, flag)
+        .values(last_step=step)
+    ).rowcount
+    return moved == 1
+
+
+def set_key(svc: Services, user: User, key: str, token: str, meta: RequestMeta) -> list[str]:
+    """Enable MFA with the pending key once a token proves a device holds it.
+
+    Returns the recovery codes, shown this once; only their digests are stored.
+    """
+    with svc.sessions() as s:
+        row = s.get(TotpFactor, user.id)
+    if row is not None and row.sealed_secret is not None:
+        raise MfaState("MFA is already configured; clear it first")
+    if row is None or row.pending_secret is None:
+        raise MfaState("No pending MFA key: create one with create-key first")
+    pending = _open(svc, user.id, row.pending_secret)
+    given = key.strip().replace(" ", "").upper()
+    if not hmac.compare_digest(given.encode(), pending.encode()):
+        raise MfaState("This is not the key created by create-key")
+    match = totp.verify(pending, token, int(svc.clock().timestamp()), row.last_step)
+    if match is None:
+        raise TotpRejected()
+    recovery = [codes.generate() for _ in range(RECOVERY_CODES)]
+    now = svc.clock()
+    with transaction(svc.sessions) as s:
+        if not _consume_step(s, user.id, match.step, enabled=False):
+            raise TotpRejected()
+        enabled = s.execute(
+            update(TotpFactor)
+            .where(
+                TotpFactor.user_id == user.id,
+                TotpFactor.sealed_secret.is_(None),
+                TotpFactor.pending_secret == row.pending_secret,
+            )
+            .values(
+                sealed_secret=row.pending_secret,
+                enabled_at=now,
+                pending_secret=None,
+                pending_created_at=None,
+            )
+        ).rowcount
+        if enabled != 1:
+            raise MfaState("The pending MFA key changed; create a new one")
+        s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+        for code in recovery:
+            s.add(
+                RecoveryCode(
+                    user_id=user.id,
+                    digest=codes.digest(svc.settings.secret, RECOVERY_PURPOSE, user.id, code),
+                    created_at=now,
+                )
+            )
+    log.info("TOTP enabled for account %s", user.id)
+    return [codes.display(c) for c in recovery]
+
+
+def _use_totp(svc: Services, user_id: int, token: str) -> bool:
+    with svc.sessions() as s:
+        row = s.get(TotpFactor, user_id)
+    if row is None or row.sealed_secret is None:
+        return False
+    secret = _open(svc, user_id, row.sealed_secret)
+    match = totp.verify(secret, token, int(svc.clock().timestamp()), row.last_step)
+    if match is None:
+        return False
+    with transaction(svc.sessions) as s:
+        return _consume_step(s, user_id, match.step, enabled=True)
+
+
+def _use_recovery_code(svc: Services, user_id: int, entered: str) -> bool:
+    """Single use: match in constant time, then one conditional UPDATE with row count 1."""
+    canonical = codes.canonical(entered)
+    if canonical is None:
+        return False
+    with svc.sessions() as s:
+        rows = list(
+            s.execute(
+                select(RecoveryCode.id, RecoveryCode.digest).where(
+                    RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None)
+                )
+            )
+        )
+    matched: int | None = None
+    for code_id, stored in rows:
+        # Timing: every unused code compared, no early exit.
+        if codes.matches(svc.keys, RECOVERY_PURPOSE, user_id, canonical, stored):
+            matched = code_id
+    if matched is None:
+        return False
+    with transaction(svc.sessions) as s:
+        used = s.execute(
+            update(RecoveryCode)
+            .where(RecoveryCode.id == matched, RecoveryCode.used_at.is_(None))
+            .values(used_at=svc.clock())
+        ).rowcount
+    if used == 1:
+        log.info("recovery code used for account %s", user_id)
+    return used == 1
+
+
+def _check(svc: Services, user_id: int, token: str) -> None:
+    if totp.looks_like_token(token):
+        ok = _use_totp(svc, user_id, token)
+    else:
+        ok = _use_recovery_code(svc, user_id, token)
+    if not ok:
+        raise TotpRejected()
+
+
+def check_second_factor(svc: Services, user: User, token: str | None, meta: RequestMeta) -> None:
+    """At sign-in, after the password matched: nothing without MFA; else a valid token
+    (or an unused recovery code) is required. TotpRequired when none was sent."""
+    if not is_configured(svc, user.id):
+        return
+    if not token or not token.strip():
+        raise TotpRequired()
+    _check(svc, user.id, token)
+
+
+def clear(svc: Services, user: User, token: str, meta: RequestMeta) -> None:
+    """Disable MFA; needs a valid token (or a recovery code, for a lost device)."""
+    if not is_configured(svc, user.id):
+        raise MfaState("MFA is not configured")
+    _check(svc, user.id, token)
+    with transaction(svc.sessions) as s:
+        s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+        s.execute(delete(TotpFactor).where(TotpFactor.user_id == user.id))
+    log.info("TOTP cleared for account %s", user.id)

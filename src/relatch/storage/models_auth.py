@@ -1,0 +1,57 @@
+"""API keys and the TOTP second factor. Keys and codes only as keyed digests; the TOTP key
+sealed (AES-GCM under a key derived from the secret key, see core/sealing.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from relatch.storage.models import Base, IdType
+from relatch.storage.types import UTCDateTime
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_user", "user_id", "revoked_at"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    # `rl_` + 8 characters: the lookup index, and what lists and logs show. Not secret.
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    # HMAC-SHA256 of the whole key under a purpose-derived key; never the key itself.
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class TotpFactor(Base):
+    """One row per account that started or finished setting up TOTP."""
+
+    __tablename__ = "totp_factors"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The enabled key, sealed; NULL while only a pending key exists.
+    sealed_secret: Mapped[str | None] = mapped_column(Text, nullable=True)
+    enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The key handed out by create-key, until set-key proves a device holds it.
+    pending_secret: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pending_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Replay: the newest TOTP step accepted; a token of this step or older is refused.
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RecoveryCode(Base):
+    __tablename__ = "totp_recovery_codes"
+    __table_args__ = (Index("ix_totp_recovery_codes_user", "user_id", "used_at"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
