@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     mail_dir: Path = Path("./var/mail")
     mail_from: str = "Relatch <no-reply@localhost>"
     public_url: str = "http://127.0.0.1:8000"
+    # Where step 3 of the reset page sends people to sign in (e.g. the app's sign-in page);
+    # unset: the page only says they can sign in with the new password in their app.
+    sign_in_url: str | None = None
     secret_key: SecretStr | None = None
     # Older keys still accepted when checking digests and tokens (key rotation), comma separated.
     secret_key_fallbacks: SecretStr | None = None

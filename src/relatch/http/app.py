@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from relatch.http import errors, openapi
 from relatch.http.middleware import BodyLimit, RequestContext
@@ -19,6 +20,10 @@ from relatch.mail.worker import transport_for
 from relatch.services import background
 from relatch.services.context import Services, build
 from relatch.settings import Settings, get_settings
+from relatch.web import logs as web_logs
+from relatch.web import pages as web_pages
+from relatch.web.headers import PageHeaders
+from relatch.web.templating import STATIC_DIR
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +61,11 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
     app.include_router(user_routes.router, prefix="/v1")
     app.include_router(mfa_routes.router, prefix="/v1")
     app.include_router(apikey_routes.router, prefix="/v1")
+    app.include_router(web_pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     openapi.install(app)
+    web_logs.install()
+    app.add_middleware(PageHeaders)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestContext)
     return app

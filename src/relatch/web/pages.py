@@ -1,0 +1,266 @@
+"""The reset page a person uses: ask for a code, set a new password, done.
+
+Steps (each a GET that renders, each form a POST that redirects on success, PRG):
+  1. GET /reset-password                 -> POST /reset-password/ask  -> 2 (same answer always)
+  2. GET /reset-password?email=..        -> POST /reset-password/new  -> 3
+  3. GET /reset-password/done
+The mail's link `?email=..&code=..` opens step 2 filled in (web/code_carry.py drops the code
+from the URL). Works without JavaScript; web/static/reset.js only adds show/hide and a
+strength hint. Refusals re-render the step with each message tied to its field.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+from urllib.parse import urlencode
+
+from anyio.to_thread import run_sync
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from relatch.core import codes, identity, passwords
+from relatch.core.errors import CodeRejected, InvalidInput, PasswordRejected, RateLimited
+from relatch.http.client import request_meta, services
+from relatch.services import reset
+from relatch.web import code_carry, csrf, i18n
+from relatch.web.forms import FormState, read_form
+from relatch.web.templating import templates
+
+router = APIRouter(include_in_schema=False)
+
+PAGE = "/reset-password"
+MAX_EMAIL = identity.MAX_EMAIL
+
+
+def _url(path: str, lang: str | None, **params: str) -> str:
+    query = {k: v for k, v in params.items() if v}
+    if lang:
+        query["lang"] = lang
+    return f"{path}?{urlencode(query)}" if query else path
+
+
+def _render(
+    request: Request,
+    template: str,
+    *,
+    page_params: dict[str, str] | None = None,
+    page_path: str = PAGE,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """A page in the negotiated language, with a fresh CSRF token and its cookie."""
+    lang = i18n.negotiate(request)
+    chosen = i18n.explicit_language(request)
+    params = page_params or {}
+    ctx: dict[str, Any] = {
+        "lang": lang,
+        "csrf_field": csrf.FIELD,
+        "csrf": csrf.csrf_token(request),
+        "languages": i18n.LANGUAGES,
+        "lang_links": {code: _url(page_path, code, **params) for code in i18n.LANGUAGES},
+        "action_ask": _url(f"{PAGE}/ask", chosen),
+        "action_new": _url(f"{PAGE}/new", chosen),
+        "link_ask": _url(PAGE, chosen, email=params.get("email", ""), again="1"),
+        "link_code": _url(PAGE, chosen, step="code"),
+        "min_length": passwords.MIN_LENGTH,
+        "max_length": passwords.MAX_LENGTH,
+        "code_minutes": max(1, services(request).settings.reset_code_ttl // 60),
+        "form": FormState(),
+        **context,
+    }
+    response = templates.TemplateResponse(
+        request, template, ctx, status_code=status, headers=headers
+    )
+    csrf.set_cookie(request, response)
+    return response
+
+
+def N_(message: str) -> str:  # noqa: N802 (gettext's name for "mark for extraction only")
+    return message
+
+
+# The refusals of core/passwords.py rules, as they read in English, so that the catalogue
+# translates them too (a rule whose text changes falls back to English until updated).
+KNOWN_REASONS = (
+    N_(
+        "Password is too common: it appears in lists of common or breached passwords; "
+        "choose a longer or less predictable one, such as a few unrelated words"
+    ),
+    N_("Password contains your username: choose one that does not include it"),
+    N_(
+        "Password contains the part of your e-mail address before the @: choose one that "
+        "does not include it"
+    ),
+)
+
+
+def _t(request: Request) -> Any:
+    return i18n.translations(i18n.negotiate(request)).gettext
+
+
+@router.get(PAGE, response_class=HTMLResponse)
+async def reset_page(request: Request) -> Response:
+    q = request.query_params
+    chosen = i18n.explicit_language(request)
+    email = (q.get("email") or "").strip()[:MAX_EMAIL]
+    if "code" in q:
+        # The code is read once and the URL that carried it is left at once (see code_carry).
+        target = _url(PAGE, chosen, email=email, step="" if email else "code")
+        response: Response = RedirectResponse(target, status_code=303)
+        code_carry.stash(request, response, q.get("code") or "")
+        return response
+    if q.get("again") or not (email or q.get("step") == "code"):
+        return _render(
+            request,
+            "reset/ask.html",
+            page_params={"email": email},
+            form=FormState({"email": email}),
+        )
+    carried = code_carry.read(request)
+    page = _render(
+        request,
+        "reset/new.html",
+        page_params={"email": email, "step": "code"},
+        sent=q.get("sent") == "1",
+        email=email,
+        form=FormState({"email": email, "code": carried}),
+    )
+    if request.cookies.get(code_carry.COOKIE):
+        code_carry.forget(request, page)  # read once: a reload shows an empty code field
+    return page
+
+
+@router.post(f"{PAGE}/ask", response_class=HTMLResponse)
+async def ask_for_code(request: Request) -> Response:
+    _ = _t(request)
+    form = await read_form(request, ("email",))
+    email = form.values["email"]
+    status = 400
+    headers: dict[str, str] | None = None
+    try:
+        # CSRF: a forged cross-site post could flood an address with reset mails.
+        csrf.verify_csrf(request, form.csrf)
+        if not email:
+            form.errors["email"] = _("Enter the e-mail address of your account")
+        else:
+            # Enumeration: request_reset records the request and never says whether an
+            # account exists; every valid address gets the same redirect below.
+            await run_sync(reset.request_reset, services(request), email, request_meta(request))
+            target = _url(PAGE, i18n.explicit_language(request), email=email, sent="1")
+            return RedirectResponse(target, status_code=303)
+    except csrf.CSRFRejected:
+        form.form_error = _("This form has expired. Please send it again.")
+        status = 403
+    except InvalidInput:
+        form.errors["email"] = _("Enter an e-mail address like name@example.com")
+    except RateLimited as exc:
+        form.form_error = _too_many(_, exc)
+        status, headers = 429, {"Retry-After": str(exc.retry_after)}
+    return _render(
+        request,
+        "reset/ask.html",
+        page_params={"email": email},
+        form=form,
+        status=status,
+        headers=headers,
+    )
+
+
+def _too_many(_: Any, exc: RateLimited) -> str:
+    minutes = max(1, -(-exc.retry_after // 60))
+    return str(_("Too many attempts. Please wait %(minutes)s minutes and try again.")) % {
+        "minutes": minutes
+    }
+
+
+def _check_fields(_: Any, form: FormState) -> None:
+    """Refusals that need no database, each tied to its field (no attempt is counted)."""
+    v, errors = form.values, form.errors
+    if not v["email"]:
+        errors["email"] = _("Enter the e-mail address the code was sent to")
+    if not v["code"]:
+        errors["code"] = _("Enter the code from the mail")
+    elif codes.canonical(v["code"]) is None:
+        errors["code"] = _(
+            "A code has 8 letters and digits, like 7KQ2-M9XA: copy it from the newest mail"
+        )
+    size = len(passwords.normalise(v["newPassword"]))
+    if not v["newPassword"]:
+        errors["newPassword"] = _("Choose a new password")
+    elif size < passwords.MIN_LENGTH:
+        errors["newPassword"] = _(
+            "Use at least %(min)s characters: this one has %(n)s. A few unrelated words work well."
+        ) % {"min": passwords.MIN_LENGTH, "n": size}
+    elif size > passwords.MAX_LENGTH:
+        errors["newPassword"] = _("Use at most %(max)s characters: this one has %(n)s.") % {
+            "max": passwords.MAX_LENGTH,
+            "n": size,
+        }
+    # Both values came in this request: not a secret comparison, but constant time costs nothing.
+    if v["newPassword"] and not hmac.compare_digest(
+        v["newPassword"].encode(), v["newPasswordRepeat"].encode()
+    ):
+        errors["newPasswordRepeat"] = _("The two passwords differ: type the same one twice")
+
+
+@router.post(f"{PAGE}/new", response_class=HTMLResponse)
+async def set_new_password(request: Request) -> Response:
+    _ = _t(request)
+    form = await read_form(request, ("email", "code", "newPassword", "newPasswordRepeat"))
+    status = 400
+    headers: dict[str, str] | None = None
+    try:
+        # CSRF: a forged post could set a password the attacker chose with a leaked code.
+        csrf.verify_csrf(request, form.csrf)
+        _check_fields(_, form)
+        if not form.errors:
+            v = form.values
+            await run_sync(
+                reset.reset,
+                services(request),
+                v["email"],
+                v["code"],
+                v["newPassword"],
+                request_meta(request),
+            )
+            done = RedirectResponse(
+                _url(f"{PAGE}/done", i18n.explicit_language(request)), status_code=303
+            )
+            code_carry.forget(request, done)
+            return done
+    except csrf.CSRFRejected:
+        form.form_error = _("This form has expired. Please send it again.")
+        status = 403
+    except CodeRejected:
+        # Enumeration: one message for an unknown address and a wrong, used or expired code.
+        form.errors["code"] = _(
+            "This code is wrong, already used or expired. Check the newest mail, or ask for "
+            "a new code."
+        )
+    except PasswordRejected as exc:
+        form.errors["newPassword"] = _(exc.message)
+    except InvalidInput:
+        form.errors["email"] = _("Enter an e-mail address like name@example.com")
+    except RateLimited as exc:
+        form.form_error = _too_many(_, exc)
+        status, headers = 429, {"Retry-After": str(exc.retry_after)}
+    # Never echo a password back into the page; the code and address are kept for a retry.
+    form.values["newPassword"] = form.values["newPasswordRepeat"] = ""
+    email = form.values["email"]
+    return _render(
+        request,
+        "reset/new.html",
+        page_params={"email": email, "step": "code"},
+        email=email,
+        form=form,
+        status=status,
+        headers=headers,
+    )
+
+
+@router.get(f"{PAGE}/done", response_class=HTMLResponse)
+async def done_page(request: Request) -> Response:
+    sign_in_url = services(request).settings.sign_in_url
+    return _render(request, "reset/done.html", page_path=f"{PAGE}/done", sign_in_url=sign_in_url)

@@ -1,0 +1,229 @@
+"""The reset page through the ASGI client, on SQLite and PostgreSQL: steps, refusals tied to
+fields, CSRF, headers, the code carried from the mail's link, translations."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from relatch.core.passwords import PasswordContext
+from relatch.services.context import Services
+from tests.conftest import Account, Mailbox
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
+CSP = "default-src 'self'"
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF_RE.search(html)
+    assert found, "no CSRF field in the form"
+    return found.group(1)
+
+
+def ask(client: TestClient, email: str, **params: str) -> Any:
+    page = client.get("/reset-password", params=params)
+    return client.post(
+        "/reset-password/ask",
+        params=params,
+        data={"csrf_token": csrf_of(page.text), "email": email},
+        follow_redirects=False,
+    )
+
+
+def set_password(
+    client: TestClient, email: str, code: str, pw: str, repeat: str | None = None
+) -> Any:
+    page = client.get("/reset-password", params={"email": email})
+    return client.post(
+        "/reset-password/new",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "email": email,
+            "code": code,
+            "newPassword": pw,
+            "newPasswordRepeat": pw if repeat is None else repeat,
+        },
+        follow_redirects=False,
+    )
+
+
+def field_error(html: str, name: str) -> str:
+    """The error tied to input `name`, checking the aria wiring on the way."""
+    found = re.search(rf'<input id="{name}"[^>]*>', html)
+    assert found, f"no input {name}"
+    tag = found.group(0)
+    assert 'aria-invalid="true"' in tag, tag
+    assert f"{name}-error" in re.search(r'aria-describedby="([^"]*)"', tag).group(1)  # type: ignore[union-attr]
+    msg = re.search(rf'<p class="error" id="{name}-error">(.*?)</p>', html, re.S)
+    assert msg, f"no error paragraph for {name}"
+    return re.sub(r"<[^>]+>", "", msg.group(1))
+
+
+def test_step_one_answers_the_same_for_known_and_unknown(
+    client: TestClient, make_account: Any, mailbox: Mailbox
+) -> None:
+    acct: Account = make_account()
+    known = ask(client, acct.email)
+    unknown = ask(client, "nobody@example.com")
+    assert known.status_code == unknown.status_code == 303
+    assert (
+        known.headers["location"]
+        == f"/reset-password?email={acct.email.replace('@', '%40')}&sent=1"
+    )
+    assert unknown.headers["location"] == "/reset-password?email=nobody%40example.com&sent=1"
+    page = client.get(known.headers["location"])
+    assert f"If an account exists for {acct.email}, a code is on its way" in page.text
+    assert mailbox.last_code(acct.email)
+    assert mailbox.to("nobody@example.com") == []
+
+
+def test_the_whole_reset_through_the_pages(
+    client: TestClient, make_account: Any, mailbox: Mailbox
+) -> None:
+    acct: Account = make_account()
+    ask(client, acct.email)
+    code = mailbox.last_code(acct.email)
+    # As typed by a person: lower case, no hyphen.
+    done = set_password(
+        client, acct.email, code.replace("-", "").lower(), "a fresh page passphrase"
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/reset-password/done"
+    final = client.get("/reset-password/done")
+    assert "Your password was changed" in final.text
+    login = client.post(
+        "/v1/api-login", json={"username": acct.username, "password": "a fresh page passphrase"}
+    )
+    assert login.json()["success"] is True
+
+
+def no_rocks(password: str, _ctx: PasswordContext) -> str | None:
+    return "Do not say rocks" if "rocks" in password else None
+
+
+def test_refusals_say_what_to_change_next_to_the_field(
+    client: TestClient, make_account: Any, mailbox: Mailbox, svc: Services
+) -> None:
+    acct: Account = make_account()
+    ask(client, acct.email)
+    code = mailbox.last_code(acct.email)
+    wrong = set_password(client, acct.email, "ZZZZ-ZZZZ", "a fresh page passphrase")
+    assert wrong.status_code == 400
+    assert "wrong, already used or expired" in field_error(wrong.text, "code")
+    assert 'value="ZZZZ-ZZZZ"' in wrong.text  # kept for correction
+    assert "a fresh page passphrase" not in wrong.text  # a password is never echoed
+
+    short = set_password(client, acct.email, code, "short")
+    assert "at least 8 characters: this one has 5" in field_error(short.text, "newPassword")
+    differ = set_password(client, acct.email, code, "a fresh page passphrase", "another one!")
+    assert "differ" in field_error(differ.text, "newPasswordRepeat")
+    # A rule of the service (whatever rules are configured) is shown at the field too.
+    svc.password_rules = (*svc.password_rules, no_rocks)
+    rocks = set_password(client, acct.email, code, "this password rocks")
+    assert "Do not say rocks" in field_error(rocks.text, "newPassword")
+    malformed = set_password(client, acct.email, "12", "a fresh page passphrase")
+    assert "8 letters and digits" in field_error(malformed.text, "code")
+    # None of the refusals used the code up: it still works.
+    ok = set_password(client, acct.email, code, "a fresh page passphrase")
+    assert ok.status_code == 303
+
+
+def test_csrf_is_required_on_every_form(client: TestClient, make_account: Any) -> None:
+    acct: Account = make_account()
+    client.get("/reset-password")  # has the cookie, but a forged post has no token
+    no_token = client.post("/reset-password/ask", data={"email": acct.email})
+    assert no_token.status_code == 403
+    assert "This form has expired" in no_token.text
+    forged = client.post(
+        "/reset-password/new",
+        data={
+            "csrf_token": "0" * 64,
+            "email": acct.email,
+            "code": "ABCD-EFGH",
+            "newPassword": "x" * 12,
+            "newPasswordRepeat": "x" * 12,
+        },
+    )
+    assert forged.status_code == 403
+    client.cookies.clear()
+    token = csrf_of(client.get("/reset-password").text)
+    client.cookies.clear()  # a token without this browser's cookie is worthless
+    assert (
+        client.post(
+            "/reset-password/ask", data={"csrf_token": token, "email": acct.email}
+        ).status_code
+        == 403
+    )
+
+
+@pytest.mark.parametrize(
+    "path", ["/reset-password", "/reset-password/done", "/reset-password?email=a%40b.co"]
+)
+def test_security_headers_on_pages(client: TestClient, path: str) -> None:
+    resp = client.get(path)
+    assert resp.status_code == 200
+    csp = resp.headers["content-security-policy"]
+    assert CSP in csp and "frame-ancestors 'none'" in csp and "form-action 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert resp.headers["referrer-policy"] == "no-referrer"
+    assert resp.headers["x-frame-options"] == "DENY"
+    assert resp.headers["cache-control"] == "no-store"
+    assert "<script>" not in resp.text and "style=" not in resp.text  # nothing inline
+
+
+def test_api_keeps_its_own_headers(client: TestClient) -> None:
+    resp = client.get("/v1/openapi.json")
+    assert "content-security-policy" not in resp.headers
+
+
+def test_code_in_the_link_is_dropped_from_the_url(client: TestClient) -> None:
+    resp = client.get(
+        "/reset-password",
+        params={"email": "ada@example.com", "code": "abcd-1234"},
+        follow_redirects=False,
+    )
+    assert resp.status_code == 303
+    assert resp.headers["location"] == "/reset-password?email=ada%40example.com"
+    sealed = resp.cookies.get("relatch_reset_code")
+    assert sealed and "abcd" not in sealed.lower()  # encrypted, not just signed
+    page = client.get(resp.headers["location"])
+    assert 'value="abcd-1234"' in page.text
+    assert page.headers["cache-control"] == "no-store"
+    again = client.get(resp.headers["location"])  # read once
+    assert "abcd-1234" not in again.text
+
+
+def test_forged_code_cookie_is_ignored(client: TestClient) -> None:
+    client.cookies.set("relatch_reset_code", "gAAAAA-not-a-token", path="/reset-password")
+    page = client.get("/reset-password", params={"email": "ada@example.com"})
+    assert page.status_code == 200
+    assert re.search(r'<input id="code"[^>]*value=', page.text) is None
+
+
+def test_odd_forms_never_give_a_server_error(client: TestClient) -> None:
+    token = csrf_of(client.get("/reset-password").text)
+    for data in ({}, {"csrf_token": token}, {"csrf_token": token, "email": "not an address"}):
+        assert client.post("/reset-password/ask", data=data).status_code in (400, 403)
+    resp = client.post("/reset-password/new", data={"csrf_token": token, "email": "x" * 5000})
+    assert resp.status_code == 400
+    assert (
+        client.post(
+            "/reset-password/new",
+            content=b"\xff\xfe",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        ).status_code
+        < 500
+    )
+
+
+def test_french_from_accept_language_and_lang_parameter(client: TestClient) -> None:
+    fr = client.get("/reset-password", headers={"accept-language": "de;q=0.9, fr-CH, en;q=0.5"})
+    assert '<html lang="fr">' in fr.text and "Réinitialiser votre mot de passe" in fr.text
+    en = client.get("/reset-password", params={"lang": "en"}, headers={"accept-language": "fr"})
+    assert '<html lang="en">' in en.text
+    chosen = client.get("/reset-password", params={"lang": "fr"})
+    assert 'action="/reset-password/ask?lang=fr"' in chosen.text  # the choice is kept
+    refused = client.post("/reset-password/ask", params={"lang": "fr"}, data={"email": "a@b.co"})
+    assert "Ce formulaire a expiré" in refused.text
