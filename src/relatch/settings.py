@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     hash_queue: int = Field(default=64, ge=1)
 
     jwt_ttl: int = Field(default=7 * 24 * 3600, ge=60)
+    # Audit rows older than this are pruned by the worker (issue 3; GDPR storage limitation).
+    audit_retention_days: int = Field(default=365, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     mail_max_attempts: int = Field(default=12, ge=1)
     worker_poll_seconds: float = Field(default=0.5, gt=0)

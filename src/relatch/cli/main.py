@@ -7,6 +7,7 @@ import logging
 import typer
 
 from relatch.cli import apikeys as apikey_cli
+from relatch.cli import audit as audit_cli
 from relatch.cli import mail, users
 from relatch.settings import get_settings
 from relatch.storage import migrate as migrations
@@ -15,6 +16,7 @@ from relatch.storage.db import make_engine
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Relatch: account recovery")
 app.add_typer(users.app, name="user")
 app.add_typer(mail.app, name="mail")
+app.command("audit")(audit_cli.audit_command)
 app.add_typer(apikey_cli.app, name="apikey")
 
 

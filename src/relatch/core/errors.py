@@ -30,6 +30,12 @@ class CodeRejected(RelatchError):
     public_message = "Invalid or expired reset code"
 
 
+class LinkRejected(RelatchError):
+    """A "this was not me" link that is unknown, forged, expired or already used: one answer."""
+
+    public_message = "This link is invalid, has expired or was already used"
+
+
 class LoginFailed(RelatchError):
     """Unknown user and wrong password share one message (enumeration)."""
 

@@ -14,12 +14,14 @@ from relatch.http import errors, openapi
 from relatch.http.middleware import BodyLimit, RequestContext
 from relatch.http.routes import apikeys as apikey_routes
 from relatch.http.routes import mfa as mfa_routes
+from relatch.http.routes import password as password_routes
 from relatch.http.routes import reset as reset_routes
 from relatch.http.routes import users as user_routes
 from relatch.mail.worker import transport_for
 from relatch.services import background
 from relatch.services.context import Services, build
 from relatch.settings import Settings, get_settings
+from relatch.web import not_me as not_me_pages
 from relatch.web import logs as web_logs
 from relatch.web import pages as web_pages
 from relatch.web.headers import PageHeaders
@@ -59,6 +61,8 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
     errors.install(app)
     app.include_router(reset_routes.router, prefix="/v1")
     app.include_router(user_routes.router, prefix="/v1")
+    app.include_router(password_routes.router, prefix="/v1")
+    app.include_router(not_me_pages.router)
     app.include_router(mfa_routes.router, prefix="/v1")
     app.include_router(apikey_routes.router, prefix="/v1")
     app.include_router(web_pages.router)

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from relatch.core import identity, passwords, tokens
 from relatch.core.errors import AccountExists, LoginFailed, NotAuthenticated
+from relatch.services import audit
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.storage.db import transaction
@@ -28,6 +29,7 @@ class NewAccount:
     company_name: str | None = None
 
 
+@audit.audited(audit.SIGNUP, lambda args: args["new"].email)
 def create_user(svc: Services, new: NewAccount, meta: RequestMeta) -> int:
     email = identity.checked_email(new.email)
     username = identity.checked_username(new.username)
@@ -71,6 +73,7 @@ def find_by_login(svc: Services, login: str) -> User | None:
         ).first()
 
 
+@audit.audited(audit.LOGIN, lambda args: args["login"])
 def check_password(svc: Services, login: str, password: str, meta: RequestMeta) -> User:
     """The account whose password this is, or LoginFailed.
 

@@ -13,7 +13,7 @@ import anyio.to_thread
 
 from relatch.mail.transports import Transport
 from relatch.mail.worker import deliver_due
-from relatch.services import reset
+from relatch.services import audit, reset
 from relatch.services.context import Services
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,8 @@ Step = Callable[[Services], Awaitable[object]]
 async def run_once(svc: Services, transport: Transport, extra: list[Step] | None = None) -> None:
     await anyio.to_thread.run_sync(reset.process_requests, svc)
     await deliver_due(svc, transport)
+    # Audit rows past RELATCH_AUDIT_RETENTION_DAYS (at most every 10 minutes per process).
+    await anyio.to_thread.run_sync(audit.prune, svc)
     for step in extra or []:
         await step(svc)
 

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from relatch.core.hashing import Argon2Params
-from relatch.core.passwords import BASE_RULES, Rule
+from relatch.core.passwords import DEFAULT_RULES, Rule
 from relatch.services.hashing_pool import HashingPool
 from relatch.services.ports import Clock, MailRenderer
 from relatch.settings import Settings
@@ -31,13 +31,15 @@ class Services:
     pool: HashingPool
     renderer: MailRenderer
     clock: Clock = utcnow
-    password_rules: tuple[Rule, ...] = BASE_RULES
+    password_rules: tuple[Rule, ...] = DEFAULT_RULES
     # Called inside the transaction that changes a password (revoke tokens, audit...).
     on_password_changed: list[Callable[[Session, Any, datetime], None]] = field(
         default_factory=list
     )
     # Set when a reset request or a mail is queued, so the workers wake at once.
     wake: threading.Event = field(default_factory=threading.Event)
+    # When the worker of this process last pruned the audit trail (services/audit.py).
+    audit_pruned_at: datetime | None = None
 
     @property
     def keys(self) -> list[bytes]:

@@ -13,12 +13,13 @@ from datetime import timedelta
 from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
-from relatch.core import codes, identity, passwords
+from relatch.core import codes, identity
 from relatch.core.errors import CodeRejected, InvalidInput
 from relatch.mail import outbox
-from relatch.services import api_keys
+from relatch.services import api_keys, audit, not_me_links
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
+from relatch.services.password_policy import check_new_password
 from relatch.storage.db import transaction
 from relatch.storage.models import ResetCode, ResetRequest, User
 
@@ -34,16 +35,19 @@ def request_reset(svc: Services, email: str, meta: RequestMeta) -> None:
     Enumeration (by response and by timing): known and unknown addresses take the same
     path here; the worker alone learns whether an account exists.
     """
-    address = identity.checked_email(email)
-    with transaction(svc.sessions) as s:
-        s.add(
-            ResetRequest(
-                email=address,
-                requested_at=svc.clock(),
-                client_ip=meta.client_ip,
-                request_id=meta.request_id,
+    # Audit: the address is unknown here by design (no lookup), so only its digest is kept.
+    with audit.trail(svc, audit.RESET_REQUEST, meta, login=email, resolve=False) as t:
+        address = identity.checked_email(email)
+        with transaction(svc.sessions) as s:
+            s.add(
+                ResetRequest(
+                    email=address,
+                    requested_at=svc.clock(),
+                    client_ip=meta.client_ip,
+                    request_id=meta.request_id,
+                )
             )
-        )
+            t.write(s, "recorded")
     svc.wake.set()
 
 
@@ -67,15 +71,19 @@ def process_requests(svc: Services, batch: int = 50) -> int:
                 update(ResetRequest)
                 .where(ResetRequest.id == request_id, ResetRequest.processed_at.is_(None))
                 .values(processed_at=now)
-                .returning(ResetRequest.email)
+                .returning(ResetRequest.email, ResetRequest.client_ip, ResetRequest.request_id)
             ).first()
             if claimed is None:
                 continue
             user = s.scalars(
                 select(User).where(User.email_key == identity.email_key(claimed.email))
             ).first()
+            origin = RequestMeta(client_ip=claimed.client_ip, request_id=claimed.request_id)
             if user is not None:
                 _issue_code(svc, s, user)
+                audit.add(s, svc, audit.RESET_MAIL, "code_sent", origin, account_id=user.id)
+            else:
+                audit.add(s, svc, audit.RESET_MAIL, "no_account", origin, login=claimed.email)
             done += 1
     return done
 
@@ -179,16 +187,31 @@ def _give_back_try(svc: Services, code_id: int) -> None:
 
 def verify(svc: Services, email: str, code: str, meta: RequestMeta) -> None:
     """Whether a code is valid, without using it up. CodeRejected if not."""
-    match = _count_and_match(svc, email, code, meta)
-    _give_back_try(svc, match.code_id)
+    with audit.trail(svc, audit.CODE_CHECK, meta, login=email) as t:
+        match = _count_and_match(svc, email, code, meta)
+        t.account_id = match.user.id
+        _give_back_try(svc, match.code_id)
 
 
 def reset(svc: Services, email: str, code: str, new_password: str, meta: RequestMeta) -> None:
+    with audit.trail(svc, audit.RESET, meta, login=email) as t:
+        _reset(svc, email, code, new_password, meta, t)
+
+
+def _reset(
+    svc: Services, email: str, code: str, new_password: str, meta: RequestMeta, t: audit.Trail
+) -> None:
     match = _count_and_match(svc, email, code, meta)
     user = match.user
-    ctx = passwords.PasswordContext(username=user.username, email=user.email)
+    t.account_id = user.id
     try:
-        normalised = passwords.check(new_password, ctx, svc.password_rules)
+        normalised = check_new_password(
+            svc,
+            new_password,
+            username=user.username,
+            email=user.email,
+            current_hash=user.password_hash,
+        )
     except Exception:
         _give_back_try(svc, match.code_id)
         raise
@@ -210,6 +233,7 @@ def reset(svc: Services, email: str, code: str, new_password: str, meta: Request
         if consumed != 1:
             raise CodeRejected()
         apply_new_password(svc, s, user, new_hash, verified=True)
+        t.write(s)
 
 
 def apply_new_password(
@@ -238,6 +262,9 @@ def apply_new_password(
             "name": user.name,
             "email": user.email,
             "when": now.strftime("%Y-%m-%d %H:%M UTC"),
+            # "This was not me": a one-time link, valid 7 days (services/not_me.py).
+            "not_me_url": not_me_links.issue(svc, s, user.id, now),
+            "not_me_days": not_me_links.TTL.days,
             # API keys survive a reset (deliberate credentials): the notice says so.
             "api_keys": api_keys.active_count(s, user.id),
         },

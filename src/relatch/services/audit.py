@@ -1,0 +1,213 @@
+"""The audit trail: who tried what, from where, with what outcome (issue 3, ASVS 5.0 V16).
+
+A row holds the time, the event, its outcome, the account when known, a keyed digest of
+the address or login when no account matched, the client IP, user agent and request id.
+Never a code, a password or a token: callers pass none, and nothing here accepts one.
+
+Success rows are written in the transaction that made the change (`Trail.write`), so a
+rolled-back change leaves no "ok" row; failures are written in their own transaction
+after the exception, because the failing transaction has been rolled back.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
+
+from relatch.core import codes, identity
+from relatch.core.errors import RelatchError
+from relatch.services.context import Services
+from relatch.services.meta import RequestMeta
+from relatch.storage.db import transaction
+from relatch.storage.models import User
+from relatch.storage.models_audit import AuditEvent
+
+log = logging.getLogger(__name__)
+
+PURPOSE = "audit-target"  # purpose salt: an audit digest is useless as a code digest
+PRUNE_EVERY = timedelta(minutes=10)
+
+# Event names, as printed by `relatch audit`.
+SIGNUP = "signup"
+LOGIN = "login"
+RESET_REQUEST = "reset_request"  # recorded on the request path, no lookup (enumeration)
+RESET_MAIL = "reset_mail"  # the worker's decision: code_sent or no_account
+CODE_CHECK = "code_check"
+RESET = "reset"
+PASSWORD_CHANGE = "password_change"  # noqa: S105 (an event name, not a password)
+NOT_ME_VIEW = "not_me_view"
+NOT_ME = "not_me"
+
+OK = "ok"
+
+
+def outcome_of(exc: BaseException) -> str:
+    """The exception's outcome name: CodeRejected -> "code_rejected" (errors.py names them)."""
+    if isinstance(exc, RelatchError):
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()[:32]
+    return "error"
+
+
+def target_digest(secret: bytes, login: str) -> str:
+    """Keyed digest of an address or username as looked up (NFKC, case-folded).
+
+    Privacy: the trail of an unknown address is findable by whoever knows the address
+    and the key, but a database dump does not list the addresses people typed.
+    """
+    return codes.digest(secret, PURPOSE, 0, identity.email_key(login))
+
+
+def target_digests(svc: Services, login: str) -> list[str]:
+    """The digest under the current key and every fallback key (key rotation)."""
+    return [codes.digest(key, PURPOSE, 0, identity.email_key(login)) for key in svc.keys]
+
+
+def add(
+    s: Session,
+    svc: Services,
+    event: str,
+    outcome: str,
+    meta: RequestMeta,
+    *,
+    account_id: int | None = None,
+    login: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Add one row to the caller's transaction."""
+    digest = None
+    if account_id is None and login:
+        digest = target_digest(svc.settings.secret, login)
+    s.add(
+        AuditEvent(
+            at=at or svc.clock(),
+            event=event,
+            outcome=outcome[:32],
+            account_id=account_id,
+            target_digest=digest,
+            client_ip=(meta.client_ip or None) and meta.client_ip[:64],
+            user_agent=(meta.user_agent or None) and meta.user_agent[:256],
+            request_id=(meta.request_id or None) and meta.request_id[:64],
+        )
+    )
+
+
+def _account_of(s: Session, login: str) -> int | None:
+    key = login.strip()
+    return s.scalars(
+        select(User.id).where(
+            or_(
+                User.email_key == identity.email_key(key),
+                User.username_key == identity.username_key(key),
+            )
+        )
+    ).first()
+
+
+@dataclass
+class Trail:
+    """The row of one service call; `write` puts it in the caller's transaction."""
+
+    svc: Services
+    event: str
+    meta: RequestMeta
+    login: str | None = None
+    account_id: int | None = None
+    resolve: bool = True  # look the login up to name the account (off where lookups leak)
+    written: bool = False
+
+    def write(self, s: Session, outcome: str = OK) -> None:
+        add(
+            s, self.svc, self.event, outcome, self.meta, account_id=self.account_id,
+            login=self.login,
+        )  # fmt: skip
+        self.written = True
+
+    def write_alone(self, outcome: str) -> None:
+        with transaction(self.svc.sessions) as s:
+            if self.account_id is None and self.login and self.resolve:
+                self.account_id = _account_of(s, self.login)
+            self.write(s, outcome)
+
+
+@contextmanager
+def trail(
+    svc: Services,
+    event: str,
+    meta: RequestMeta,
+    *,
+    login: str | None = None,
+    account_id: int | None = None,
+    resolve: bool = True,
+) -> Iterator[Trail]:
+    """Audit one service call: its success, or the exception that ended it."""
+    t = Trail(svc, event, meta, login=login, account_id=account_id, resolve=resolve)
+    try:
+        yield t
+    except Exception as exc:
+        # Written even if `write` ran: the failed transaction took that row with it.
+        _safely(t, outcome_of(exc))
+        raise
+    if not t.written:
+        _safely(t, OK)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def audited(
+    event: str, login: Callable[[Mapping[str, Any]], str | None]
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Audit a service entry point `(svc, ..., meta)` whose result names the account.
+
+    `login` picks the address or login from the bound arguments; the account is the
+    result's `id` (a User) or the result itself (an id), or is looked up on failure.
+    """
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            bound = signature.bind(*args, **kwargs).arguments
+            svc: Services = bound["svc"]
+            with trail(svc, event, bound["meta"], login=login(bound)) as t:
+                result = fn(*args, **kwargs)
+                found = getattr(result, "id", result)
+                t.account_id = found if isinstance(found, int) else None
+                return result
+
+        return wrapper
+
+    return decorate
+
+
+def _safely(t: Trail, outcome: str) -> None:
+    try:
+        t.write_alone(outcome)
+    except Exception as exc:
+        # Availability: a trail that cannot be written must not turn the answer into a
+        # 500 or hide the real exception. Logged by type only (no request data).
+        log.error("audit row %s/%s not written: %s", t.event, outcome, type(exc).__name__)
+
+
+def prune(svc: Services, *, force: bool = False) -> int:
+    """Delete rows older than RELATCH_AUDIT_RETENTION_DAYS; at most every PRUNE_EVERY."""
+    now = svc.clock()
+    if not force and svc.audit_pruned_at is not None and now - svc.audit_pruned_at < PRUNE_EVERY:
+        return 0
+    cutoff = now - timedelta(days=svc.settings.audit_retention_days)
+    with transaction(svc.sessions) as s:
+        deleted = s.execute(delete(AuditEvent).where(AuditEvent.at < cutoff)).rowcount
+    svc.audit_pruned_at = now
+    return int(deleted or 0)

@@ -1,0 +1,65 @@
+""" "This was not me": the owner of an address disowns a password change.
+
+Following the link of the notice shows a page (`check`); confirming it (`confirm`) revokes
+every session and token, disables the password the change set, and mails a fresh reset
+code. The owner is never locked out: the code, or any later reset request, sets a new
+password; only whoever made the change (presumed an attacker) loses access.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from relatch.core.errors import LinkRejected
+from relatch.services import audit, not_me_links, reset
+from relatch.services.context import Services
+from relatch.services.meta import RequestMeta
+from relatch.storage.db import transaction
+from relatch.storage.models import User
+from relatch.storage.models_audit import NotMeLink
+
+
+def check(svc: Services, token: str | None, meta: RequestMeta) -> None:
+    """LinkRejected unless the link is live. Uses nothing up (mail scanners fetch links)."""
+    with audit.trail(svc, audit.NOT_ME_VIEW, meta) as t, svc.sessions() as s:
+        link = not_me_links.find_live(svc, s, token, svc.clock())
+        if link is None:
+            raise LinkRejected()
+        t.account_id = link.user_id
+
+
+def confirm(svc: Services, token: str | None, meta: RequestMeta) -> None:
+    """Revoke everything and mail a fresh reset code, in one transaction; single use."""
+    with audit.trail(svc, audit.NOT_ME, meta) as t, transaction(svc.sessions) as s:
+        now = svc.clock()
+        link = not_me_links.find_live(svc, s, token, now)
+        if link is None:
+            raise LinkRejected()
+        t.account_id = link.user_id
+        # Replay: one conditional UPDATE consumes the link; a second confirm finds none.
+        used = s.execute(
+            update(NotMeLink)
+            .where(NotMeLink.id == link.id, NotMeLink.used_at.is_(None), NotMeLink.expires_at > now)
+            .values(used_at=now)
+        ).rowcount
+        if used != 1:
+            raise LinkRejected()
+        user = s.get(User, link.user_id)
+        if user is None:
+            raise LinkRejected()
+        # Account takeover: the new generation kills every JWT; OAuth and API-key revocation
+        # hang on on_password_changed. The password the change set is disabled, so the
+        # person who set it cannot sign in again before the owner resets it.
+        s.execute(
+            update(User)
+            .where(User.id == user.id)
+            .values(
+                password_hash=None,
+                credential_generation=User.credential_generation + 1,
+                password_changed_at=now,
+            )
+        )
+        for hook in svc.on_password_changed:
+            hook(s, user, now)
+        reset._issue_code(svc, s, user)  # kills older codes, mails a fresh one
+        t.write(s)

@@ -1,0 +1,60 @@
+"""The one-time "this was not me" link of a password-changed notice: issue and look up.
+
+Stored like a reset code: a keyed, purpose-salted digest bound to the account, never the
+token itself (a database dump yields no working link). The token is `<row id>.<secret>`:
+the id finds the row, the 256-bit secret proves the link.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import quote
+
+from sqlalchemy.orm import Session
+
+from relatch.core import codes
+from relatch.services.context import Services
+from relatch.storage.models_audit import NotMeLink
+
+PURPOSE = "not-me-link"
+TTL = timedelta(days=7)
+MAX_TOKEN = 128
+
+
+def issue(svc: Services, s: Session, user_id: int, now: datetime) -> str:
+    """A new link for this account, in the caller's transaction; returns its URL."""
+    secret = secrets.token_urlsafe(32)
+    link = NotMeLink(
+        user_id=user_id,
+        digest=codes.digest(svc.settings.secret, PURPOSE, user_id, secret),
+        created_at=now,
+        expires_at=now + TTL,
+    )
+    s.add(link)
+    s.flush()  # the id is part of the token
+    token = f"{link.id}.{secret}"
+    return f"{svc.settings.public_url.rstrip('/')}/not-me?token={quote(token)}"
+
+
+@dataclass(frozen=True)
+class LiveLink:
+    id: int
+    user_id: int
+
+
+def find_live(svc: Services, s: Session, token: str | None, now: datetime) -> LiveLink | None:
+    """The unused, unexpired link this token proves, or None (one answer for every failure)."""
+    if not token or len(token) > MAX_TOKEN or "." not in token:
+        return None
+    raw_id, secret = token.split(".", 1)
+    if not raw_id.isdigit() or len(raw_id) > 18 or not secret:
+        return None
+    link = s.get(NotMeLink, int(raw_id))
+    if link is None or link.used_at is not None or link.expires_at <= now:
+        return None
+    # Forgery: constant-time match against the current and fallback keys.
+    if not codes.matches(svc.keys, PURPOSE, link.user_id, secret, link.digest):
+        return None
+    return LiveLink(link.id, link.user_id)

@@ -1,0 +1,55 @@
+"""changePasswordCurrentUser: a signed-in person replaces their password.
+
+The current password is checked again (ASVS 5.0 6.2.3): a stolen session alone must not
+be enough to take the account over. Success revokes every session (generation bump in
+apply_new_password) and hands the caller a fresh one, so only they stay signed in.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from sqlalchemy import select
+
+from relatch.core import passwords
+from relatch.core.errors import LoginFailed, PasswordRejected
+from relatch.services import accounts, audit
+from relatch.services.context import Services
+from relatch.services.meta import RequestMeta
+from relatch.services.password_policy import SAME_AS_CURRENT
+from relatch.services.reset import apply_new_password
+from relatch.storage.db import transaction
+from relatch.storage.models import User
+
+
+def change_password(
+    svc: Services, user: User, current_password: str, new_password: str, meta: RequestMeta
+) -> str:
+    """Store the new password and return a fresh session JWT for the caller.
+
+    LoginFailed (the login's one message) if the current password is wrong;
+    PasswordRejected, saying what to change, if the new one breaks the policy.
+    """
+    with audit.trail(svc, audit.PASSWORD_CHANGE, meta, account_id=user.id) as t:
+        current = passwords.normalise(current_password)[: passwords.MAX_LENGTH + 1]
+        # Guessing through a stolen session: the same argon2 verify and message as login.
+        if not svc.pool.verify(user.password_hash, current):
+            raise LoginFailed()
+        ctx = passwords.PasswordContext(username=user.username, email=user.email)
+        normalised = passwords.check(new_password, ctx, svc.password_rules)
+        # The current password is already known here: no second argon2 verify needed.
+        if hmac.compare_digest(normalised.encode(), current.encode()):
+            raise PasswordRejected(SAME_AS_CURRENT)
+        new_hash = svc.pool.hash(normalised)
+        with transaction(svc.sessions) as s:
+            # Race: a reset or another change since the check wins; this one is refused.
+            fresh = s.scalars(
+                select(User).where(User.id == user.id, User.password_hash == user.password_hash)
+            ).first()
+            if fresh is None:
+                raise LoginFailed()
+            apply_new_password(svc, s, fresh, new_hash)
+            t.write(s)
+            s.flush()
+            s.refresh(fresh)
+        return accounts.issue_session(svc, fresh)
