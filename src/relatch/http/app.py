@@ -21,8 +21,8 @@ from relatch.mail.worker import transport_for
 from relatch.services import background
 from relatch.services.context import Services, build
 from relatch.settings import Settings, get_settings
-from relatch.web import not_me as not_me_pages
 from relatch.web import logs as web_logs
+from relatch.web import not_me as not_me_pages
 from relatch.web import pages as web_pages
 from relatch.web.headers import PageHeaders
 from relatch.web.templating import STATIC_DIR

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import relatch.storage.models_auth  # noqa: F401 (API keys, TOTP tables)
-import relatch.storage.models_audit  # noqa: F401 (audit trail, not-me links)
-from relatch.storage import models
+from relatch.storage import (
+    models,
+    models_audit,  # noqa: F401 (audit trail, not-me links)
+)
 from relatch.storage.models import Base
 
 metadata = Base.metadata
