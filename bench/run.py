@@ -82,7 +82,7 @@ def bench_request_reset(url: str) -> None:
                 "username": "bench-user",
                 "email": "bench@example.com",
                 "privacyPolicy": True,
-                "password": "a bench password",
+                "password": "quiet harbour lantern",
             },
         )
         assert made.json()["success"], made.text
@@ -104,6 +104,30 @@ def bench_request_reset(url: str) -> None:
     print(f"  unknown address:  median {mu:.3f} ms  p90 {pu:.3f} ms")
     verdict = "within" if abs(mk - mu) <= 1.0 else "NOT within"
     print(f"  difference of medians: {abs(mk - mu):.3f} ms ({verdict} the contract's 1 ms)")
+
+
+def bench_login(url: str, n: int = 50) -> None:
+    """Enumeration by timing: a wrong password and an unknown user cost one argon2 verify."""
+    wrong: list[float] = []
+    unknown: list[float] = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+
+        def attempt(username: str) -> float:
+            t0 = time.perf_counter()
+            resp = client.post("/api-login", json={"username": username, "password": "nope nope"})
+            assert resp.json()["success"] is False, resp.text
+            return (time.perf_counter() - t0) * 1000
+
+        for _ in range(5):
+            attempt("bench-user")
+            attempt("nobody-here")
+        for _ in range(n):
+            wrong.append(attempt("bench-user"))
+            unknown.append(attempt("nobody-here"))
+    mw, mu = statistics.median(wrong), statistics.median(unknown)
+    print(f"login refused, {n} requests each:")
+    print(f"  existing user, wrong password: median {mw:.2f} ms")
+    print(f"  unknown user:                  median {mu:.2f} ms (difference {abs(mw - mu):.2f} ms)")
 
 
 def bench_hashing() -> None:
@@ -133,6 +157,7 @@ def main() -> None:
         proc, url = start(Path(tmp))
         try:
             bench_request_reset(url)
+            bench_login(url)
         finally:
             proc.terminate()
             proc.wait(timeout=10)
