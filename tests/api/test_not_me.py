@@ -1,0 +1,151 @@
+""" "This was not me": the link in the password-changed notice, its page, the confirmation
+(every session revoked, the password disabled, a fresh code mailed), single use, 7 days."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.api.test_reset_flow import login, post
+from tests.conftest import Account, FakeClock, Mailbox
+
+LINK_RE = re.compile(r"^(http://relatch\.test/not-me\?token=\S+)$", re.MULTILINE)
+CSRF_RE = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
+NEW = "amber kettle on the moor"
+WEEK = 7 * 24 * 3600
+
+
+def change_password(client: TestClient, acct: Account, new: str = NEW) -> str:
+    """Change the password through the API; returns the caller's fresh JWT."""
+    token = login(client, acct.username, acct.password)["token"]
+    resp = client.post(
+        "/v1/api/user/change-password",
+        json={"currentPassword": acct.password, "newPassword": new},
+        headers={"x-jwt-token": token},
+    )
+    assert resp.json() == {"success": True}
+    client.cookies.clear()
+    return str(resp.headers["x-jwt-token"])
+
+
+def notice_link(mailbox: Mailbox, address: str) -> str:
+    mailbox.run_workers()
+    notices = [m for m in mailbox.to(address) if "password was changed" in str(m["Subject"])]
+    assert notices, "no password-changed notice"
+    body = notices[0].get_body(preferencelist=("plain",))
+    assert body is not None
+    found = LINK_RE.search(body.get_content())
+    assert found, "no not-me link alone on a line"
+    html = notices[0].get_body(preferencelist=("html",))
+    assert html is not None and found.group(1).replace("&", "&amp;") in html.get_content()
+    return found.group(1).removeprefix("http://relatch.test")
+
+
+def open_page(client: TestClient, path: str) -> tuple[Any, str]:
+    page = client.get(path)
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["cache-control"] == "no-store"
+    found = CSRF_RE.search(page.text)
+    assert found
+    return page, found.group(1)
+
+
+def token_of(path: str) -> str:
+    return path.split("token=", 1)[1]
+
+
+def test_whole_not_me_flow(client: TestClient, mailbox: Mailbox, make_account: Any) -> None:
+    acct: Account = make_account()
+    session = change_password(client, acct)
+    path = notice_link(mailbox, acct.email)
+    page, csrf = open_page(client, path)
+    assert "It was not me" in page.text
+    # Opening the page changes nothing (mail scanners fetch links).
+    assert client.get("/v1/api/user", headers={"x-jwt-token": session}).status_code == 200
+    done = client.post("/not-me", data={"token": token_of(path), "csrf_token": csrf})
+    assert done.status_code == 200
+    assert "Your account is secured" in done.text
+    # Every session revoked; the password set by the change no longer signs in.
+    assert client.get("/v1/api/user", headers={"x-jwt-token": session}).status_code == 401
+    assert login(client, acct.username, NEW) == {
+        "success": False,
+        "error": "Invalid username or password",
+    }
+    # A fresh reset code went to the owner's address; it sets a new password.
+    code = mailbox.last_code(acct.email)
+    body = {"email": acct.email, "code": code, "newPassword": "owner is back in"}
+    assert post(client, "api-user-reset-password", body) == {"success": True}
+    assert login(client, acct.username, "owner is back in")["success"] is True
+
+
+def test_link_is_single_use(client: TestClient, mailbox: Mailbox, make_account: Any) -> None:
+    acct: Account = make_account()
+    change_password(client, acct)
+    path = notice_link(mailbox, acct.email)
+    _, csrf = open_page(client, path)
+    first = client.post("/not-me", data={"token": token_of(path), "csrf_token": csrf})
+    assert first.status_code == 200
+    again = client.post("/not-me", data={"token": token_of(path), "csrf_token": csrf})
+    assert again.status_code == 400
+    assert "invalid, has expired or was already used" in again.text
+    assert client.get(path).status_code == 400
+
+
+def test_link_valid_for_seven_days(
+    client: TestClient, mailbox: Mailbox, make_account: Any, clock: FakeClock
+) -> None:
+    acct: Account = make_account()
+    change_password(client, acct)
+    path = notice_link(mailbox, acct.email)
+    clock.advance(WEEK - 1)
+    _, csrf = open_page(client, path)
+    clock.advance(1)
+    assert client.get(path).status_code == 400
+    late = client.post("/not-me", data={"token": token_of(path), "csrf_token": csrf})
+    assert late.status_code == 400
+    # Nothing was revoked: the new password still signs in.
+    assert login(client, acct.username, NEW)["success"] is True
+
+
+def test_confirmation_needs_the_csrf_field(
+    client: TestClient, mailbox: Mailbox, make_account: Any
+) -> None:
+    acct: Account = make_account()
+    session = change_password(client, acct)
+    path = notice_link(mailbox, acct.email)
+    open_page(client, path)
+    for bad in ({}, {"csrf_token": "0" * 64}):
+        resp = client.post("/not-me", data={"token": token_of(path), **bad})
+        assert resp.status_code == 403
+        assert "This form has expired" in resp.text
+    assert client.get("/v1/api/user", headers={"x-jwt-token": session}).status_code == 200
+
+
+def test_forged_and_malformed_tokens_are_one_answer(
+    client: TestClient, mailbox: Mailbox, make_account: Any
+) -> None:
+    acct: Account = make_account()
+    change_password(client, acct)
+    token = token_of(notice_link(mailbox, acct.email))
+    link_id, secret = token.split(".", 1)
+    forged = f"{link_id}.{'A' * len(secret)}"
+    for bad in (forged, f"999999.{secret}", "nonsense", "", "1." + "x" * 500):
+        resp = client.get("/not-me", params={"token": bad})
+        assert resp.status_code == 400
+        assert "This link cannot be used" in resp.text
+    assert client.get("/not-me").status_code == 400
+
+
+def test_reset_notice_carries_a_link_too(
+    client: TestClient, mailbox: Mailbox, make_account: Any
+) -> None:
+    acct: Account = make_account()
+    post(client, "api-user-request-reset-password", {"email": acct.email})
+    code = mailbox.last_code(acct.email)
+    body = {"email": acct.email, "code": code, "newPassword": NEW}
+    assert post(client, "api-user-reset-password", body) == {"success": True}
+    path = notice_link(mailbox, acct.email)
+    open_page(client, path)
