@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import relatch.storage.models_auth  # noqa: F401 (API keys, TOTP tables)
+import relatch.storage.models_auth  # registers the API key and TOTP tables
 from relatch.storage import (
     models,
     models_audit,  # noqa: F401 (audit trail, not-me links)
