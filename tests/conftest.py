@@ -86,6 +86,12 @@ def test_settings(tmp_path: Path, url: str, **overrides: Any) -> Settings:
         "argon2_time_cost": 1,
         "hash_workers": 4,
         "run_workers": False,
+        # Every TestClient request comes from one peer ("testclient") and parallel-guess
+        # tests share one account: raise the failure and sign-up limits for the suite;
+        # the limit tests set their own (tests/api/test_limits.py). Reset limits stay default.
+        "limit_failures_per_account": "1000/15m",
+        "limit_failures_per_ip": "1000/15m",
+        "limit_signup_per_ip": "1000/1h",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -7,8 +7,10 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from relatch.core import forwarding, limits
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,37 @@ class Settings(BaseSettings):
     # Wrong tries that kill a live code (brute force: 5 tries x 32^8 codes).
     reset_code_max_attempts: int = Field(default=5, ge=1, le=20)
     redis_url: str | None = None
+    # Prefix of the limit counters in Redis (several deployments can share one Redis).
+    redis_prefix: str = "relatch:limit:"
     trusted_proxies: str | None = None
+
+    # Rate limits, `COUNT/WINDOW[,COUNT/WINDOW...]` or `off` (core/limits.py); why these
+    # defaults: README "Limits". Mail bombing: OWASP Forgot Password CS, issue 3.
+    limit_reset_per_address: str = "3/15m,10/1h"
+    limit_reset_per_ip: str = "30/1h"
+    # Guessing: growing delays, and at most 100 failures a day (NIST 800-63B 5.2.2 caps
+    # consecutive failures at 100; ASVS 5.0 6.3.1 asks for anti-automation).
+    limit_failures_per_account: str = "10/15m,30/1h,100/1d"
+    limit_failures_per_ip: str = "50/15m,200/1h,500/1d"
+    limit_signup_per_ip: str = "10/1h,50/1d"
+
+    @field_validator(
+        "limit_reset_per_address",
+        "limit_reset_per_ip",
+        "limit_failures_per_account",
+        "limit_failures_per_ip",
+        "limit_signup_per_ip",
+    )
+    @classmethod
+    def _limit_format(cls, value: str) -> str:
+        limits.parse(value)  # a typo stops start-up instead of disabling a limit
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_format(cls, value: str | None) -> str | None:
+        forwarding.parse_networks(value)
+        return value
 
     # argon2id: OWASP Password Storage Cheat Sheet minimum (m=19 MiB, t=2, p=1).
     # RFC 9106's low-memory profile is m=65536, t=3, p=4.

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from fastapi import Request
 
+from relatch.core import forwarding
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 
 
 def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The socket peer, or X-Forwarded-For when the peer is a trusted proxy.
+
+    Spoofing: a header from anyone not in RELATCH_TRUSTED_PROXIES changes nothing (limits
+    and the audit trail key on this address); see core/forwarding.py.
+    """
+    peer = request.client.host if request.client else None
+    networks = _networks(request.app.state.settings.trusted_proxies)
+    if not networks:
+        return forwarding.client_ip(peer, (), ())
+    return forwarding.client_ip(peer, request.headers.getlist("x-forwarded-for"), networks)
+
+
+@lru_cache(maxsize=8)
+def _networks(text: str | None) -> tuple[forwarding.Network, ...]:
+    return forwarding.parse_networks(text)
 
 
 def request_meta(request: Request) -> RequestMeta:

@@ -33,10 +33,13 @@ class NewAccount:
 def create_user(svc: Services, new: NewAccount, meta: RequestMeta) -> int:
     email = identity.checked_email(new.email)
     username = identity.checked_username(new.username)
-    password_hash = None
+    normalised = None
     if new.password is not None:
         ctx = passwords.PasswordContext(username=username, email=email)
-        password_hash = svc.pool.hash(passwords.check(new.password, ctx, svc.password_rules))
+        normalised = passwords.check(new.password, ctx, svc.password_rules)
+    # Mass sign-up: counted after the cheap checks, before hashing (services/limits.py).
+    svc.limits.signup(meta.client_ip, svc.clock())
+    password_hash = svc.pool.hash(normalised) if normalised is not None else None
     now = svc.clock()
     try:
         with transaction(svc.sessions) as s:
@@ -78,7 +81,9 @@ def check_password(svc: Services, login: str, password: str, meta: RequestMeta) 
     """The account whose password this is, or LoginFailed.
 
     Enumeration by timing: an unknown login still runs one argon2 verify (dummy hash).
+    Credential stuffing: the shared failure limits take a slot first (RateLimited).
     """
+    guess = svc.limits.guess(identity.email_key(login), meta.client_ip, svc.clock())
     user = find_by_login(svc, login)
     normalised = passwords.normalise(password)
     if len(normalised) > passwords.MAX_LENGTH:
@@ -86,6 +91,7 @@ def check_password(svc: Services, login: str, password: str, meta: RequestMeta) 
     ok = svc.pool.verify(user.password_hash if user else None, normalised)
     if user is None or not ok:
         raise LoginFailed()
+    guess.succeeded()
     if user.password_hash and svc.pool.needs_rehash(user.password_hash):
         _rehash(svc, user, normalised)
     return user

@@ -26,6 +26,8 @@ async def run_once(svc: Services, transport: Transport, extra: list[Step] | None
     await deliver_due(svc, transport)
     # Audit rows past RELATCH_AUDIT_RETENTION_DAYS (at most every 10 minutes per process).
     await anyio.to_thread.run_sync(audit.prune, svc)
+    # Ended rate-limit windows (at most once a minute per process; no-op on Redis).
+    await anyio.to_thread.run_sync(svc.limits.prune, svc.clock())
     for step in extra or []:
         await step(svc)
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from relatch.core.hashing import Argon2Params
 from relatch.core.passwords import DEFAULT_RULES, Rule
 from relatch.services.hashing_pool import HashingPool
+from relatch.services.limits import Limits, build_limits, unlimited
 from relatch.services.ports import Clock, MailRenderer
 from relatch.settings import Settings
 from relatch.storage.db import make_engine, make_sessionmaker
@@ -38,6 +39,8 @@ class Services:
     )
     # Set when a reset request or a mail is queued, so the workers wake at once.
     wake: threading.Event = field(default_factory=threading.Event)
+    # Shared rate limits (database or Redis): services/limits.py.
+    limits: Limits = field(default_factory=unlimited)
     # When the worker of this process last pruned the audit trail (services/audit.py).
     audit_pruned_at: datetime | None = None
 
@@ -48,6 +51,7 @@ class Services:
 
     def close(self) -> None:
         self.pool.close()
+        self.limits.close()
         self.engine.dispose()
 
 
@@ -55,6 +59,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Services:
     from relatch.mail.render import TemplateRenderer
 
     engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
     params = Argon2Params(
         memory_kib=settings.argon2_memory_kib,
         time_cost=settings.argon2_time_cost,
@@ -63,8 +68,9 @@ def build(settings: Settings, clock: Clock = utcnow) -> Services:
     return Services(
         settings=settings,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         pool=HashingPool(params, settings.hash_workers, settings.hash_queue),
         renderer=TemplateRenderer(settings.public_url),
         clock=clock,
+        limits=build_limits(settings, sessions),
     )

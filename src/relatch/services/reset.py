@@ -38,6 +38,8 @@ def request_reset(svc: Services, email: str, meta: RequestMeta) -> None:
     # Audit: the address is unknown here by design (no lookup), so only its digest is kept.
     with audit.trail(svc, audit.RESET_REQUEST, meta, login=email, resolve=False) as t:
         address = identity.checked_email(email)
+        # Mail bombing: per address (known or not: enumeration) and per IP; services/limits.
+        svc.limits.reset_requested(identity.email_key(address), meta.client_ip, svc.clock())
         with transaction(svc.sessions) as s:
             s.add(
                 ResetRequest(
@@ -141,7 +143,9 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
     Brute force: the try is counted in its own committed statement *before* the
     comparison, guarded by `attempts < max`, so parallel guesses cannot exceed the
     budget. Enumeration: an unknown address runs the same statements and digest.
+    Guessing across codes: the shared failure limits take a slot first (RateLimited).
     """
+    guess = svc.limits.guess(identity.email_key(email), meta.client_ip, svc.clock())
     try:
         address = identity.checked_email(email)
     except InvalidInput as exc:
@@ -172,6 +176,7 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
             matched = code_id
     if user is None or matched is None:
         raise CodeRejected()
+    guess.succeeded()  # the right code is not a failure
     return _Match(user, matched)
 
 

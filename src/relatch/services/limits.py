@@ -1,0 +1,175 @@
+"""Rate limits applied by the use cases: reset requests, failed guesses, sign-ups.
+
+Defaults and their sources: README "Limits" and settings.py. Every limit slows a caller
+down for at most its longest window; none locks an account (OWASP Forgot Password Cheat
+Sheet: the rightful owner must never be locked out by someone else's attempts).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from relatch.core import limits
+from relatch.core.limits import Bucket, Rule
+from relatch.services.ports import LimitStore
+from relatch.settings import Settings
+from relatch.storage.limits_redis import RedisLimitStore
+from relatch.storage.limits_sql import SqlLimitStore
+
+log = logging.getLogger(__name__)
+
+PRUNE_EVERY = 60  # seconds between two prunes of old counters in one process
+
+
+@dataclass(frozen=True)
+class Policy:
+    reset_per_address: Rule
+    reset_per_ip: Rule
+    failures_per_account: Rule
+    failures_per_ip: Rule
+    signup_per_ip: Rule
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        def rule(name: str) -> Rule:
+            return Rule(name, limits.parse(getattr(settings, f"limit_{name}")))
+
+        return cls(
+            reset_per_address=rule("reset_per_address"),
+            reset_per_ip=rule("reset_per_ip"),
+            failures_per_account=rule("failures_per_account"),
+            failures_per_ip=rule("failures_per_ip"),
+            signup_per_ip=rule("signup_per_ip"),
+        )
+
+
+class Unlimited:
+    """A store that never refuses (a Services built without limits)."""
+
+    def acquire(self, buckets: object) -> list[Bucket]:
+        return []
+
+    def release(self, buckets: object) -> None:
+        pass
+
+    def prune(self, now: int) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Guess:
+    """A slot taken by one attempt; a success gives it back (it was not a failure)."""
+
+    store: LimitStore
+    buckets: list[Bucket]
+    done: bool = False
+
+    def succeeded(self) -> None:
+        if not self.done and self.buckets:
+            self.done = True
+            self.store.release(self.buckets)
+
+
+class Limits:
+    def __init__(self, policy: Policy, store: LimitStore, secret: bytes) -> None:
+        self.policy = policy
+        self.store = store
+        self._secret = secret
+        self._pruned_at = 0
+        self._prune_lock = threading.Lock()
+
+    def _buckets(self, now: datetime, *checks: tuple[Rule, str | None]) -> list[Bucket]:
+        epoch = int(now.timestamp())
+        out: list[Bucket] = []
+        for rule, subject in checks:
+            if subject is None or rule.off:
+                continue  # no client IP (CLI), or the limit is off
+            key = limits.key_digest(self._secret, rule.name, subject)
+            out.extend(limits.buckets(rule, key, epoch))
+        return out
+
+    def _acquire(self, buckets: list[Bucket], now: datetime, what: str) -> None:
+        full = self.store.acquire(buckets)
+        if full:
+            # Logged by rule and window only: the key is a digest, no address or IP here.
+            log.info("rate limit %s: %d window(s) full", what, len(full))
+            raise limits.refusal(full, int(now.timestamp()))
+
+    @staticmethod
+    def _ip(ip: str | None) -> str | None:
+        return limits.ip_subject(ip) if ip else None
+
+    def reset_requested(self, address_key: str, ip: str | None, now: datetime) -> None:
+        """Count one reset request, or raise RateLimited; nothing is counted when refused.
+
+        Mail bombing (OWASP Forgot Password CS): per target address and per client IP.
+        Enumeration: `address_key` is the normalised submitted address, whether or not an
+        account has it, so an unknown address trips at exactly the same count.
+        """
+        buckets = self._buckets(
+            now,
+            (self.policy.reset_per_address, address_key),
+            (self.policy.reset_per_ip, self._ip(ip)),
+        )
+        self._acquire(buckets, now, "reset")
+
+    def guess(self, identifier_key: str, ip: str | None, now: datetime) -> Guess:
+        """Before one code check, reset or sign-in: RateLimited once failures are over.
+
+        Brute force and credential stuffing (ASVS 5.0 6.3.1, NIST 800-63B 5.2.2): the
+        attempt takes a slot *before* it runs, atomically, so parallel guesses cannot
+        exceed the budget. A failed guess keeps its slot; the caller gives it back with
+        `Guess.succeeded()` when the secret was right. Keyed on the submitted, normalised
+        identifier, so unknown and known accounts are limited alike (enumeration).
+        """
+        buckets = self._buckets(
+            now,
+            (self.policy.failures_per_account, identifier_key),
+            (self.policy.failures_per_ip, self._ip(ip)),
+        )
+        self._acquire(buckets, now, "failures")
+        return Guess(self.store, buckets)
+
+    def signup(self, ip: str | None, now: datetime) -> None:
+        """Before createUser hashes and stores: count one sign-up from this IP.
+
+        Mass sign-up, and enumeration through "already exists": both count (the caller
+        runs this after the cheap input checks, so a person fixing a typo is not slowed).
+        """
+        self._acquire(self._buckets(now, (self.policy.signup_per_ip, self._ip(ip))), now, "signup")
+
+    def prune(self, now: datetime) -> int:
+        """Drop ended windows; at most once a minute per process (the worker calls it)."""
+        epoch = int(now.timestamp())
+        with self._prune_lock:
+            if 0 <= epoch - self._pruned_at < PRUNE_EVERY:
+                return 0
+            self._pruned_at = epoch
+        return self.store.prune(epoch)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def unlimited() -> Limits:
+    """No limits at all: for a Services built by hand (build() always sets real ones)."""
+    off = Rule("off", ())
+    return Limits(Policy(off, off, off, off, off), Unlimited(), b"")
+
+
+def build_limits(settings: Settings, sessions: sessionmaker[Session]) -> Limits:
+    """Redis when RELATCH_REDIS_URL is set, else the database."""
+    store: LimitStore
+    if settings.redis_url:
+        store = RedisLimitStore(settings.redis_url, settings.redis_prefix)
+    else:
+        store = SqlLimitStore(sessions)
+    return Limits(Policy.from_settings(settings), store, settings.secret)

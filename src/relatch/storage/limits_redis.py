@@ -1,0 +1,71 @@
+"""The Redis backend of the limiter (RELATCH_REDIS_URL), shared by every process.
+
+Atomicity: one Lua script checks every bucket and increments them all or none, so
+concurrent requests from any number of processes cannot overshoot a limit (Redis runs a
+script without interleaving other commands). Bucket keys carry the window start computed
+from the injected clock, so correctness never depends on Redis' own clock; the TTL only
+cleans up, and is relative so it also holds when the clock is fixed in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+
+from relatch.core.limits import Bucket
+
+# KEYS: bucket keys. ARGV: limits, then TTLs. Returns the 1-based indices of full buckets.
+_ACQUIRE = """
+local n = #KEYS
+local full = {}
+for i = 1, n do
+  local c = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if c >= tonumber(ARGV[i]) then table.insert(full, i) end
+end
+if #full > 0 then return full end
+for i = 1, n do
+  redis.call('INCR', KEYS[i])
+  redis.call('EXPIRE', KEYS[i], ARGV[n + i])
+end
+return full
+"""
+
+_RELEASE = """
+for i = 1, #KEYS do
+  local c = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if c > 0 then redis.call('DECR', KEYS[i]) end
+end
+return 0
+"""
+
+
+class RedisLimitStore:
+    def __init__(self, url: str, prefix: str) -> None:
+        self.client: Any = redis.Redis.from_url(url)
+        self.prefix = prefix
+        self._acquire = self.client.register_script(_ACQUIRE)
+        self._release = self.client.register_script(_RELEASE)
+
+    def _key(self, b: Bucket) -> str:
+        return f"{self.prefix}{b.key}:{b.seconds}:{b.start}"
+
+    def acquire(self, buckets: Sequence[Bucket]) -> list[Bucket]:
+        if not buckets:
+            return []
+        keys = [self._key(b) for b in buckets]
+        # TTL: the window plus a minute of slack, counted from now on the Redis side.
+        args = [b.limit for b in buckets] + [b.seconds + 60 for b in buckets]
+        full = self._acquire(keys=keys, args=args)
+        return [buckets[int(i) - 1] for i in full]
+
+    def release(self, buckets: Sequence[Bucket]) -> None:
+        if buckets:
+            self._release(keys=[self._key(b) for b in buckets], args=[])
+
+    def prune(self, now: int) -> int:
+        return 0  # Redis expires the keys itself
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,85 @@
+"""The database backend of the limiter (SQLite and PostgreSQL), shared by every process.
+
+Concurrency: each acquire is one transaction of `INSERT ... ON CONFLICT DO UPDATE SET
+count = count + 1 RETURNING count` per bucket, in a fixed order. PostgreSQL row locks make
+concurrent increments of one bucket queue (READ COMMITTED re-reads the latest row), and the
+fixed order rules out deadlocks between requests touching several buckets; SQLite's
+`BEGIN IMMEDIATE` (storage/db.py) serialises writers outright. If any bucket went over its
+limit the whole transaction rolls back, so a refused request consumes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from relatch.core.limits import Bucket
+from relatch.storage.db import transaction
+from relatch.storage.models_limits import LimitCounter
+
+
+class _Refused(Exception):
+    def __init__(self, full: list[Bucket]) -> None:
+        super().__init__("limit reached")
+        self.full = full
+
+
+class SqlLimitStore:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+        bind = sessions.kw["bind"]
+        self._insert: Callable[..., Any] = (
+            postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert
+        )
+
+    def acquire(self, buckets: Sequence[Bucket]) -> list[Bucket]:
+        """Count one hit in every bucket, or in none: returns the buckets that were full."""
+        try:
+            with transaction(self.sessions) as s:
+                full: list[Bucket] = []
+                for b in sorted(buckets):
+                    stmt = self._insert(LimitCounter).values(
+                        key=b.key,
+                        window_seconds=b.seconds,
+                        window_start=b.start,
+                        count=1,
+                        ends_at=b.ends,
+                    )
+                    stmt = stmt.on_conflict_do_update(
+                        index_elements=["key", "window_seconds", "window_start"],
+                        set_={"count": LimitCounter.count + 1},
+                    ).returning(LimitCounter.count)
+                    if s.execute(stmt).scalar_one() > b.limit:
+                        full.append(b)
+                if full:
+                    raise _Refused(full)  # rolls the increments back
+        except _Refused as refused:
+            return refused.full
+        return []
+
+    def release(self, buckets: Sequence[Bucket]) -> None:
+        """Give back one hit in each bucket (the attempt turned out not to be a failure)."""
+        with transaction(self.sessions) as s:
+            for b in sorted(buckets):
+                s.execute(
+                    update(LimitCounter)
+                    .where(
+                        LimitCounter.key == b.key,
+                        LimitCounter.window_seconds == b.seconds,
+                        LimitCounter.window_start == b.start,
+                        LimitCounter.count > 0,
+                    )
+                    .values(count=LimitCounter.count - 1)
+                )
+
+    def prune(self, now: int) -> int:
+        with transaction(self.sessions) as s:
+            result = s.execute(delete(LimitCounter).where(LimitCounter.ends_at <= now))
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    def close(self) -> None:
+        pass
