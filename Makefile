@@ -45,6 +45,11 @@ browser:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || { echo "could not install chromium (need root and Debian's apt)"; exit 1; }; }
+	@# axe-core (npm) for the accessibility check of the pages; not committed, not bundled.
+	@test -f node_modules/axe-core/axe.min.js || { \
+	  echo "installing axe-core for the accessibility checks"; \
+	  npm install --no-save --no-package-lock --no-audit --no-fund --silent axe-core@4.14.1 \
+	  || { echo "could not install axe-core (need npm and the npm registry)"; exit 1; }; }
 
 clean:
 	rm -rf $(VENV) var build
