@@ -1,0 +1,28 @@
+"""The access log never carries the reset page's query string (an address, maybe a code)."""
+
+from __future__ import annotations
+
+import logging
+
+from relatch.web.logs import RedactPageQueries
+
+
+def record(path: str) -> logging.LogRecord:
+    args = ("127.0.0.1:5000", "GET", path, "1.1", 303)
+    return logging.LogRecord(
+        "uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d', args, None
+    )
+
+
+def test_reset_page_queries_are_redacted() -> None:
+    rec = record("/reset-password?email=ada%40example.com&code=ABCD-1234")
+    assert RedactPageQueries().filter(rec)
+    line = rec.getMessage()
+    assert "ABCD" not in line and "ada" not in line
+    assert "/reset-password?[redacted]" in line
+
+
+def test_other_paths_are_left_alone() -> None:
+    rec = record("/v1/openapi.json?x=1")
+    assert RedactPageQueries().filter(rec)
+    assert "/v1/openapi.json?x=1" in rec.getMessage()
