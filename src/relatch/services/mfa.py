@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from relatch.core import codes, sealing, totp
+from relatch.core import codes, identity, sealing, totp
 from relatch.core.errors import MfaState, TotpRejected, TotpRequired
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
@@ -200,13 +200,17 @@ def _use_recovery_code(svc: Services, user_id: int, entered: str) -> bool:
     return used == 1
 
 
-def _check(svc: Services, user_id: int, token: str) -> None:
+def _check(svc: Services, user: User, token: str, meta: RequestMeta) -> None:
+    # Brute force: 6 digits are few, so every try takes a slot of the shared failure
+    # limits (per account and per IP) before it runs; a right token gives it back.
+    guess = svc.limits.guess(identity.email_key(user.email), meta.client_ip, svc.clock())
     if totp.looks_like_token(token):
-        ok = _use_totp(svc, user_id, token)
+        ok = _use_totp(svc, user.id, token)
     else:
-        ok = _use_recovery_code(svc, user_id, token)
+        ok = _use_recovery_code(svc, user.id, token)
     if not ok:
         raise TotpRejected()
+    guess.succeeded()
 
 
 def check_second_factor(svc: Services, user: User, token: str | None, meta: RequestMeta) -> None:
@@ -216,14 +220,14 @@ def check_second_factor(svc: Services, user: User, token: str | None, meta: Requ
         return
     if not token or not token.strip():
         raise TotpRequired()
-    _check(svc, user.id, token)
+    _check(svc, user, token, meta)
 
 
 def clear(svc: Services, user: User, token: str, meta: RequestMeta) -> None:
     """Disable MFA; needs a valid token (or a recovery code, for a lost device)."""
     if not is_configured(svc, user.id):
         raise MfaState("MFA is not configured")
-    _check(svc, user.id, token)
+    _check(svc, user, token, meta)
     with transaction(svc.sessions) as s:
         s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
         s.execute(delete(TotpFactor).where(TotpFactor.user_id == user.id))
