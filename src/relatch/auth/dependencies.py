@@ -9,6 +9,7 @@ from fastapi import Request
 
 from relatch.auth.api_key import api_key_header
 from relatch.core.errors import NotAuthenticated
+from relatch.oauth.bearer import oauth_bearer
 from relatch.services import accounts
 from relatch.services.context import Services
 from relatch.storage.models import User
@@ -33,7 +34,7 @@ def jwt_cookie(svc: Services, request: Request) -> User | None:
     return accounts.user_from_session(svc, token) if token else None
 
 
-SCHEMES: list[Scheme] = [api_key_header, jwt_header, jwt_cookie]
+SCHEMES: list[Scheme] = [api_key_header, jwt_header, jwt_cookie, oauth_bearer]
 
 
 def authenticate(svc: Services, request: Request) -> User:

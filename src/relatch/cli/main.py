@@ -9,6 +9,7 @@ import typer
 from relatch.cli import apikeys as apikey_cli
 from relatch.cli import audit as audit_cli
 from relatch.cli import mail, users
+from relatch.cli import oauth as oauth_cli
 from relatch.settings import get_settings
 from relatch.storage import migrate as migrations
 from relatch.storage.db import make_engine
@@ -16,6 +17,8 @@ from relatch.storage.db import make_engine
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Relatch: account recovery")
 app.add_typer(users.app, name="user")
 app.add_typer(mail.app, name="mail")
+app.add_typer(oauth_cli.clients, name="oauth-client")
+app.add_typer(oauth_cli.signing_keys, name="oauth-key")
 app.command("audit")(audit_cli.audit_command)
 app.add_typer(apikey_cli.app, name="apikey")
 

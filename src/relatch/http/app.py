@@ -18,6 +18,7 @@ from relatch.http.routes import password as password_routes
 from relatch.http.routes import reset as reset_routes
 from relatch.http.routes import users as user_routes
 from relatch.mail.worker import transport_for
+from relatch.oauth import routes as oauth_routes
 from relatch.services import background
 from relatch.services.context import Services, build
 from relatch.settings import Settings, get_settings
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
     errors.install(app)
     app.include_router(reset_routes.router, prefix="/v1")
     app.include_router(user_routes.router, prefix="/v1")
+    app.include_router(oauth_routes.router, prefix="/v1")
     app.include_router(password_routes.router, prefix="/v1")
     app.include_router(not_me_pages.router)
     app.include_router(mfa_routes.router, prefix="/v1")

@@ -65,7 +65,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Services:
         time_cost=settings.argon2_time_cost,
         parallelism=settings.argon2_parallelism,
     )
-    return Services(
+    svc = Services(
         settings=settings,
         engine=engine,
         sessions=sessions,
@@ -74,3 +74,8 @@ def build(settings: Settings, clock: Clock = utcnow) -> Services:
         clock=clock,
         limits=build_limits(settings, sessions),
     )
+    # Issue 4: a reset or password change revokes every OAuth2 token and code of the account.
+    from relatch.oauth.store import revoke_for_user
+
+    svc.on_password_changed.append(revoke_for_user)
+    return svc

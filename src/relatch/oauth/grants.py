@@ -1,0 +1,249 @@
+"""The grants Relatch allows, as Authlib subclasses: Authlib runs every protocol step,
+these classes only tell it where the data lives (store.py) and who the user is.
+
+| grant                | client auth             | notes                                   |
+| authorization_code   | secret, or none + PKCE  | S256 PKCE required for public clients   |
+| implicit             | none (front channel)    | only for clients registered with it     |
+| password             | secret, or none         | honours the account's second factor     |
+| client_credentials   | secret only             | tokens act for no user                  |
+| refresh_token        | secret, or none         | rotation: the old refresh token dies    |
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+)
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import UserInfo
+from authlib.oidc.core.grants import OpenIDCode, OpenIDImplicitGrant
+from joserfc.jwk import RSAKey
+
+from relatch.core.errors import LoginFailed, TotpRequired
+from relatch.oauth import keys, store
+from relatch.oauth.models import AuthorizationCode, Client, Token
+from relatch.services import accounts, mfa
+from relatch.services.context import Services
+from relatch.storage.models import User
+
+if TYPE_CHECKING:
+    from relatch.oauth.server import RelatchAuthorizationServer
+
+log = logging.getLogger(__name__)
+
+ID_TOKEN_TTL = 3600
+WITH_PUBLIC = ["client_secret_basic", "client_secret_post", "none"]
+SECRET_ONLY = ["client_secret_basic", "client_secret_post"]
+
+
+def user_info(user: User, scope: str) -> UserInfo:
+    """Claims per granted scope (OIDC Core 5.4): sub always; email; profile."""
+    info = UserInfo(
+        sub=str(user.id),
+        email=user.email,
+        email_verified=bool(user.email_verified),
+        name=user.name,
+        preferred_username=user.username,
+    )
+    return info.filter(scope)
+
+
+class IdTokenSigner:
+    """What OpenID Connect needs to sign ID tokens: issuer, audience, times, key."""
+
+    svc: Services
+    auth_time: int | None = None
+    _key: tuple[str, RSAKey] | None = None
+
+    def _signing_key(self) -> tuple[str, RSAKey]:
+        if self._key is None:
+            self._key = keys.current(self.svc)
+        return self._key
+
+    def get_client_algorithm(self, client: Client) -> str:
+        return keys.ALG
+
+    def get_encode_header(self, client: Client) -> dict[str, str]:
+        # The kid lets relying parties pick the right key from the JWKS across rotations.
+        return {"alg": keys.ALG, "kid": self._signing_key()[0], "typ": "JWT"}
+
+    def resolve_client_private_key(self, client: Client) -> RSAKey:
+        return self._signing_key()[1]
+
+    def get_client_claims(self, client: Client) -> dict[str, Any]:
+        now = int(self.svc.clock().timestamp())
+        claims: dict[str, Any] = {
+            "iss": self.svc.settings.issuer,
+            "aud": [client.get_client_id()],
+            "iat": now,
+            "exp": now + ID_TOKEN_TTL,
+        }
+        if self.auth_time is not None:
+            claims["auth_time"] = self.auth_time
+        return claims
+
+    def generate_user_info(self, user: User, scope: str) -> UserInfo:
+        return user_info(user, scope)
+
+
+class RelatchOpenIDCode(IdTokenSigner, OpenIDCode):  # type: ignore[misc]
+    def __init__(self, svc: Services) -> None:
+        super().__init__(require_nonce=False)
+        self.svc = svc
+
+    def exists_nonce(self, nonce: str, request: Any) -> bool:
+        # Replay: a nonce already bound to a code of this client is refused.
+        return store.nonce_used(self.svc, request.payload.client_id, nonce)
+
+
+class StrictCodeChallenge(CodeChallenge):  # type: ignore[misc]
+    """PKCE (RFC 7636) with S256 only, and required for public clients.
+
+    Code interception (RFC 7636 1, RFC 9700 2.1.1): a public client has no secret, so
+    without PKCE a stolen code is as good as a token. `plain` would leak the verifier
+    with the challenge, so only S256 is accepted, from any client.
+    """
+
+    SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        challenge, method = data.get("code_challenge"), data.get("code_challenge_method")
+        client: Client = grant.request.client
+        if client.is_public and not challenge:
+            raise InvalidRequestError("Public clients must use PKCE ('code_challenge', S256)")
+        if challenge and method != "S256":
+            raise InvalidRequestError("'code_challenge_method' must be S256")
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def get_authorization_code_challenge(self, code: AuthorizationCode) -> str | None:
+        return code.code_challenge
+
+    def get_authorization_code_challenge_method(self, code: AuthorizationCode) -> str | None:
+        return code.code_challenge_method
+
+
+def _server(grant: Any) -> RelatchAuthorizationServer:
+    server: RelatchAuthorizationServer = grant.server
+    return server
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = WITH_PUBLIC
+
+    def save_authorization_code(self, code: str, request: Any) -> None:
+        data = request.payload.data
+        store.save_code(
+            _server(self).svc,
+            code,
+            request.client,
+            request.user,
+            # Empty when the request relied on the single registered URI: the token
+            # request then need not repeat it (RFC 6749 4.1.3).
+            redirect_uri=request.payload.redirect_uri or "",
+            scope=request.scope or "",
+            nonce=data.get("nonce"),
+            code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method"),
+            auth_time=_server(self).auth_time or int(_server(self).svc.clock().timestamp()),
+        )
+
+    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+        return store.find_code(_server(self).svc, code, client)
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        # Consumed in save_token, atomically with storing the token (store.save_token).
+        return None
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
+        user = store.user_by_id(_server(self).svc, authorization_code.user_id)
+        # A reset or password change between consent and redemption voids the code.
+        if user is None or user.credential_generation != authorization_code.generation:
+            return None
+        return user
+
+
+class ImplicitFrontChannel:
+    """Implicit grants authenticate no client (front channel): the client is identified
+    by client_id and its registered redirect URI only."""
+
+    request: Any
+    server: Any
+
+    def authenticate_token_endpoint_client(self) -> Client:
+        client = self.server.query_client(self.request.payload.client_id)
+        if client is None:
+            raise InvalidClientError(description="The client does not exist on this server.")
+        return client  # type: ignore[no-any-return]
+
+
+class ImplicitGrant(ImplicitFrontChannel, grants.ImplicitGrant):  # type: ignore[misc]
+    pass
+
+
+class OpenIDImplicit(ImplicitFrontChannel, IdTokenSigner, OpenIDImplicitGrant):  # type: ignore[misc]
+    def __init__(self, request: Any, server: Any) -> None:
+        super().__init__(request, server)
+        self.svc = server.svc
+        self.auth_time = server.auth_time
+
+    def exists_nonce(self, nonce: str, request: Any) -> bool:
+        # Implicit ID tokens carry the nonce straight to the client, which checks it
+        # against its own session; the server keeps no state for them.
+        return False
+
+
+class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = WITH_PUBLIC
+
+    def authenticate_user(self, username: str, password: str) -> User | None:
+        server = _server(self)
+        try:
+            user = accounts.check_password(server.svc, username, password, server.meta)
+        except LoginFailed as exc:
+            # Enumeration: one answer for an unknown user and a wrong password.
+            raise InvalidGrantError(description=exc.message) from exc
+        # The second factor is not bypassed by this grant: the token goes in `totpToken`.
+        token = self.request.form.get("totpToken")
+        try:
+            mfa.check_second_factor(server.svc, user, token, server.meta)
+        except (TotpRequired, LoginFailed) as exc:
+            raise InvalidGrantError(description=exc.message) from exc
+        return user
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = SECRET_ONLY
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = WITH_PUBLIC
+    INCLUDE_NEW_REFRESH_TOKEN = True  # rotation
+
+    def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
+        svc = _server(self).svc
+        token = store.find_token(svc, refresh_token, "refresh_token")
+        if token is None or token.kind != "refresh_token":
+            return None
+        if token.revoked_at is not None and token.user is not None:
+            if store.was_rotated(svc, token.id):
+                # Replay of a rotated refresh token (RFC 9700 4.14.2): one of the two
+                # holders is a thief, so the whole grant of this client dies.
+                log.warning("rotated refresh token replayed; revoking the grant")
+                store.revoke_grant(svc, token.user.id, token.client.client_id)
+            return None
+        return token if token.is_active() else None
+
+    def authenticate_user(self, refresh_token: Token) -> User | None:
+        return refresh_token.get_user()
+
+    def revoke_old_credential(self, refresh_token: Token) -> None:
+        # Done in save_token, atomically with storing the new token (store.save_token).
+        return None

@@ -1,0 +1,183 @@
+"""Authlib's AuthorizationServer for Starlette, as authlib/integrations/flask_oauth2 does
+it for Flask: requests in, responses out; Authlib does the protocol.
+
+Starlette reads bodies asynchronously and Authlib is synchronous, so the route first reads
+the request into an `Incoming` snapshot and then runs the server in a worker thread.
+One server per request: it carries that request's services, caller facts and sign-in time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidGrantError
+from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relatch.oauth import digests, endpoints, grants, store
+from relatch.oauth.models import SCOPES, Client
+from relatch.services.context import Services
+from relatch.services.meta import RequestMeta
+from relatch.storage.models import User
+
+log = logging.getLogger(__name__)
+
+# Bounded work per request: OAuth parameters are short; more is refused as a bad request.
+MAX_FIELDS = 64
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """What Authlib may read of an HTTP request, read once from Starlette."""
+
+    method: str
+    uri: str
+    headers: Mapping[str, str]  # case-insensitive (Starlette Headers): Authlib asks 'Authorization'
+    query: Sequence[tuple[str, str]] = ()
+    form: Sequence[tuple[str, str]] = ()
+
+
+async def read(request: Request, public_url: str, *, form: bool) -> Incoming:
+    """Snapshot `request`. The URI is rebuilt on the configured public URL: Authlib refuses
+    plain http except on loopback (InsecureTransportError), judged on what clients see."""
+    pairs: list[tuple[str, str]] = []
+    if form and request.method == "POST":
+        data = await request.form(max_files=0, max_fields=MAX_FIELDS)
+        pairs = [(k, v) for k, v in data.multi_items() if isinstance(v, str)]
+    query = list(request.query_params.multi_items())[:MAX_FIELDS]
+    uri = public_url.rstrip("/") + request.url.path
+    if request.url.query:
+        uri += "?" + request.url.query
+    return Incoming(request.method, uri, request.headers, query, pairs)
+
+
+class Payload(OAuth2Payload):  # type: ignore[misc]
+    def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
+        lists: defaultdict[str, list[str]] = defaultdict(list)
+        for key, value in pairs:
+            lists[key].append(value)
+        self._datalist = lists
+        self._data = {k: v[0] for k, v in lists.items()}
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        return self._datalist
+
+
+class StarletteOAuth2Request(OAuth2Request):  # type: ignore[misc]
+    def __init__(self, incoming: Incoming) -> None:
+        super().__init__(incoming.method, incoming.uri, headers=incoming.headers)
+        self._args = {k: v for k, v in reversed(list(incoming.query))}
+        self._form = {k: v for k, v in reversed(list(incoming.form))}
+        # Parameters come from the query on GET and from the body on POST, never mixed:
+        # a token request's secrets must not ride in a URL (RFC 6749 2.3.1, 3.2).
+        self.payload = Payload(incoming.form if incoming.method == "POST" else incoming.query)
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._args
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+
+class AuthorizeRequest(StarletteOAuth2Request):
+    """The authorize endpoint: its OAuth parameters are always the query string, also when
+    the sign-in or consent form posts back to the same URL."""
+
+    def __init__(self, incoming: Incoming) -> None:
+        super().__init__(incoming)
+        self.payload = Payload(incoming.query)
+
+
+class RelatchAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
+    def __init__(self, svc: Services, meta: RequestMeta, auth_time: int | None = None) -> None:
+        super().__init__(scopes_supported=list(SCOPES))
+        self.svc = svc
+        self.meta = meta
+        self.auth_time = auth_time
+        self.register_token_generator(
+            "default",
+            BearerTokenGenerator(
+                lambda **_: digests.new_token(store.ACCESS_MARK),
+                lambda **_: digests.new_token(store.REFRESH_MARK),
+                lambda client, grant_type: int(store.ACCESS_TTL.total_seconds()),
+            ),
+        )
+        self.register_grant(
+            grants.AuthorizationCodeGrant,
+            [grants.StrictCodeChallenge(), grants.RelatchOpenIDCode(svc)],
+        )
+        self.register_grant(grants.ImplicitGrant)
+        self.register_grant(grants.OpenIDImplicit)
+        self.register_grant(grants.PasswordGrant)
+        self.register_grant(grants.ClientCredentialsGrant)
+        self.register_grant(grants.RefreshTokenGrant)
+        self.register_endpoint(endpoints.Revocation)
+        self.register_endpoint(endpoints.Introspection)
+
+    def query_client(self, client_id: str) -> Client | None:
+        return store.load_client(self.svc, client_id)
+
+    def generate_token(
+        self,
+        grant_type: str,
+        client: Client,
+        user: User | None = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        # A refresh token only for a person's grant, and only to clients allowed to use it.
+        include = include_refresh_token and user is not None
+        include = include and client.check_grant_type("refresh_token")
+        token: dict[str, Any] = super().generate_token(
+            grant_type, client, user, scope, expires_in, include
+        )
+        return token
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        grant_type = request.payload.grant_type or "implicit"
+        code = request.authorization_code if grant_type == "authorization_code" else None
+        old = request.refresh_token if grant_type == "refresh_token" else None
+        try:
+            store.save_token(
+                self.svc,
+                token,
+                request.client,
+                request.user,
+                grant_type if old is None else old.grant_type,
+                consume_code=code.id if code is not None else None,
+                rotate_from=old.id if old is not None else None,
+            )
+        except store.SpentSecret as exc:
+            # Replay or race: the code / refresh token was spent by another request.
+            raise InvalidGrantError() from exc
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        if isinstance(request, OAuth2Request):
+            return request
+        return StarletteOAuth2Request(request)
+
+    def create_json_request(self, request: Any) -> Any:
+        raise NotImplementedError("no JSON endpoints")
+
+    def handle_response(self, status_code: int, payload: Any, headers: Any) -> Response:
+        if isinstance(payload, dict):
+            payload = json.dumps(payload)
+        return Response(payload, status_code=status_code, headers=dict(headers or []))
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None

@@ -1,0 +1,83 @@
+"""The sign-in cookie of the authorize page: who signed in, when, and with which
+credential generation, under an HMAC. No server-side state.
+
+- Forgery: the value is HMAC-SHA256 under a purpose key derived from the secret key,
+  checked in constant time with the current and every fallback key.
+- Revocation: it carries the account's credential generation; a reset or password
+  change bumps it, and every older cookie stops signing anyone in.
+- Theft by script / CSRF: HttpOnly, and SameSite=Lax (sent on the top-level navigation
+  from the client's site to /authorize, not on cross-site POSTs); Secure over https.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relatch.oauth import store
+from relatch.services.context import Services
+from relatch.storage.models import User
+
+COOKIE = "relatch_oauth_signin"
+PATH = "/v1/oauth"
+TTL_SECONDS = 8 * 3600
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user: User
+    auth_time: int
+
+
+def _mac(secret: bytes, payload: str) -> str:
+    key = hmac.new(secret, b"relatch:oauth-signin-cookie", hashlib.sha256).digest()
+    raw = hmac.new(key, payload.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def issue(svc: Services, user: User, response: Response, secure: bool) -> int:
+    now = int(svc.clock().timestamp())
+    payload = f"{user.id}.{user.credential_generation}.{now}.{now + TTL_SECONDS}"
+    value = f"{payload}.{_mac(svc.settings.secret, payload)}"
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=TTL_SECONDS,
+        path=PATH,
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+    )
+    return now
+
+
+def clear(response: Response) -> None:
+    response.delete_cookie(COOKIE, path=PATH)
+
+
+def current(svc: Services, request: Request) -> SignedIn | None:
+    """The signed-in account, or None (no cookie, forged, expired, or revoked)."""
+    value = request.cookies.get(COOKIE)
+    if not value or len(value) > 200:
+        return None
+    payload, _, mac = value.rpartition(".")
+    ok = False
+    for key in svc.keys:
+        ok |= hmac.compare_digest(_mac(key, payload), mac)
+    if not ok:
+        return None
+    try:
+        user_id, generation, auth_time, expires = (int(p) for p in payload.split("."))
+    except ValueError:
+        return None
+    if expires <= int(svc.clock().timestamp()):
+        return None
+    user = store.user_by_id(svc, user_id)
+    if user is None or user.credential_generation != generation:
+        return None
+    return SignedIn(user, auth_time)

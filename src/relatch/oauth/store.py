@@ -1,0 +1,349 @@
+"""The rows behind the OAuth2 provider: each operation is one short transaction.
+
+Single-use secrets (STYLE rule 6): a code is consumed, and a refresh token rotated, by
+one conditional UPDATE whose row count must be 1, in the same transaction that stores
+the new token; a replay or a race finds the row already spent and issues nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from relatch.oauth import digests
+from relatch.oauth.models import AuthorizationCode, Client, Token
+from relatch.services.context import Services
+from relatch.storage.db import transaction
+from relatch.storage.models import User
+from relatch.storage.models_oauth import (
+    OAuthClient,
+    OAuthCode,
+    OAuthConsent,
+    OAuthToken,
+)
+
+CODE_TTL = timedelta(minutes=2)  # RFC 6749 4.1.2: short-lived; a maximum of 10 minutes
+ACCESS_TTL = timedelta(hours=1)
+REFRESH_TTL = timedelta(days=30)
+ACCESS_MARK = "rlat_"
+REFRESH_MARK = "rlrt_"
+
+
+class SpentSecret(Exception):
+    """The code or refresh token was already used (replay) or raced by another request."""
+
+
+# Clients -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewClient:
+    client_id: str
+    client_secret: str | None
+
+
+def create_client(
+    svc: Services,
+    name: str,
+    redirect_uris: list[str],
+    grant_types: list[str],
+    scopes: list[str],
+    public: bool,
+) -> NewClient:
+    client_id = secrets.token_urlsafe(18)
+    secret = None if public else secrets.token_urlsafe(32)
+    with transaction(svc.sessions) as s:
+        s.add(
+            OAuthClient(
+                client_id=client_id,
+                name=name,
+                secret_digest=(
+                    digests.digest(svc.settings.secret, digests.CLIENT_SECRET, secret)
+                    if secret
+                    else None
+                ),
+                redirect_uris=" ".join(redirect_uris),
+                grant_types=" ".join(grant_types),
+                scopes=" ".join(scopes),
+                created_at=svc.clock(),
+            )
+        )
+    return NewClient(client_id, secret)
+
+
+def _client(svc: Services, row: OAuthClient) -> Client:
+    return Client(
+        client_id=row.client_id,
+        name=row.name,
+        secret_digest=row.secret_digest,
+        redirect_uris=row.redirect_uris.split(),
+        grant_types=set(row.grant_types.split()),
+        scopes=row.scopes.split(),
+        keys=svc.keys,
+    )
+
+
+def load_client(svc: Services, client_id: str | None) -> Client | None:
+    if not client_id or len(client_id) > 64:
+        return None
+    with svc.sessions() as s:
+        row = s.scalars(
+            select(OAuthClient).where(
+                OAuthClient.client_id == client_id, OAuthClient.disabled_at.is_(None)
+            )
+        ).first()
+    return _client(svc, row) if row else None
+
+
+# Authorization codes -----------------------------------------------------------------
+
+
+def save_code(svc: Services, code: str, client: Client, user: User, **fields: object) -> None:
+    now = svc.clock()
+    with transaction(svc.sessions) as s:
+        s.add(
+            OAuthCode(
+                digest=digests.digest(svc.settings.secret, digests.CODE, code),
+                client_id=client.client_id,
+                user_id=user.id,
+                generation=user.credential_generation,
+                created_at=now,
+                expires_at=now + CODE_TTL,
+                **fields,
+            )
+        )
+
+
+def find_code(svc: Services, code: str, client: Client) -> AuthorizationCode | None:
+    """A live code issued to this client (RFC 6749 4.1.3: bound to the client)."""
+    wanted = digests.candidates(svc.keys, digests.CODE, code)
+    if not wanted:
+        return None
+    with svc.sessions() as s:
+        row = s.scalars(
+            select(OAuthCode).where(
+                OAuthCode.digest.in_(wanted),
+                OAuthCode.client_id == client.client_id,
+                OAuthCode.consumed_at.is_(None),
+                OAuthCode.expires_at > svc.clock(),
+            )
+        ).first()
+    if row is None:
+        return None
+    return AuthorizationCode(
+        id=row.id,
+        client_id=row.client_id,
+        user_id=row.user_id,
+        generation=row.generation,
+        redirect_uri=row.redirect_uri,
+        scope=row.scope,
+        nonce=row.nonce,
+        code_challenge=row.code_challenge,
+        code_challenge_method=row.code_challenge_method,
+        auth_time=row.auth_time,
+    )
+
+
+def nonce_used(svc: Services, client_id: str, nonce: str) -> bool:
+    with svc.sessions() as s:
+        found = s.scalar(
+            select(OAuthCode.id).where(OAuthCode.client_id == client_id, OAuthCode.nonce == nonce)
+        )
+    return found is not None
+
+
+def user_by_id(svc: Services, user_id: int) -> User | None:
+    with svc.sessions() as s:
+        return s.get(User, user_id)
+
+
+# Tokens ------------------------------------------------------------------------------
+
+
+def save_token(
+    svc: Services,
+    token: dict[str, object],
+    client: Client,
+    user: User | None,
+    grant_type: str,
+    *,
+    consume_code: int | None = None,
+    rotate_from: int | None = None,
+) -> None:
+    """Store a new token's digests; in the same transaction spend the code or the old
+    refresh token it came from (SpentSecret if that was already spent)."""
+    now = svc.clock()
+    access = str(token["access_token"])
+    refresh = token.get("refresh_token")
+    with transaction(svc.sessions) as s:
+        if consume_code is not None:
+            spent = s.execute(
+                update(OAuthCode)
+                .where(OAuthCode.id == consume_code, OAuthCode.consumed_at.is_(None))
+                .values(consumed_at=now)
+            ).rowcount
+            if spent != 1:
+                raise SpentSecret()
+        if rotate_from is not None:
+            # Refresh rotation (RFC 9700 4.14.2): the old refresh and access token die now.
+            spent = s.execute(
+                update(OAuthToken)
+                .where(OAuthToken.id == rotate_from, OAuthToken.revoked_at.is_(None))
+                .values(revoked_at=now, rotated=True)
+            ).rowcount
+            if spent != 1:
+                raise SpentSecret()
+        s.add(
+            OAuthToken(
+                access_digest=digests.digest(svc.settings.secret, digests.ACCESS, access),
+                refresh_digest=(
+                    digests.digest(svc.settings.secret, digests.REFRESH, str(refresh))
+                    if refresh
+                    else None
+                ),
+                client_id=client.client_id,
+                user_id=user.id if user else None,
+                generation=user.credential_generation if user else None,
+                grant_type=grant_type,
+                scope=str(token.get("scope") or ""),
+                issued_at=now,
+                access_expires_at=now + timedelta(seconds=int(str(token["expires_in"]))),
+                refresh_expires_at=now + REFRESH_TTL if refresh else None,
+            )
+        )
+
+
+def _find(svc: Services, kind: str, value: str) -> tuple[OAuthToken, User | None] | None:
+    purpose = digests.ACCESS if kind == "access_token" else digests.REFRESH
+    wanted = digests.candidates(svc.keys, purpose, value)
+    if not wanted:
+        return None
+    column = OAuthToken.access_digest if kind == "access_token" else OAuthToken.refresh_digest
+    with svc.sessions() as s:
+        row = s.scalars(select(OAuthToken).where(column.in_(wanted))).first()
+        if row is None:
+            return None
+        user = s.get(User, row.user_id) if row.user_id is not None else None
+    return row, user
+
+
+def find_token(svc: Services, value: str, hint: str | None = None) -> Token | None:
+    """The token with this value, access or refresh (the hint only orders the lookups)."""
+    kinds = (
+        ["refresh_token", "access_token"]
+        if hint == "refresh_token"
+        else [
+            "access_token",
+            "refresh_token",
+        ]
+    )
+    for kind in kinds:
+        found = _find(svc, kind, value)
+        if found is None:
+            continue
+        row, user = found
+        client = load_client(svc, row.client_id)
+        if client is None:
+            return None
+        return Token(
+            id=row.id,
+            kind=kind,
+            client=client,
+            user=user,
+            generation=row.generation,
+            grant_type=row.grant_type,
+            scope=row.scope,
+            issued_at=row.issued_at,
+            expires_at=row.access_expires_at if kind == "access_token" else row.refresh_expires_at,
+            revoked_at=row.revoked_at,
+            now=svc.clock(),
+        )
+    return None
+
+
+def was_rotated(svc: Services, token_id: int) -> bool:
+    with svc.sessions() as s:
+        return bool(s.scalar(select(OAuthToken.rotated).where(OAuthToken.id == token_id)))
+
+
+def revoke(svc: Services, token_id: int) -> None:
+    with transaction(svc.sessions) as s:
+        s.execute(
+            update(OAuthToken)
+            .where(OAuthToken.id == token_id, OAuthToken.revoked_at.is_(None))
+            .values(revoked_at=svc.clock())
+        )
+
+
+def revoke_grant(svc: Services, user_id: int, client_id: str) -> None:
+    """Every live token of this account at this client (a replayed refresh token)."""
+    with transaction(svc.sessions) as s:
+        s.execute(
+            update(OAuthToken)
+            .where(
+                OAuthToken.user_id == user_id,
+                OAuthToken.client_id == client_id,
+                OAuthToken.revoked_at.is_(None),
+            )
+            .values(revoked_at=svc.clock())
+        )
+
+
+def revoke_for_user(s: Session, user: User, now: datetime) -> None:
+    """`on_password_changed` hook, inside the reset's transaction: every access and refresh
+    token and every unused code of the account dies with the old password."""
+    s.execute(
+        update(OAuthToken)
+        .where(OAuthToken.user_id == user.id, OAuthToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    s.execute(
+        update(OAuthCode)
+        .where(OAuthCode.user_id == user.id, OAuthCode.consumed_at.is_(None))
+        .values(consumed_at=now)
+    )
+
+
+# Consent -----------------------------------------------------------------------------
+
+
+def has_consent(svc: Services, user_id: int, client_id: str, scope: str) -> bool:
+    with svc.sessions() as s:
+        granted = s.scalar(
+            select(OAuthConsent.scope).where(
+                OAuthConsent.user_id == user_id, OAuthConsent.client_id == client_id
+            )
+        )
+    if granted is None:
+        return False
+    return set(scope.split()) <= set(granted.split())
+
+
+def remember_consent(svc: Services, user_id: int, client_id: str, scope: str) -> None:
+    now = svc.clock()
+    for _ in range(2):  # a parallel first consent may insert the row first: retry as update
+        try:
+            with transaction(svc.sessions) as s:
+                row = s.scalars(
+                    select(OAuthConsent).where(
+                        OAuthConsent.user_id == user_id, OAuthConsent.client_id == client_id
+                    )
+                ).first()
+                if row is None:
+                    s.add(
+                        OAuthConsent(
+                            user_id=user_id, client_id=client_id, scope=scope, granted_at=now
+                        )
+                    )
+                else:
+                    merged = sorted(set(row.scope.split()) | set(scope.split()))
+                    row.scope = " ".join(merged)
+                    row.granted_at = now
+            return
+        except IntegrityError:
+            continue
