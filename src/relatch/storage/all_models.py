@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import relatch.storage.models_auth  # registers the API key and TOTP tables
 import relatch.storage.models_limits  # noqa: F401 (rate-limit counters)
-import relatch.storage.models_oauth  # registers the OAuth2 / OpenID Connect tables
+import relatch.storage.models_oauth  # noqa: F401 (OAuth2 / OpenID Connect tables)
 from relatch.storage import (
     models,
     models_audit,  # noqa: F401 (audit trail, not-me links)
