@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from relatch.core import apikeys, identity
@@ -93,7 +94,8 @@ def revoke(svc: Services, key_id: int, meta: RequestMeta, user_id: int | None = 
         if row is None:
             raise ApiKeyNotFound()
         # One conditional UPDATE: two parallel revokes cannot both report success.
-        done = s.execute(update(ApiKey).where(*conditions).values(revoked_at=now)).rowcount
+        result = s.execute(update(ApiKey).where(*conditions).values(revoked_at=now))
+        done = cast("CursorResult[Any]", result).rowcount
         if done != 1:
             raise ApiKeyNotFound()
         info = _info(row)

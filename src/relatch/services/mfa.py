@@ -12,8 +12,9 @@ from __future__ import annotations
 import hmac
 import logging
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, Result, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,11 @@ log = logging.getLogger(__name__)
 SEAL_PURPOSE = "totp-secret"
 RECOVERY_PURPOSE = "totp-recovery-code"
 RECOVERY_CODES = 10
+
+
+def _rowcount(result: Result[Any]) -> int:
+    # UPDATE and DELETE give a CursorResult; Session.execute is typed as the base Result.
+    return int(cast("CursorResult[Any]", result).rowcount)
 
 
 def _context(user_id: int) -> str:
@@ -96,11 +102,13 @@ def _consume_step(s: Session, user_id: int, step: int, *, enabled: bool) -> bool
     """Replay: one conditional UPDATE moves last_step forward; a parallel use of the same
     token (or an older one) finds the row already moved and gets row count 0."""
     flag = TotpFactor.sealed_secret.is_not(None) if enabled else TotpFactor.sealed_secret.is_(None)
-    moved = s.execute(
-        update(TotpFactor)
-        .where(TotpFactor.user_id == user_id, TotpFactor.last_step < step, flag)
-        .values(last_step=step)
-    ).rowcount
+    moved = _rowcount(
+        s.execute(
+            update(TotpFactor)
+            .where(TotpFactor.user_id == user_id, TotpFactor.last_step < step, flag)
+            .values(last_step=step)
+        )
+    )
     return moved == 1
 
 
@@ -127,20 +135,22 @@ def set_key(svc: Services, user: User, key: str, token: str, meta: RequestMeta) 
     with transaction(svc.sessions) as s:
         if not _consume_step(s, user.id, match.step, enabled=False):
             raise TotpRejected()
-        enabled = s.execute(
-            update(TotpFactor)
-            .where(
-                TotpFactor.user_id == user.id,
-                TotpFactor.sealed_secret.is_(None),
-                TotpFactor.pending_secret == row.pending_secret,
+        enabled = _rowcount(
+            s.execute(
+                update(TotpFactor)
+                .where(
+                    TotpFactor.user_id == user.id,
+                    TotpFactor.sealed_secret.is_(None),
+                    TotpFactor.pending_secret == row.pending_secret,
+                )
+                .values(
+                    sealed_secret=row.pending_secret,
+                    enabled_at=now,
+                    pending_secret=None,
+                    pending_created_at=None,
+                )
             )
-            .values(
-                sealed_secret=row.pending_secret,
-                enabled_at=now,
-                pending_secret=None,
-                pending_created_at=None,
-            )
-        ).rowcount
+        )
         if enabled != 1:
             raise MfaState("The pending MFA key changed; create a new one")
         s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
@@ -190,11 +200,13 @@ def _use_recovery_code(svc: Services, user_id: int, entered: str) -> bool:
     if matched is None:
         return False
     with transaction(svc.sessions) as s:
-        used = s.execute(
-            update(RecoveryCode)
-            .where(RecoveryCode.id == matched, RecoveryCode.used_at.is_(None))
-            .values(used_at=svc.clock())
-        ).rowcount
+        used = _rowcount(
+            s.execute(
+                update(RecoveryCode)
+                .where(RecoveryCode.id == matched, RecoveryCode.used_at.is_(None))
+                .values(used_at=svc.clock())
+            )
+        )
     if used == 1:
         log.info("recovery code used for account %s", user_id)
     return used == 1
