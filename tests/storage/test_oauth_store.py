@@ -1,0 +1,202 @@
+"""The OAuth2 provider's storage contracts and token endpoint, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from relatch.oauth import keys, store
+from relatch.services.context import Services
+from relatch.settings import Settings
+from relatch.storage.models import User
+from relatch.storage.models_oauth import OAuthClient, OAuthSigningKey, OAuthToken
+from tests.conftest import Account, FakeClock, Mailbox
+from tests.conftest import test_settings as make_settings
+
+TOKEN = "/v1/oauth/token"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    # Authlib refuses plain http except on loopback; the public URL is what it judges.
+    return make_settings(tmp_path, db_url, public_url="https://relatch.test")
+
+
+def new_client(svc: Services, *grants: str, public: bool = False) -> store.NewClient:
+    return store.create_client(
+        svc, "App", ["https://app.example/cb"], list(grants), ["openid", "email"], public
+    )
+
+
+def user(svc: Services, acct: Account) -> User:
+    found = store.user_by_id(svc, acct.id)
+    assert found is not None
+    return found
+
+
+def password_token(client: TestClient, app: store.NewClient, acct: Account) -> Any:
+    assert app.client_secret is not None
+    resp = client.post(
+        TOKEN,
+        data={
+            "grant_type": "password",
+            "username": acct.username,
+            "password": acct.password,
+            "scope": "openid email",
+        },
+        auth=(app.client_id, app.client_secret),
+    )
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def test_secrets_are_stored_only_as_digests(
+    svc: Services, client: TestClient, make_account: Any
+) -> None:
+    app = new_client(svc, "password", "refresh_token")
+    token = password_token(client, app, make_account())
+    with svc.sessions() as s:
+        rows = [
+            json.dumps([str(v) for v in vars(r).values()]) for r in s.scalars(select(OAuthToken))
+        ]
+        rows += [
+            json.dumps([str(v) for v in vars(r).values()]) for r in s.scalars(select(OAuthClient))
+        ]
+    dump = "\n".join(rows)
+    for secret in (app.client_secret, token["access_token"], token["refresh_token"]):
+        assert secret and secret not in dump
+
+
+def test_a_code_is_consumed_once(svc: Services, make_account: Any) -> None:
+    app = new_client(svc, "authorization_code")
+    client = store.load_client(svc, app.client_id)
+    assert client is not None
+    owner = user(svc, make_account())
+    store.save_code(svc, "the-code", client, owner, redirect_uri="", scope="openid", auth_time=0)
+    code = store.find_code(svc, "the-code", client)
+    assert code is not None
+    token = {"access_token": "a1", "expires_in": 60, "scope": "openid"}
+    store.save_token(svc, token, client, owner, "authorization_code", consume_code=code.id)
+    with pytest.raises(store.SpentSecret):
+        store.save_token(
+            svc,
+            {**token, "access_token": "a2"},
+            client,
+            owner,
+            "authorization_code",
+            consume_code=code.id,
+        )
+    assert store.find_code(svc, "the-code", client) is None
+    assert store.find_token(svc, "a2") is None  # the refused grant stored nothing
+
+
+def test_a_code_expires(svc: Services, clock: FakeClock, make_account: Any) -> None:
+    app = new_client(svc, "authorization_code")
+    client = store.load_client(svc, app.client_id)
+    assert client is not None
+    store.save_code(
+        svc, "c", client, user(svc, make_account()), redirect_uri="", scope="", auth_time=0
+    )
+    clock.advance(store.CODE_TTL.total_seconds() - 1)
+    assert store.find_code(svc, "c", client) is not None
+    clock.advance(1)
+    assert store.find_code(svc, "c", client) is None
+
+
+def test_access_token_lifetime_boundary(
+    svc: Services, client: TestClient, clock: FakeClock, make_account: Any
+) -> None:
+    app = new_client(svc, "password")
+    token = password_token(client, app, make_account())
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+    clock.advance(store.ACCESS_TTL.total_seconds() - 1)
+    assert client.get("/v1/api/user", headers=bearer).status_code == 200
+    clock.advance(1)
+    resp = client.get("/v1/api/user", headers=bearer)
+    assert resp.status_code == 401
+    assert resp.json() == {"success": False, "error": "Not authenticated"}
+
+
+def test_refresh_rotation_spends_the_old_token_once(
+    svc: Services, client: TestClient, make_account: Any
+) -> None:
+    app = new_client(svc, "password", "refresh_token")
+    assert app.client_secret is not None
+    first = password_token(client, app, make_account())
+    body = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    auth = (app.client_id, app.client_secret)
+    second = client.post(TOKEN, data=body, auth=auth)
+    assert second.status_code == 200 and second.json()["refresh_token"] != first["refresh_token"]
+    again = client.post(TOKEN, data=body, auth=auth)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    # The replay also ended the rotated-to grant (one of the two holders is a thief).
+    newer = {"Authorization": f"Bearer {second.json()['access_token']}"}
+    assert client.get("/v1/api/user", headers=newer).status_code == 401
+
+
+def test_a_reset_revokes_every_token(
+    svc: Services, client: TestClient, mailbox: Mailbox, make_account: Any
+) -> None:
+    acct = make_account()
+    app = new_client(svc, "password", "refresh_token")
+    token = password_token(client, app, acct)
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+    assert client.get("/v1/api/user", headers=bearer).json()["id"] == acct.id
+    assert client.post("/v1/api-user-request-reset-password", json={"email": acct.email}).json()[
+        "success"
+    ]
+    code = mailbox.last_code(acct.email)
+    done = client.post(
+        "/v1/api-user-reset-password",
+        json={"email": acct.email, "code": code, "newPassword": "another fine passphrase"},
+    )
+    assert done.json() == {"success": True}
+    assert client.get("/v1/api/user", headers=bearer).status_code == 401
+    with svc.sessions() as s:
+        live = s.scalars(select(OAuthToken).where(OAuthToken.revoked_at.is_(None))).all()
+    assert live == []  # the hook revoked the rows, not only the generation check
+
+
+def test_client_credentials_token_is_no_user(svc: Services, client: TestClient) -> None:
+    app = new_client(svc, "client_credentials")
+    assert app.client_secret is not None
+    resp = client.post(
+        TOKEN, data={"grant_type": "client_credentials"}, auth=(app.client_id, app.client_secret)
+    )
+    assert resp.status_code == 200 and "refresh_token" not in resp.json()
+    bearer = {"Authorization": f"Bearer {resp.json()['access_token']}"}
+    assert client.get("/v1/api/user", headers=bearer).status_code == 401
+    wrong = client.post(
+        TOKEN, data={"grant_type": "client_credentials"}, auth=(app.client_id, "not-the-secret")
+    )
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+
+
+def test_unreadable_token_requests_are_4xx(svc: Services, client: TestClient) -> None:
+    assert (
+        client.post(TOKEN, content=b"\xff\xfe", headers={"content-type": "text/plain"}).status_code
+        == 400
+    )
+    assert client.post(TOKEN, json={"grant_type": "password"}).status_code == 400
+    assert client.get("/v1/oauth/authorize").status_code == 400
+    assert client.get("/v1/oauth/userinfo").status_code == 401
+
+
+def test_signing_keys_sealed_rotated_and_retired(svc: Services, clock: FakeClock) -> None:
+    kid, private = keys.current(svc)
+    secret_part = private.as_dict(private=True)["d"]
+    with svc.sessions() as s:
+        row = s.scalars(select(OAuthSigningKey).where(OAuthSigningKey.kid == kid)).one()
+    assert secret_part not in row.sealed_private and secret_part not in row.public_jwk
+    new_kid = keys.rotate(svc)
+    assert keys.current(svc)[0] == new_kid
+    assert {k["kid"] for k in keys.jwks(svc)["keys"]} == {kid, new_kid}
+    clock.advance(keys.PUBLISH_GRACE.total_seconds() + 1)
+    assert {k["kid"] for k in keys.jwks(svc)["keys"]} == {new_kid}
+    assert timedelta(seconds=3600) < keys.PUBLISH_GRACE
