@@ -1,0 +1,116 @@
+"""The limiter's stores: one contract, run on SQLite, PostgreSQL and Redis, each for real."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from relatch.core import limits
+from relatch.core.limits import Rule
+from relatch.services.limits import build_limits
+from relatch.services.ports import LimitStore
+from relatch.storage import migrate
+from relatch.storage.db import make_engine, make_sessionmaker
+from tests.conftest import test_settings as make_settings
+from tests.limit_backends import BACKENDS, backend_settings
+
+NOW = 1_767_268_800  # an hour boundary: 2026-01-01 12:00 UTC
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LimitStore]:
+    with backend_settings(str(request.param), tmp_path) as values:
+        settings = make_settings(tmp_path, values.pop("database_url"), **values)
+        engine = make_engine(settings.database_url)
+        migrate.upgrade(engine)
+        limiter = build_limits(settings, make_sessionmaker(engine))
+        try:
+            yield limiter.store
+        finally:
+            limiter.close()
+            engine.dispose()
+
+
+def rule(text: str) -> Rule:
+    return Rule("test", limits.parse(text))
+
+
+def test_trips_at_its_number_and_releases_after_its_window(store: LimitStore) -> None:
+    r = rule("3/15m")
+    for _ in range(3):
+        assert store.acquire(limits.buckets(r, "k", NOW)) == []
+    full = store.acquire(limits.buckets(r, "k", NOW + 899))
+    assert [b.seconds for b in full] == [900]
+    assert limits.refusal(full, NOW + 899).retry_after == 1
+    assert store.acquire(limits.buckets(r, "k", NOW + 900)) == []  # the next window
+
+
+def test_growing_windows(store: LimitStore) -> None:
+    r = rule("2/1m,3/1h")
+    t = NOW
+    assert store.acquire(limits.buckets(r, "k", t)) == []
+    assert store.acquire(limits.buckets(r, "k", t)) == []
+    assert [b.seconds for b in store.acquire(limits.buckets(r, "k", t + 59))] == [60]
+    assert store.acquire(limits.buckets(r, "k", t + 60)) == []  # minute over: one more
+    full = store.acquire(limits.buckets(r, "k", t + 120))
+    assert [b.seconds for b in full] == [3600]  # now the hour holds it
+    assert limits.refusal(full, t + 120).retry_after == 3600 - 120
+    assert store.acquire(limits.buckets(r, "k", t + 3600)) == []
+
+
+def test_refused_request_counts_nothing(store: LimitStore) -> None:
+    short, long = rule("1/1m"), rule("5/1h")
+    both = limits.buckets(short, "a", NOW) + limits.buckets(long, "b", NOW)
+    assert store.acquire(both) == []
+    for _ in range(3):
+        assert store.acquire(both) != []  # `a` is full: `b` must not count these
+    for i in range(4):  # `b` still has its 4 remaining
+        assert store.acquire(limits.buckets(long, "b", NOW + i)) == []
+    assert store.acquire(limits.buckets(long, "b", NOW)) != []
+
+
+def test_keys_are_independent(store: LimitStore) -> None:
+    r = rule("1/1h")
+    assert store.acquire(limits.buckets(r, "one", NOW)) == []
+    assert store.acquire(limits.buckets(r, "two", NOW)) == []
+    assert store.acquire(limits.buckets(r, "one", NOW)) != []
+
+
+def test_release_gives_a_slot_back(store: LimitStore) -> None:
+    r = rule("2/1h")
+    taken = limits.buckets(r, "k", NOW)
+    assert store.acquire(taken) == []
+    assert store.acquire(taken) == []
+    assert store.acquire(taken) != []
+    store.release(taken)
+    assert store.acquire(taken) == []
+    store.release(limits.buckets(r, "never-used", NOW))  # harmless, never negative
+    fresh = limits.buckets(r, "never-used", NOW)
+    assert store.acquire(fresh) == [] and store.acquire(fresh) == []
+    assert store.acquire(fresh) != []
+
+
+def test_prune_drops_only_ended_windows(store: LimitStore) -> None:
+    r = rule("1/1m")
+    assert store.acquire(limits.buckets(r, "old", NOW)) == []
+    assert store.acquire(limits.buckets(r, "new", NOW + 60)) == []
+    store.prune(NOW + 60)
+    assert store.acquire(limits.buckets(r, "new", NOW + 60)) != []  # kept
+
+
+def test_parallel_acquires_never_overshoot(store: LimitStore) -> None:
+    """Twenty threads (own connections) race for five slots: exactly five win."""
+    r = rule("5/1h,7/1d")
+    barrier = threading.Barrier(20)
+
+    def attempt(_: int) -> bool:
+        barrier.wait()
+        return store.acquire(limits.buckets(r, "race", NOW)) == []
+
+    with ThreadPoolExecutor(20) as pool:
+        wins = list(pool.map(attempt, range(20)))
+    assert wins.count(True) == 5
