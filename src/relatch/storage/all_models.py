@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import relatch.storage.models_auth  # registers the API key and TOTP tables
-import relatch.storage.models_limits  # noqa: F401 (rate-limit counters)
 import relatch.storage.models_limits  # rate-limit counters
 import relatch.storage.models_oauth  # noqa: F401 (OAuth2 / OpenID Connect tables)
 from relatch.storage import (
