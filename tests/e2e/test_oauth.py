@@ -543,3 +543,24 @@ def test_totp_is_required_by_password_grant_and_sign_in(server: Server) -> None:
     # The next step's token (within the accepted drift): the set-key token's step is spent.
     page = browser.submit(page, password=PASSWORD, totpToken=totp.at(int(time.time()) + 30))
     assert 'name="decision"' in page.text, page.text
+
+
+# --- signing-key rotation ---------------------------------------------------------------
+
+
+def test_key_rotation_keeps_old_id_tokens_verifiable(server: Server) -> None:
+    client = register(server, "authorization_code")
+    person = make_person(server)
+    browser = Browser(server)
+    before = code_flow_tokens(server, client, person, browser)
+    old_kid = jwt.decode(before["id_token"], jwks(server)).header["kid"]
+
+    done = server.cli("oauth-key", "rotate")
+    assert done.returncode == 0, done.stderr
+    new_kid = json.loads(done.stdout)["kid"]
+    assert new_kid != old_kid
+
+    # The old key is still published: the ID token issued before the rotation verifies.
+    assert id_claims(server, before["id_token"], client["client_id"])["sub"] == str(person.id)
+    after = code_flow_tokens(server, client, person, browser)
+    assert jwt.decode(after["id_token"], jwks(server)).header["kid"] == new_kid

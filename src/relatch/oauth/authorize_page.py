@@ -155,9 +155,9 @@ async def handle(request: Request) -> Response:
         if remembered and "consent" not in prompt.split():
             response = await run_sync(srv.create_authorization_response, grant.request, user, grant)
         elif prompt == "none":
-            error = ConsentRequiredError(redirect_uri=grant.redirect_uri)
-            error.state = grant.request.payload.state
-            response = srv.handle_error_response(None, error)
+            refusal = ConsentRequiredError(redirect_uri=grant.redirect_uri)
+            refusal.state = grant.request.payload.state
+            response = srv.handle_error_response(None, refusal)
         else:
             response = _consent_page(request, client, user, scope)
     if new_cookie is not None:

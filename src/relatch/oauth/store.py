@@ -10,8 +10,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, Result, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +33,10 @@ ACCESS_TTL = timedelta(hours=1)
 REFRESH_TTL = timedelta(days=30)
 ACCESS_MARK = "rlat_"
 REFRESH_MARK = "rlrt_"
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return cast("CursorResult[Any]", result).rowcount
 
 
 class SpentSecret(Exception):
@@ -182,20 +187,24 @@ def save_token(
     refresh = token.get("refresh_token")
     with transaction(svc.sessions) as s:
         if consume_code is not None:
-            spent = s.execute(
-                update(OAuthCode)
-                .where(OAuthCode.id == consume_code, OAuthCode.consumed_at.is_(None))
-                .values(consumed_at=now)
-            ).rowcount
+            spent = _rowcount(
+                s.execute(
+                    update(OAuthCode)
+                    .where(OAuthCode.id == consume_code, OAuthCode.consumed_at.is_(None))
+                    .values(consumed_at=now)
+                )
+            )
             if spent != 1:
                 raise SpentSecret()
         if rotate_from is not None:
             # Refresh rotation (RFC 9700 4.14.2): the old refresh and access token die now.
-            spent = s.execute(
-                update(OAuthToken)
-                .where(OAuthToken.id == rotate_from, OAuthToken.revoked_at.is_(None))
-                .values(revoked_at=now, rotated=True)
-            ).rowcount
+            spent = _rowcount(
+                s.execute(
+                    update(OAuthToken)
+                    .where(OAuthToken.id == rotate_from, OAuthToken.revoked_at.is_(None))
+                    .values(revoked_at=now, rotated=True)
+                )
+            )
             if spent != 1:
                 raise SpentSecret()
         s.add(
