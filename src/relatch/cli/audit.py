@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import typer
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 
 from relatch.core import identity
 from relatch.services import audit
@@ -42,7 +42,9 @@ def audit_command(
             key = identity.email_key(account)
             with svc.sessions() as s:
                 user_id = s.scalars(select(User.id).where(User.email_key == key)).first()
-            wanted = AuditEvent.target_digest.in_(audit.target_digests(svc, account))
+            wanted: ColumnElement[bool] = AuditEvent.target_digest.in_(
+                audit.target_digests(svc, account)
+            )
             if user_id is not None:
                 wanted = or_(wanted, AuditEvent.account_id == user_id)
             query = query.where(wanted)

@@ -31,7 +31,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
         },
     },
 }
-GLOBAL_SECURITY = [{name: []} for name in SECURITY_SCHEMES]
+GLOBAL_SECURITY: list[dict[str, list[str]]] = [{name: []} for name in SECURITY_SCHEMES]
 
 # Operations anyone may call (the seed marks them `security: []`).
 PUBLIC_OPERATIONS = {

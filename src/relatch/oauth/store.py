@@ -10,16 +10,15 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from relatch.oauth import digests
 from relatch.oauth.models import AuthorizationCode, Client, Token
 from relatch.services.context import Services
-from relatch.storage.db import transaction
+from relatch.storage.db import rowcount, transaction
 from relatch.storage.models import User
 from relatch.storage.models_oauth import (
     OAuthClient,
@@ -33,10 +32,6 @@ ACCESS_TTL = timedelta(hours=1)
 REFRESH_TTL = timedelta(days=30)
 ACCESS_MARK = "rlat_"
 REFRESH_MARK = "rlrt_"
-
-
-def _rowcount(result: Result[Any]) -> int:
-    return cast("CursorResult[Any]", result).rowcount
 
 
 class SpentSecret(Exception):
@@ -187,7 +182,7 @@ def save_token(
     refresh = token.get("refresh_token")
     with transaction(svc.sessions) as s:
         if consume_code is not None:
-            spent = _rowcount(
+            spent = rowcount(
                 s.execute(
                     update(OAuthCode)
                     .where(OAuthCode.id == consume_code, OAuthCode.consumed_at.is_(None))
@@ -198,7 +193,7 @@ def save_token(
                 raise SpentSecret()
         if rotate_from is not None:
             # Refresh rotation (RFC 9700 4.14.2): the old refresh and access token die now.
-            spent = _rowcount(
+            spent = rowcount(
                 s.execute(
                     update(OAuthToken)
                     .where(OAuthToken.id == rotate_from, OAuthToken.revoked_at.is_(None))

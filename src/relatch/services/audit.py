@@ -28,7 +28,7 @@ from relatch.core import codes, identity
 from relatch.core.errors import RelatchError
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
-from relatch.storage.db import transaction
+from relatch.storage.db import rowcount, transaction
 from relatch.storage.models import User
 from relatch.storage.models_audit import AuditEvent
 
@@ -208,6 +208,6 @@ def prune(svc: Services, *, force: bool = False) -> int:
         return 0
     cutoff = now - timedelta(days=svc.settings.audit_retention_days)
     with transaction(svc.sessions) as s:
-        deleted = s.execute(delete(AuditEvent).where(AuditEvent.at < cutoff)).rowcount
+        deleted = rowcount(s.execute(delete(AuditEvent).where(AuditEvent.at < cutoff)))
     svc.audit_pruned_at = now
     return int(deleted or 0)

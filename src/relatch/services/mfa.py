@@ -12,9 +12,8 @@ from __future__ import annotations
 import hmac
 import logging
 from dataclasses import dataclass
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,7 +21,7 @@ from relatch.core import codes, identity, sealing, totp
 from relatch.core.errors import MfaState, TotpRejected, TotpRequired
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
-from relatch.storage.db import transaction
+from relatch.storage.db import rowcount, transaction
 from relatch.storage.models import User
 from relatch.storage.models_auth import RecoveryCode, TotpFactor
 
@@ -31,11 +30,6 @@ log = logging.getLogger(__name__)
 SEAL_PURPOSE = "totp-secret"
 RECOVERY_PURPOSE = "totp-recovery-code"
 RECOVERY_CODES = 10
-
-
-def _rowcount(result: Result[Any]) -> int:
-    # UPDATE and DELETE give a CursorResult; Session.execute is typed as the base Result.
-    return int(cast("CursorResult[Any]", result).rowcount)
 
 
 def _context(user_id: int) -> str:
@@ -102,7 +96,7 @@ def _consume_step(s: Session, user_id: int, step: int, *, enabled: bool) -> bool
     """Replay: one conditional UPDATE moves last_step forward; a parallel use of the same
     token (or an older one) finds the row already moved and gets row count 0."""
     flag = TotpFactor.sealed_secret.is_not(None) if enabled else TotpFactor.sealed_secret.is_(None)
-    moved = _rowcount(
+    moved = rowcount(
         s.execute(
             update(TotpFactor)
             .where(TotpFactor.user_id == user_id, TotpFactor.last_step < step, flag)
@@ -135,7 +129,7 @@ def set_key(svc: Services, user: User, key: str, token: str, meta: RequestMeta) 
     with transaction(svc.sessions) as s:
         if not _consume_step(s, user.id, match.step, enabled=False):
             raise TotpRejected()
-        enabled = _rowcount(
+        enabled = rowcount(
             s.execute(
                 update(TotpFactor)
                 .where(
@@ -200,7 +194,7 @@ def _use_recovery_code(svc: Services, user_id: int, entered: str) -> bool:
     if matched is None:
         return False
     with transaction(svc.sessions) as s:
-        used = _rowcount(
+        used = rowcount(
             s.execute(
                 update(RecoveryCode)
                 .where(RecoveryCode.id == matched, RecoveryCode.used_at.is_(None))

@@ -14,7 +14,7 @@ from relatch.core.errors import LinkRejected
 from relatch.services import audit, not_me_links, reset
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
-from relatch.storage.db import transaction
+from relatch.storage.db import rowcount, transaction
 from relatch.storage.models import User
 from relatch.storage.models_audit import NotMeLink
 
@@ -37,11 +37,15 @@ def confirm(svc: Services, token: str | None, meta: RequestMeta) -> None:
             raise LinkRejected()
         t.account_id = link.user_id
         # Replay: one conditional UPDATE consumes the link; a second confirm finds none.
-        used = s.execute(
-            update(NotMeLink)
-            .where(NotMeLink.id == link.id, NotMeLink.used_at.is_(None), NotMeLink.expires_at > now)
-            .values(used_at=now)
-        ).rowcount
+        used = rowcount(
+            s.execute(
+                update(NotMeLink)
+                .where(
+                    NotMeLink.id == link.id, NotMeLink.used_at.is_(None), NotMeLink.expires_at > now
+                )
+                .values(used_at=now)
+            )
+        )
         if used != 1:
             raise LinkRejected()
         user = s.get(User, link.user_id)
