@@ -9,7 +9,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from relatch.core import identity, passwords, tokens
-from relatch.core.errors import AccountExists, LoginFailed, NotAuthenticated
+from relatch.core.errors import AccountExists, LoginFailed, NotAuthenticated, RateLimited
 from relatch.services import audit
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
@@ -88,7 +88,11 @@ def check_password(svc: Services, login: str, password: str, meta: RequestMeta) 
     normalised = passwords.normalise(password)
     if len(normalised) > passwords.MAX_LENGTH:
         normalised = normalised[: passwords.MAX_LENGTH + 1]  # bounded work; cannot match
-    ok = svc.pool.verify(user.password_hash if user else None, normalised)
+    try:
+        ok = svc.pool.verify(user.password_hash if user else None, normalised)
+    except RateLimited:
+        guess.succeeded()  # the hashing pool was full: nothing was guessed
+        raise
     if user is None or not ok:
         raise LoginFailed()
     guess.succeeded()
