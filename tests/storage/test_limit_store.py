@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from relatch.core import limits
+from relatch.core.errors import RateLimited
 from relatch.core.limits import Rule
 from relatch.services.limits import build_limits
 from relatch.services.ports import LimitStore
 from relatch.storage import migrate
 from relatch.storage.db import make_engine, make_sessionmaker
+from relatch.storage.limits_redis import RedisLimitStore
 from relatch.storage.limits_sql import SqlLimitStore
 from tests.conftest import test_settings as make_settings
 from tests.limit_backends import BACKENDS, backend_settings
@@ -137,3 +139,15 @@ def test_parallel_acquires_never_overshoot(store: LimitStore) -> None:
     with ThreadPoolExecutor(20) as pool:
         wins = list(pool.map(attempt, range(20)))
     assert wins.count(True) == 5
+
+
+def test_redis_outage_fails_closed_with_429() -> None:
+    """Brute force: an unreachable Redis must not switch the limits off (nor give a 5xx)."""
+    store = RedisLimitStore("redis://127.0.0.1:1/0", "relatch-test:")  # nothing listens
+    try:
+        with pytest.raises(RateLimited) as caught:
+            store.acquire(limits.buckets(rule("5/1m"), "k", NOW))
+        assert caught.value.retry_after == 5
+        store.release(limits.buckets(rule("5/1m"), "k", NOW))  # logged, not raised
+    finally:
+        store.close()

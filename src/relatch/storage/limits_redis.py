@@ -9,12 +9,17 @@ cleans up, and is relative so it also holds when the clock is fixed in tests.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import redis
 
+from relatch.core.errors import RateLimited
 from relatch.core.limits import Bucket
+
+log = logging.getLogger(__name__)
+OUTAGE_RETRY = 5  # seconds a client is asked to wait while Redis is unreachable
 
 # KEYS: bucket keys. ARGV: limits, then TTLs. Returns the 1-based indices of full buckets.
 _ACQUIRE = """
@@ -57,12 +62,23 @@ class RedisLimitStore:
         keys = [self._key(b) for b in buckets]
         # TTL: the window plus a minute of slack, counted from now on the Redis side.
         args = [b.limit for b in buckets] + [b.seconds + 60 for b in buckets]
-        full = self._acquire(keys=keys, args=args)
+        try:
+            full = self._acquire(keys=keys, args=args)
+        except redis.RedisError as exc:
+            # Fail closed: with the counters unreachable, letting every guess through would
+            # switch brute-force protection off; a 429 keeps the contract's shape (no 5xx).
+            log.error("limit store unreachable: %s", type(exc).__name__)
+            raise RateLimited(OUTAGE_RETRY) from exc
         return [buckets[int(i) - 1] for i in full]
 
     def release(self, buckets: Sequence[Bucket]) -> None:
-        if buckets:
+        if not buckets:
+            return
+        try:
             self._release(keys=[self._key(b) for b in buckets], args=[])
+        except redis.RedisError as exc:
+            # The slot stays taken until its window ends: the caller waits a little longer.
+            log.error("limit store unreachable on release: %s", type(exc).__name__)
 
     def prune(self, now: int) -> int:
         return 0  # Redis expires the keys itself
