@@ -31,9 +31,9 @@ run: $(STAMP)
 lint: $(DEVSTAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
 
-test: $(DEVSTAMP) browser
-	$(BIN)/ruff check src tests bench
+test: lint browser
 	$(BIN)/pytest
 
 bench: $(DEVSTAMP)

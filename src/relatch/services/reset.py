@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity
@@ -20,7 +20,7 @@ from relatch.services import api_keys, audit, not_me_links
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.services.password_policy import check_new_password
-from relatch.storage.db import transaction
+from relatch.storage.db import rowcount, transaction
 from relatch.storage.models import ResetCode, ResetRequest, User
 
 log = logging.getLogger(__name__)
@@ -157,8 +157,9 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
     with transaction(svc.sessions) as s:
         user = s.scalars(select(User).where(User.email_key == identity.email_key(address))).first()
         account_id = user.id if user is not None else NO_ACCOUNT
-        rows: list[Row[tuple[int, str]]] = list(
-            s.execute(
+        rows: list[tuple[int, str]] = [
+            (row.id, row.digest)
+            for row in s.execute(
                 update(ResetCode)
                 .where(
                     ResetCode.user_id == account_id,
@@ -170,7 +171,7 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
                 .values(attempts=ResetCode.attempts + 1)
                 .returning(ResetCode.id, ResetCode.digest)
             )
-        )
+        ]
     matched: int | None = None
     for code_id, stored in rows or [(0, "0" * 64)]:
         # Constant time, current and fallback keys; no early exit.
@@ -227,16 +228,18 @@ def _reset(
     with transaction(svc.sessions) as s:
         # Replay: consume with one conditional UPDATE; only the request that flips
         # consumed_at gets row count 1, so 20 parallel resets give one success.
-        consumed = s.execute(
-            update(ResetCode)
-            .where(
-                ResetCode.id == match.code_id,
-                ResetCode.consumed_at.is_(None),
-                ResetCode.revoked_at.is_(None),
-                ResetCode.expires_at > now,
+        consumed = rowcount(
+            s.execute(
+                update(ResetCode)
+                .where(
+                    ResetCode.id == match.code_id,
+                    ResetCode.consumed_at.is_(None),
+                    ResetCode.revoked_at.is_(None),
+                    ResetCode.expires_at > now,
+                )
+                .values(consumed_at=now)
             )
-            .values(consumed_at=now)
-        ).rowcount
+        )
         if consumed != 1:
             raise CodeRejected()
         apply_new_password(svc, s, user, new_hash, verified=True)
