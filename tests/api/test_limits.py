@@ -196,6 +196,26 @@ def test_failed_logins_per_account_growing_delays(
     assert login(c, "user0001", "correct horse battery").json()["success"] is True
 
 
+def test_wrong_current_password_on_change_counts_as_a_failure(
+    deploy: Callable[..., Deployment], clock: FakeClock
+) -> None:
+    c = deploy(failures_per_account="3/15m", failures_per_ip="off").client()
+    assert create(c, 1).json()["success"] is True
+    token = login(c, "user1@example.com", "correct horse battery").json()["token"]
+    change = "/v1/api/user/change-password"
+    headers = {"x-jwt-token": token}
+    for _ in range(3):
+        body = {"currentPassword": "a wrong guess", "newPassword": "a fresh passphrase"}
+        resp = c.post(change, json=body, headers=headers)
+        assert resp.json() == {"success": False, "error": "Invalid username or password"}
+    # Guessing through a stolen session shares the account's failure budget.
+    right = {"currentPassword": "correct horse battery", "newPassword": "a fresh passphrase"}
+    assert limited(c.post(change, json=right, headers=headers), 900)
+    assert limited(login(c, "user1@example.com", "correct horse battery"), 900)
+    clock.advance(900)
+    assert c.post(change, json=right, headers=headers).json() == {"success": True}
+
+
 def test_failed_code_checks_per_account(
     deploy: Callable[..., Deployment], clock: FakeClock
 ) -> None:

@@ -11,7 +11,7 @@ import hmac
 
 from sqlalchemy import select
 
-from relatch.core import passwords
+from relatch.core import identity, passwords
 from relatch.core.errors import LoginFailed, PasswordRejected
 from relatch.services import accounts, audit
 from relatch.services.context import Services
@@ -32,9 +32,12 @@ def change_password(
     """
     with audit.trail(svc, audit.PASSWORD_CHANGE, meta, account_id=user.id) as t:
         current = passwords.normalise(current_password)[: passwords.MAX_LENGTH + 1]
-        # Guessing through a stolen session: the same argon2 verify and message as login.
+        # Guessing through a stolen session: the same argon2 verify and message as login,
+        # and the same failure budget (shared limits, keyed on the account's address).
+        guess = svc.limits.guess(identity.email_key(user.email), meta.client_ip, svc.clock())
         if not svc.pool.verify(user.password_hash, current):
             raise LoginFailed()
+        guess.succeeded()
         ctx = passwords.PasswordContext(username=user.username, email=user.email)
         normalised = passwords.check(new_password, ctx, svc.password_rules)
         # The current password is already known here: no second argon2 verify needed.
