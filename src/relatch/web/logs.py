@@ -1,18 +1,20 @@
-"""Keep the reset page's query strings (an address, maybe a code) out of the access log.
+"""Keep the query strings of mailed links (an address, a code, a token) out of the access log.
 
 Secrets in logs (OWASP Logging CS; STYLE rule 12): uvicorn logs every request line with its
-query string, and the link in the reset mail carries the address and the code.
+query string; the link in the reset mail carries the address and the code, and the link in
+the "password changed" notice carries the 7-day "this was not me" token (web/not_me.py).
 """
 
 from __future__ import annotations
 
 import logging
 
-REDACTED_PREFIXES = ("/reset-password",)
+REDACTED_PREFIXES = ("/reset-password", "/not-me")
 
 
 class RedactPageQueries(logging.Filter):
-    """Rewrites uvicorn.access records: `/reset-password?email=..` becomes `/reset-password?…`."""
+    """Rewrites uvicorn.access records: `/reset-password?email=..` becomes `/reset-password?…`,
+    `/not-me?token=..` becomes `/not-me?…`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args

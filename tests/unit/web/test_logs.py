@@ -26,3 +26,13 @@ def test_other_paths_are_left_alone() -> None:
     rec = record("/v1/openapi.json?x=1")
     assert RedactPageQueries().filter(rec)
     assert "/v1/openapi.json?x=1" in rec.getMessage()
+
+
+def test_not_me_link_token_is_redacted() -> None:
+    # The "this was not me" link is a 7-day bearer secret: whoever reads the access log
+    # could otherwise sign the owner out everywhere and disable the password.
+    rec = record("/not-me?token=42.s3cretS3cretS3cret")
+    assert RedactPageQueries().filter(rec)
+    line = rec.getMessage()
+    assert "s3cret" not in line
+    assert "/not-me?[redacted]" in line
