@@ -349,3 +349,43 @@ def test_refused_verify_does_not_touch_the_code(
         assert c.post(VERIFY, json={"email": "user1@example.com", "code": wrong}).status_code == 429
     with d.svc.sessions() as s:
         assert s.scalar(select(ResetCode.attempts)) == 1  # refused before the code counter
+
+
+def test_username_and_address_share_one_account_budget(
+    deploy: Callable[..., Deployment], clock: FakeClock
+) -> None:
+    """Limit evasion (NIST 800-63B 5.2.2 counts failures per subscriber account): naming the
+    account by its username and by its address must not give two budgets."""
+    c = deploy(failures_per_account="3/15m", failures_per_ip="off").client()
+    assert create(c, 1).json()["success"] is True
+    assert login(c, "user0001", "wrong password").json()["success"] is False
+    assert login(c, "user1@example.com", "wrong password").json()["success"] is False
+    assert login(c, "USER0001", "wrong password").json()["success"] is False
+    assert limited(login(c, "user1@example.com", "correct horse battery"), 900)
+    assert limited(login(c, "user0001", "correct horse battery"), 900)
+    clock.advance(900)
+    assert login(c, "user0001", "correct horse battery").json()["success"] is True
+
+
+def test_code_checks_of_one_address_share_a_budget_however_written(
+    deploy: Callable[..., Deployment], clock: FakeClock
+) -> None:
+    """Limit evasion: an internationalised domain written in Unicode and in punycode is one
+    address (the account is found both ways), so it must be one failure budget."""
+    d = deploy(failures_per_account="2/15m", failures_per_ip="off")
+    c = d.client()
+    body = {
+        "name": "Ada",
+        "username": "ada-idn",
+        "email": "ada@exämple.com",
+        "privacyPolicy": True,
+        "password": "correct horse battery",
+    }
+    assert c.post(CREATE, json=body).json()["success"] is True
+    assert c.post(REQUEST, json={"email": "ada@exämple.com"}).status_code == 200
+    code = Mailbox(d.svc).last_code("ada@exämple.com")
+    wrong = "0000-0000" if code != "0000-0000" else "1111-1111"
+    for address in ("ada@exämple.com", "ada@xn--exmple-cua.com"):
+        assert c.post(VERIFY, json={"email": address, "code": wrong}).json()["success"] is False
+    assert limited(c.post(VERIFY, json={"email": "ada@xn--exmple-cua.com", "code": code}), 900)
+    assert limited(c.post(VERIFY, json={"email": "ada@exämple.com", "code": code}), 900)

@@ -81,10 +81,17 @@ def check_password(svc: Services, login: str, password: str, meta: RequestMeta) 
     """The account whose password this is, or LoginFailed.
 
     Enumeration by timing: an unknown login still runs one argon2 verify (dummy hash).
-    Credential stuffing: the shared failure limits take a slot first (RateLimited).
+    Credential stuffing: the shared failure limits take a slot before the verify (RateLimited).
     """
-    guess = svc.limits.guess(identity.email_key(login), meta.client_ip, svc.clock())
     user = find_by_login(svc, login)
+    # Limit evasion (NIST 800-63B 5.2.2 counts failures per subscriber account): a known
+    # account is keyed on its address, whether named by username or address, the key its
+    # code checks, TOTP tries and password changes use too; an unknown login on what was
+    # typed. Trade-off: once an account's budget is spent, both its names are refused, which
+    # tells a prober that a username and an address belong together (weaker than the
+    # "already exists" of createUser, and it costs the prober the whole budget).
+    subject = user.email if user is not None else login
+    guess = svc.limits.guess(identity.email_key(subject), meta.client_ip, svc.clock())
     normalised = passwords.normalise(password)
     if len(normalised) > passwords.MAX_LENGTH:
         normalised = normalised[: passwords.MAX_LENGTH + 1]  # bounded work; cannot match

@@ -147,11 +147,16 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
     budget. Enumeration: an unknown address runs the same statements and digest.
     Guessing across codes: the shared failure limits take a slot first (RateLimited).
     """
-    guess = svc.limits.guess(identity.email_key(email), meta.client_ip, svc.clock())
     try:
-        address = identity.checked_email(email)
-    except InvalidInput as exc:
-        raise CodeRejected() from exc
+        address: str | None = identity.checked_email(email)
+    except InvalidInput:
+        address = None
+    # Limit evasion: the budget is keyed on the address as the account lookup sees it
+    # (validated and normalised: a punycode domain is its Unicode form), so no other
+    # spelling of one address opens a fresh budget. Garbage still takes a per-IP slot.
+    guess = svc.limits.guess(identity.email_key(address or email), meta.client_ip, svc.clock())
+    if address is None:
+        raise CodeRejected()
     canonical = codes.canonical(entered) or ""
     now = svc.clock()
     with transaction(svc.sessions) as s:
