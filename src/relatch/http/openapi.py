@@ -46,6 +46,8 @@ ERROR_RESPONSES = {
     "400": "Body is not JSON, lacks a required field, or has a wrong type",
     "429": "Too many attempts; see Retry-After",
 }
+# Only on the operations that need credentials (the contract's 401 outcome).
+UNAUTHENTICATED = "Missing, bad, expired or revoked credentials"
 
 
 def _plain_optionals(node: Any) -> Any:
@@ -62,6 +64,12 @@ def _plain_optionals(node: Any) -> Any:
     if isinstance(node, list):
         return [_plain_optionals(x) for x in node]
     return node
+
+
+def _generic(description: str) -> dict[str, Any]:
+    """A documented error answer: GenericApiResponse, the contract's one error shape."""
+    schema = {"$ref": "#/components/schemas/GenericApiResponse"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def install(app: FastAPI) -> None:
@@ -84,19 +92,11 @@ def install(app: FastAPI) -> None:
                 responses = op.setdefault("responses", {})
                 responses.pop("422", None)
                 for code, text in ERROR_RESPONSES.items():
-                    responses.setdefault(
-                        code,
-                        {
-                            "description": text,
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/GenericApiResponse"}
-                                }
-                            },
-                        },
-                    )
+                    responses.setdefault(code, _generic(text))
                 if op.get("operationId") in PUBLIC_OPERATIONS:
                     op["security"] = []
+                else:
+                    responses.setdefault("401", _generic(UNAUTHENTICATED))
         components = doc.setdefault("components", {})
         schemas = components.setdefault("schemas", {})
         schemas.pop("HTTPValidationError", None)
