@@ -7,7 +7,7 @@ DEVSTAMP := $(VENV)/.installed-dev
 export RELATCH_TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export RELATCH_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install install-dev run test lint bench browser clean
+.PHONY: install install-dev run test lint bench browser node-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,23 +33,31 @@ lint: $(DEVSTAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: lint browser
+test: lint browser node-deps
 	$(BIN)/pytest
 
 bench: $(DEVSTAMP)
 	$(BIN)/python bench/run.py
 
 # Debian's chromium for the browser tests (no browser download by Playwright).
-browser:
+browser: node-deps
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium for the browser tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || { echo "could not install chromium (need root and Debian's apt)"; exit 1; }; }
-	@# axe-core (npm) for the accessibility check of the pages; not committed, not bundled.
-	@test -f node_modules/axe-core/axe.min.js || { \
-	  echo "installing axe-core for the accessibility checks"; \
-	  npm install --no-save --no-package-lock --no-audit --no-fund --silent axe-core@4.14.1 \
-	  || { echo "could not install axe-core (need npm and the npm registry)"; exit 1; }; }
+
+# npm packages of the tests, into the git-ignored node_modules (not committed, not bundled):
+# axe-core for the accessibility check of the pages, and the official Edge Impulse npm client
+# for tests/e2e/test_npm_client.py. One command for both: with no package.json, an
+# `npm install --no-save` of one package prunes the others.
+NODE_DEPS := axe-core@4.14.1 edge-impulse-api@1.95.13
+node-deps:
+	@test -f node_modules/axe-core/axe.min.js -a -f node_modules/edge-impulse-api/package.json \
+	  -a "$$(cat node_modules/.node-deps 2>/dev/null)" = "$(NODE_DEPS)" || { \
+	  echo "installing the npm packages of the tests: $(NODE_DEPS)"; \
+	  npm install --no-save --no-package-lock --no-audit --no-fund --silent $(NODE_DEPS) \
+	  && echo "$(NODE_DEPS)" > node_modules/.node-deps \
+	  || { echo "could not install $(NODE_DEPS) (need npm and the npm registry)"; exit 1; }; }
 
 clean:
 	rm -rf $(VENV) var build

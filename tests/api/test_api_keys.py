@@ -159,7 +159,7 @@ def test_cli_create_list_revoke(client: TestClient, make_account: Any, cli_env: 
     created = cli_env.invoke(cli_app, ["apikey", "create", "--email", acct.email, "--name", "cli"])
     assert created.exit_code == 0, created.output
     key = created.output.strip().splitlines()[-1]  # alone on the last line
-    assert key.startswith("rl_")
+    assert key.startswith("ei_")  # what the npm client's authenticate() demands
     assert me(client, key).status_code == 200
 
     listed = cli_env.invoke(cli_app, ["apikey", "list", "--email", acct.email])
@@ -180,4 +180,4 @@ def test_cli_create_list_revoke(client: TestClient, make_account: Any, cli_env: 
 def test_cli_unknown_account(cli_env: CliRunner) -> None:
     result = cli_env.invoke(cli_app, ["apikey", "create", "--email", "nobody@example.com"])
     assert result.exit_code == 1
-    assert "rl_" not in result.output
+    assert "ei_" not in result.output and "rl_" not in result.output

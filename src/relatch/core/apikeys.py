@@ -1,4 +1,4 @@
-"""API keys: `rl_<prefix>_<secret>`, looked up by prefix, stored only as a keyed digest.
+"""API keys: `ei_<prefix>_<secret>`, looked up by prefix, stored only as a keyed digest.
 
 The prefix (8 characters, not secret) is the index and the name shown in lists and logs;
 the whole key is checked against a purpose-salted HMAC digest in constant time, so a
@@ -14,7 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 PURPOSE = "api-key"
-MARK = "rl_"
+# `ei_` as Edge Impulse's own keys: the official npm client's `authenticate({method: "apiKey"})`
+# refuses any key that does not start with it. Keys issued before with `rl_` stay valid.
+MARK = "ei_"
+MARKS = (MARK, "rl_")
 PREFIX_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # lower-case Crockford: no `_` or `-`
 PREFIX_LENGTH = 8
 SECRET_BYTES = 32  # 256 bits: guessing is hopeless, no rate limit needed for strength
@@ -23,12 +26,12 @@ MAX_LENGTH = 128  # longer input is refused before any work (bounded cost per re
 
 @dataclass(frozen=True)
 class ParsedKey:
-    prefix: str  # `rl_` + 8 characters, the lookup index
+    prefix: str  # `ei_` (or `rl_`) + 8 characters, the lookup index
     key: str  # the whole key as presented
 
 
 def generate() -> tuple[str, str]:
-    """A new key and its prefix: (`rl_abcd2345_<43 url-safe characters>`, `rl_abcd2345`)."""
+    """A new key and its prefix: (`ei_abcd2345_<43 url-safe characters>`, `ei_abcd2345`)."""
     prefix = MARK + "".join(secrets.choice(PREFIX_ALPHABET) for _ in range(PREFIX_LENGTH))
     return f"{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}", prefix
 
@@ -36,7 +39,7 @@ def generate() -> tuple[str, str]:
 def parse(presented: str) -> ParsedKey | None:
     """The prefix of a well-formed key, or None (then no database lookup is made)."""
     key = presented.strip()
-    if len(key) > MAX_LENGTH or not key.startswith(MARK):
+    if len(key) > MAX_LENGTH or not key.startswith(MARKS):
         return None
     prefix_len = len(MARK) + PREFIX_LENGTH
     prefix, sep, rest = key[:prefix_len], key[prefix_len : prefix_len + 1], key[prefix_len + 1 :]

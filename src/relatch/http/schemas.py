@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 # Requests are strict (a number where a string belongs is a 400, not coerced) and
 # ignore fields Relatch has no use for (the official clients send them).
 _REQUEST = ConfigDict(strict=True, extra="ignore")
+
+
+def _iso_millis(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# A date-time as Edge Impulse writes it (JavaScript's Date.toJSON: UTC, milliseconds, `Z`).
+# The npm client turns only that shape (at most 3 fraction digits) into a Date; pydantic's
+# default 6 digits would reach its callers as a plain string despite its `Date` type.
+EiDateTime = Annotated[
+    datetime,
+    PlainSerializer(_iso_millis, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 class GenericApiResponse(BaseModel):
@@ -109,7 +123,7 @@ class GetUserResponse(GenericApiResponse):
     username: str
     name: str
     email: str
-    created: datetime
+    created: EiDateTime
     staffInfo: StaffInfo  # noqa: N815
     pending: bool
     activated: bool
@@ -164,8 +178,8 @@ class ApiKeyInfo(BaseModel):
     id: int
     name: str
     prefix: str = Field(description="Non-secret start of the key, shown in lists and logs")
-    created: datetime
-    lastUsed: datetime | None = None  # noqa: N815
+    created: EiDateTime
+    lastUsed: EiDateTime | None = None  # noqa: N815
 
 
 class ListApiKeysResponse(GenericApiResponse):

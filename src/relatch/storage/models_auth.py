@@ -19,7 +19,7 @@ class ApiKey(Base):
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
-    # `rl_` + 8 characters: the lookup index, and what lists and logs show. Not secret.
+    # `ei_` (earlier `rl_`) + 8 characters: the lookup index, shown in lists and logs. Not secret.
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     # HMAC-SHA256 of the whole key under a purpose-derived key; never the key itself.
     digest: Mapped[str] = mapped_column(String(64))

@@ -13,12 +13,16 @@ T0 = 1_767_268_800  # 2026-01-01 12:00:00 UTC, a step boundary
 
 def test_key_format_and_parse() -> None:
     key, prefix = apikeys.generate()
-    assert key.startswith(prefix + "_") and prefix.startswith("rl_") and len(prefix) == 11
+    assert key.startswith(prefix + "_") and prefix.startswith("ei_") and len(prefix) == 11
     parsed = apikeys.parse(key)
     assert parsed is not None and parsed.prefix == prefix
     assert apikeys.parse(" " + key + " ") == parsed
-    for bad in ["", "rl_", prefix, prefix + "_", "xx" + key[2:], "rl_ABCDEFGH_x", key + "x" * 200]:
+    bad_keys = ["", "ei_", "rl_", prefix, prefix + "_", "xx" + key[2:], "ei_ABCDEFGH_x"]
+    for bad in [*bad_keys, "rl_ABCDEFGH_x", key + "x" * 200]:
         assert apikeys.parse(bad) is None, bad
+    # Keys issued before the `ei_` mark (npm client compatibility) still parse.
+    earlier = apikeys.parse("rl_" + key[3:])
+    assert earlier is not None and earlier.prefix == "rl_" + prefix[3:]
 
 
 def test_key_digest_is_keyed_and_rotates() -> None:

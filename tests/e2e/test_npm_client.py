@@ -1,0 +1,174 @@
+"""The whole reset flow and every credential scheme with the official Edge Impulse npm
+client (`edge-impulse-api`, used unchanged, pointed at `http://HOST:PORT/v1`) against a real
+`relatch serve` delivering mail to a real SMTP server.
+
+Each call is one `node tests/e2e/npm/client.mjs <operation> <json>` subprocess that prints what
+the client returned (or the message of the Error it threw) and what went over the wire."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.browser import in_ci
+from tests.e2e.servers import Server, SMTPInbox, relatch_server, smtp_server
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(__file__).resolve().parent / "npm" / "client.mjs"
+PACKAGE = ROOT / "node_modules" / "edge-impulse-api" / "package.json"
+CODE_LINE = re.compile(r"^([0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4})\r?$", re.MULTILINE)
+EMAIL, USERNAME = "grace@example.com", "grace-npm"
+PASSWORD, NEW_PASSWORD = "cobol compiler one", "cobol compiler two"
+
+
+def missing(what: str) -> None:
+    """In CI (make test installs node's package) a missing piece fails; locally it skips."""
+    if in_ci():
+        pytest.fail(f"{what} (CI=true: the npm client test must run; `make node-deps`)")
+    pytest.skip(f"{what}; run `make node-deps` to install it")
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    found = shutil.which("node")
+    if found is None:
+        missing("node is not installed")
+    if not PACKAGE.exists():
+        missing("the npm package edge-impulse-api is not installed")
+    assert found is not None
+    return found
+
+
+@pytest.fixture(scope="module")
+def inbox() -> Iterator[SMTPInbox]:
+    with smtp_server() as box:
+        yield box
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, inbox: SMTPInbox) -> Iterator[Server]:
+    workdir: Path = tmp_path_factory.mktemp("relatch-npm")
+    with relatch_server(workdir, RELATCH_SMTP_URL=f"smtp://127.0.0.1:{inbox.port}") as srv:
+        yield srv
+
+
+def call(node: str, server: Server, operation: str, **args: Any) -> dict[str, Any]:
+    """One operation through the npm client; its JSON report."""
+    env = {**os.environ, "RELATCH_API": f"{server.url}/v1"}
+    done = subprocess.run(
+        [node, str(SCRIPT), operation, json.dumps(args)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report
+
+
+def ok(report: dict[str, Any]) -> dict[str, Any]:
+    assert report["ok"] is True, report
+    result: dict[str, Any] = report["result"]
+    assert result["success"] is True
+    (wire,) = report["calls"]
+    assert wire["status"] == 200 and wire["contentType"].startswith("application/json")
+    return result
+
+
+def refused(report: dict[str, Any], status: int) -> str:
+    assert report["ok"] is False, report
+    (wire,) = report["calls"]
+    assert wire["status"] == status, report
+    message: str = report["error"]
+    return message
+
+
+def test_reset_flow_and_every_scheme_with_the_npm_client(
+    node: str, server: Server, inbox: SMTPInbox
+) -> None:
+    created = ok(
+        call(
+            node, server, "createUser",
+            name="Grace Hopper", username=USERNAME, email=EMAIL, password=PASSWORD,
+            privacyPolicy=True, turnstileResponse="not-checked-by-relatch",
+            utmParams=[], jobTitle="Rear admiral", companyName="US Navy",
+        )
+    )  # fmt: skip
+    assert isinstance(created["id"], int)
+    first = ok(call(node, server, "login", username=USERNAME, password=PASSWORD))["token"]
+    assert isinstance(first, str) and first
+
+    ok(call(node, server, "requestResetPassword", email=EMAIL))
+    mail = inbox.wait_for(EMAIL, "reset code")
+    text = mail.get_body(preferencelist=("plain",))
+    assert text is not None
+    found = CODE_LINE.search(text.get_content())
+    assert found, text.get_content()
+    code = found.group(1)
+
+    ok(call(node, server, "verifyResetPassword", email=EMAIL, code=code.lower()))
+    # `success: false` on HTTP 200: the client throws an Error carrying our message.
+    wrong = "0000-0000" if code != "0000-0000" else "1111-1111"
+    bad = call(node, server, "verifyResetPassword", email=EMAIL, code=wrong)
+    assert refused(bad, 200) == "Invalid or expired reset code"
+
+    ok(call(node, server, "resetPassword", email=EMAIL, code=code, newPassword=NEW_PASSWORD))
+    inbox.wait_for(EMAIL, "password was changed")
+
+    old = call(node, server, "login", username=USERNAME, password=PASSWORD)
+    assert refused(old, 200) == "Invalid username or password"
+    token = ok(call(node, server, "login", username=EMAIL, password=NEW_PASSWORD))["token"]
+
+    made = server.cli("apikey", "create", "--email", EMAIL, "--name", "npm client")
+    assert made.returncode == 0, made.stderr
+    api_key = made.stdout.strip().splitlines()[-1]
+
+    # The client sends each credential in its own place, as the Edge Impulse API defines it.
+    schemes = {
+        "jwtToken": (token, ["x-jwt-token"], []),
+        "jwtCookie": (token, ["cookie"], ["jwt"]),
+        "apiKey": (api_key, ["x-api-key"], []),
+    }
+    for scheme, (credential, sent, cookies) in schemes.items():
+        report = call(node, server, "getCurrentUser", **{scheme: credential})
+        me = ok(report)
+        wire = report["calls"][0]
+        assert wire["path"] == "/v1/api/user"
+        credential_headers = {"x-jwt-token", "x-api-key", "cookie", "authorization"}
+        assert sorted(set(wire["headers"]) & credential_headers) == sent, scheme
+        assert wire["cookies"] == cookies, scheme
+        assert me["email"] == EMAIL and me["username"] == USERNAME
+        assert me["name"] == "Grace Hopper" and me["id"] == created["id"]
+        assert me["activated"] is True  # a successful reset marks the address verified
+        assert me["projects"] == [] and me["organizations"] == []
+        # The client turns ISO date strings into Date objects (only up to milliseconds).
+        assert set(me["created"]) == {"$date"}, me["created"]
+
+    # The JWT issued before the reset is revoked: 401 for both JWT schemes, contract shape.
+    for scheme in ("jwtToken", "jwtCookie"):
+        stale = call(node, server, "getCurrentUser", **{scheme: first})
+        assert refused(stale, 401), stale
+    nobody = call(node, server, "getCurrentUser")
+    assert refused(nobody, 401)
+
+
+def test_unknown_address_answers_success_with_the_npm_client(node: str, server: Server) -> None:
+    ok(call(node, server, "requestResetPassword", email="nobody-npm@example.com"))
+
+
+def test_bad_body_is_a_400_the_npm_client_reports(node: str, server: Server) -> None:
+    # A required field missing: HTTP 400 in the contract shape; the client throws its message.
+    report = call(node, server, "resetPassword", email=EMAIL, code="0000-0000")
+    assert refused(report, 400)
