@@ -149,3 +149,25 @@ def test_reset_notice_carries_a_link_too(
     assert post(client, "api-user-reset-password", body) == {"success": True}
     path = notice_link(mailbox, acct.email)
     open_page(client, path)
+
+
+def test_confirmation_revokes_api_keys_too(
+    client: TestClient, mailbox: Mailbox, make_account: Any
+) -> None:
+    """Persistence after takeover: whoever held the account could mint an API key with the
+    stolen session; "this was not me" must end it with every other session and token."""
+    acct: Account = make_account()
+    session = login(client, acct.username, acct.password)["token"]
+    minted = client.post(
+        "/v1/api/user/apikeys", json={"name": "x"}, headers={"x-jwt-token": session}
+    )
+    key = minted.json()["apiKey"]
+    assert client.get("/v1/api/user", headers={"x-api-key": key}).status_code == 200
+    change_password(client, acct)
+    path = notice_link(mailbox, acct.email)
+    _, csrf = open_page(client, path)
+    assert (
+        client.post("/not-me", data={"token": token_of(path), "csrf_token": csrf}).status_code
+        == 200
+    )
+    assert client.get("/v1/api/user", headers={"x-api-key": key}).status_code == 401

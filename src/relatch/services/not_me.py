@@ -17,6 +17,7 @@ from relatch.services.meta import RequestMeta
 from relatch.storage.db import rowcount, transaction
 from relatch.storage.models import User
 from relatch.storage.models_audit import NotMeLink
+from relatch.storage.models_auth import ApiKey
 
 
 def check(svc: Services, token: str | None, meta: RequestMeta) -> None:
@@ -51,9 +52,9 @@ def confirm(svc: Services, token: str | None, meta: RequestMeta) -> None:
         user = s.get(User, link.user_id)
         if user is None:
             raise LinkRejected()
-        # Account takeover: the new generation kills every JWT; OAuth and API-key revocation
-        # hang on on_password_changed. The password the change set is disabled, so the
-        # person who set it cannot sign in again before the owner resets it.
+        # Account takeover: the new generation kills every JWT and sign-in cookie; OAuth
+        # tokens die through on_password_changed. The password the change set is disabled,
+        # so the person who set it cannot sign in again before the owner resets it.
         s.execute(
             update(User)
             .where(User.id == user.id)
@@ -65,5 +66,14 @@ def confirm(svc: Services, token: str | None, meta: RequestMeta) -> None:
         )
         for hook in svc.on_password_changed:
             hook(s, user, now)
+        # Persistence after takeover: a reset keeps API keys (the owner's deliberate
+        # credentials), but here the owner says someone else held the account, and that
+        # someone could mint keys with the stolen session. Every live key dies; the owner
+        # makes new ones after the reset (issue 3: "revokes every session and token").
+        s.execute(
+            update(ApiKey)
+            .where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
         reset._issue_code(svc, s, user)  # kills older codes, mails a fresh one
         t.write(s)
