@@ -37,7 +37,8 @@ class Services:
     on_password_changed: list[Callable[[Session, Any, datetime], None]] = field(
         default_factory=list
     )
-    # Set when a reset request or a mail is queued, so the workers wake at once.
+    # Ends the worker's wait early (shutdown). Reset requests do not set it: see
+    # services/reset.request_reset (timing).
     wake: threading.Event = field(default_factory=threading.Event)
     # Shared rate limits (database or Redis): services/limits.py.
     limits: Limits = field(default_factory=unlimited)
