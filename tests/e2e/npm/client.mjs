@@ -60,7 +60,22 @@ const operations = {
   login: (api, a) => api.login.login(a),
   getCurrentUser: async (api, a) => {
     await authenticate(api, a);
-    return api.user.getCurrentUser();
+    return api.user.getCurrentUser(a.query);
+  },
+  // The fresh JWT comes back in the `x-jwt-token` response header (the body schema has no
+  // token); the client hands response headers to `responseHeadersCallback` on the next tick.
+  changePasswordCurrentUser: async (api, a) => {
+    await authenticate(api, a);
+    let headers = {};
+    const body = { currentPassword: a.currentPassword, newPassword: a.newPassword };
+    const result = await api.user.changePasswordCurrentUser(body, {
+      headers: {},
+      responseHeadersCallback: (h) => {
+        headers = h;
+      },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    return { ...result, newToken: headers['x-jwt-token'] || null };
   },
 };
 
