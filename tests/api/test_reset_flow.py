@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
+from relatch.storage.models import ResetRequest
 from tests.conftest import Account, FakeClock, Mailbox
 
 CODE_ERROR = "Invalid or expired reset code"
@@ -168,3 +170,22 @@ def test_short_password_refused_and_code_kept(
     assert "at least 8 characters" in result["error"]
     body["newPassword"] = "long enough now"
     assert post(client, "api-user-reset-password", body) == {"success": True}
+
+
+def test_handled_requests_leave_no_address_behind(
+    client: TestClient, mailbox: Mailbox, make_account: Any, svc: Any
+) -> None:
+    """Privacy and enumeration lists: a recorded request holds the typed address in clear
+    until the worker has decided; after that only the audit trail remains (a keyed digest
+    for an unknown address, pruned after the retention period)."""
+    acct: Account = make_account()
+    for email in (acct.email, "typo.or.probe@example.com"):
+        assert post(client, "api-user-request-reset-password", {"email": email}) == {
+            "success": True
+        }
+    with svc.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(ResetRequest)) == 2
+    mailbox.run_workers()
+    assert len(mailbox.to(acct.email)) == 1
+    with svc.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(ResetRequest)) == 0

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity
@@ -69,12 +69,13 @@ def process_requests(svc: Services, batch: int = 50) -> int:
     done = 0
     for request_id in ids:
         with transaction(svc.sessions) as s:
-            now = svc.clock()
-            # Claim: one conditional UPDATE, so two workers never handle one request.
+            # Claim: one conditional DELETE, so two workers never handle one request.
+            # Privacy: the row holds the typed address in clear (known or not); once decided
+            # it is gone, and only the audit row (a keyed digest for an unknown address,
+            # pruned after the retention period) remains. A rollback puts it back.
             claimed = s.execute(
-                update(ResetRequest)
+                delete(ResetRequest)
                 .where(ResetRequest.id == request_id, ResetRequest.processed_at.is_(None))
-                .values(processed_at=now)
                 .returning(ResetRequest.email, ResetRequest.client_ip, ResetRequest.request_id)
             ).first()
             if claimed is None:
