@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -186,6 +187,28 @@ def test_unreadable_token_requests_are_4xx(svc: Services, client: TestClient) ->
     assert client.post(TOKEN, json={"grant_type": "password"}).status_code == 400
     assert client.get("/v1/oauth/authorize").status_code == 400
     assert client.get("/v1/oauth/userinfo").status_code == 401
+
+
+UNREADABLE_BASIC = [
+    b"Basic ",  # no credentials: Authlib's split raised ValueError
+    "Basic \u00e9t\u00e9".encode(),  # non-ASCII base64: b64decode raised ValueError
+    b"Basic " + base64.b64encode(b"\xbe\xff:secret"),  # not UTF-8: UnicodeDecodeError
+]
+
+
+@pytest.mark.parametrize("auth", UNREADABLE_BASIC)
+@pytest.mark.parametrize("path", [TOKEN, "/v1/oauth/revoke", "/v1/oauth/introspect"])
+def test_unreadable_basic_credentials_are_invalid_client(
+    svc: Services, client: TestClient, path: str, auth: bytes
+) -> None:
+    """Found by tests/api/test_fuzz.py: each of these was a 500."""
+    resp = client.post(
+        path,
+        content=b"grant_type=client_credentials&token=x",
+        headers={"content-type": "application/x-www-form-urlencoded", "authorization": auth},
+    )
+    assert resp.status_code == 401, resp.text
+    assert resp.json()["error"] == "invalid_client"
 
 
 def test_signing_keys_sealed_rotated_and_retired(svc: Services, clock: FakeClock) -> None:

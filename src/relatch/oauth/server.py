@@ -8,6 +8,7 @@ One server per request: it carries that request's services, caller facts and sig
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections import defaultdict
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Payload, OAuth2Request
-from authlib.oauth2.rfc6749.errors import InvalidGrantError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from starlette.requests import Request
 from starlette.responses import Response
@@ -102,6 +103,23 @@ class AuthorizeRequest(StarletteOAuth2Request):
         self.payload = Payload(incoming.query)
 
 
+def basic_header_readable(auth: str | None) -> bool:
+    """False for an `Authorization: Basic` header Authlib cannot decode; True otherwise
+    (absent, another scheme, or base64 of UTF-8 text)."""
+    if not auth or " " not in auth:
+        return True
+    parts = auth.split(None, 1)
+    if parts[0].lower() != "basic":
+        return True
+    if len(parts) != 2:
+        return False
+    try:
+        base64.b64decode(parts[1].encode("ascii")).decode("utf-8")
+    except ValueError:  # binascii.Error and UnicodeError are ValueErrors
+        return False
+    return True
+
+
 class RelatchAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def __init__(self, svc: Services, meta: RequestMeta, auth_time: int | None = None) -> None:
         super().__init__(scopes_supported=list(SCOPES))
@@ -130,6 +148,19 @@ class RelatchAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     def query_client(self, client_id: str) -> Client | None:
         return store.load_client(self.svc, client_id)
+
+    def authenticate_client(
+        self, request: OAuth2Request, methods: list[str], endpoint: str = "token"
+    ) -> Client:
+        # Authlib's client_secret_basic parser trusts the header: `Basic ` without
+        # credentials, non-ASCII base64 or credentials that are not UTF-8 raise ValueError,
+        # a 500 (the bug of django-oauth-toolkit #142 and #591). A client sent them:
+        # refuse them as bad client credentials, like a wrong secret: 401 with
+        # WWW-Authenticate, since the client tried the Authorization header (RFC 6749 5.2).
+        if not basic_header_readable(request.headers.get("Authorization")):
+            raise InvalidClientError(status_code=401, description="Unreadable Basic credentials")
+        client: Client = super().authenticate_client(request, methods, endpoint)
+        return client
 
     def generate_token(
         self,
