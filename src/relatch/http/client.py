@@ -29,6 +29,17 @@ def _networks(text: str | None) -> tuple[forwarding.Network, ...]:
     return forwarding.parse_networks(text)
 
 
+def secure_cookies(request: Request) -> bool:
+    """Whether cookies set for this request get the Secure flag.
+
+    Cookie theft over plain http (ASVS 5.0 3.3.1): behind a TLS-terminating proxy the app
+    sees http (`relatch serve` does not trust proxy headers for the scheme), so the scheme
+    of RELATCH_PUBLIC_URL, what browsers actually use, decides too.
+    """
+    public_url: str = request.app.state.settings.public_url
+    return request.url.scheme == "https" or public_url.lower().startswith("https://")
+
+
 def request_meta(request: Request) -> RequestMeta:
     return RequestMeta(
         client_ip=client_ip(request),

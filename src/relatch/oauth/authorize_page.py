@@ -26,7 +26,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from relatch.core.errors import LoginFailed, RateLimited, TotpRequired
-from relatch.http.client import request_meta, services
+from relatch.http.client import request_meta, secure_cookies, services
 from relatch.oauth import server, signin, store
 from relatch.oauth.models import Client
 from relatch.services import accounts, mfa
@@ -161,7 +161,7 @@ async def handle(request: Request) -> Response:
         else:
             response = _consent_page(request, client, user, scope)
     if new_cookie is not None:
-        signin.issue(svc, new_cookie, response, secure=request.url.scheme == "https")
+        signin.issue(svc, new_cookie, response, secure=secure_cookies(request))
     return response
 
 

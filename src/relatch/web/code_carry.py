@@ -23,6 +23,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from starlette.requests import Request
 from starlette.responses import Response
 
+from relatch.http.client import secure_cookies
+
 COOKIE = "relatch_reset_code"
 PATH = "/reset-password"
 MAX_AGE = 300
@@ -55,7 +57,7 @@ def stash(request: Request, response: Response, code: str) -> None:
         path=PATH,
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=secure_cookies(request),
     )
 
 
@@ -73,5 +75,5 @@ def read(request: Request) -> str:
 
 def forget(request: Request, response: Response) -> None:
     response.delete_cookie(
-        COOKIE, path=PATH, httponly=True, samesite="lax", secure=request.url.scheme == "https"
+        COOKIE, path=PATH, httponly=True, samesite="lax", secure=secure_cookies(request)
     )

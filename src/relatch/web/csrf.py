@@ -14,6 +14,7 @@ import secrets
 from fastapi import Request, Response
 
 from relatch.core.errors import RelatchError
+from relatch.http.client import secure_cookies
 
 COOKIE = "relatch_csrf"
 FIELD = "csrf_token"
@@ -53,7 +54,7 @@ def set_cookie(request: Request, response: Response) -> None:
     """Call on every response that renders a form: sets the nonce cookie if it is new."""
     fresh = getattr(request.state, "csrf_nonce", None)
     if fresh is not None:
-        secure = request.url.scheme == "https"
+        secure = secure_cookies(request)
         response.set_cookie(
             COOKIE, fresh, httponly=True, samesite="strict", secure=secure, path="/"
         )
@@ -66,8 +67,11 @@ def verify_csrf(request: Request, submitted: str | None) -> None:
         raise CSRFRejected()
     svc = request.app.state.services
     keys = [svc.settings.secret, *svc.settings.fallback_secrets]
+    # As bytes: compare_digest raises TypeError for a str with non-ASCII characters, and the
+    # submitted field is whatever the client typed (a 500 before, found by fuzzing).
+    given = submitted.encode("utf-8", "surrogatepass")
     ok = False
     for key in keys:
-        ok |= hmac.compare_digest(_sign(key, nonce), submitted)
+        ok |= hmac.compare_digest(_sign(key, nonce).encode(), given)
     if not ok:
         raise CSRFRejected()

@@ -6,7 +6,7 @@ from anyio.to_thread import run_sync
 from fastapi import APIRouter, Depends, Request, Response
 
 from relatch.auth.dependencies import current_user
-from relatch.http.client import request_meta, services
+from relatch.http.client import request_meta, secure_cookies, services
 from relatch.http.schemas import ChangePasswordRequest, GenericApiResponse
 from relatch.services.password_change import change_password
 from relatch.storage.models import User
@@ -48,7 +48,7 @@ async def change_password_current_user(
         max_age=svc.settings.jwt_ttl,
         httponly=True,  # XSS: page scripts cannot read the session
         samesite="lax",  # CSRF: not sent on cross-site POSTs
-        secure=request.url.scheme == "https",
+        secure=secure_cookies(request),  # session theft over plain http
         path="/",
     )
     return GenericApiResponse(success=True)
