@@ -130,6 +130,14 @@ def test_refusals_say_what_to_change_next_to_the_field(
     assert ok.status_code == 303
 
 
+@pytest.mark.parametrize("path", ["/reset-password/ask", "/reset-password/new", "/not-me"])
+def test_non_ascii_csrf_field_is_refused_not_a_500(client: TestClient, path: str) -> None:
+    """Found by tests/api/test_fuzz.py: hmac.compare_digest raised TypeError (a 500)."""
+    client.get("/reset-password")  # the CSRF cookie
+    resp = client.post(path, data={"csrf_token": "\u00e9" * 64, "email": "a@example.com"})
+    assert resp.status_code == 403, resp.text
+
+
 def test_csrf_is_required_on_every_form(client: TestClient, make_account: Any) -> None:
     acct: Account = make_account()
     client.get("/reset-password")  # has the cookie, but a forged post has no token
