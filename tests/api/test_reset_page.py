@@ -3,6 +3,7 @@ fields, CSRF, headers, the code carried from the mail's link, translations."""
 
 from __future__ import annotations
 
+import gc
 import re
 from typing import Any
 
@@ -136,6 +137,23 @@ def test_non_ascii_csrf_field_is_refused_not_a_500(client: TestClient, path: str
     client.get("/reset-password")  # the CSRF cookie
     resp = client.post(path, data={"csrf_token": "\u00e9" * 64, "email": "a@example.com"})
     assert resp.status_code == 403, resp.text
+
+
+@pytest.mark.parametrize("path", ["/reset-password/ask", "/reset-password/new", "/not-me"])
+def test_uploaded_parts_are_closed(client: TestClient, path: str) -> None:
+    """Found by tests/api/test_fuzz.py: with two file parts of one name, the page closed only
+    the last (or none, /not-me) and the others were left open (ResourceWarning)."""
+    parts = [
+        f'--b\r\nContent-Disposition: form-data; name="{name}"; filename="f.txt"\r\n\r\nx\r\n'
+        for name in ("email", "email", "token", "token")
+    ]
+    body = ("".join(parts) + "--b--\r\n").encode()
+    resp = client.post(
+        path, content=body, headers={"content-type": "multipart/form-data; boundary=b"}
+    )
+    assert resp.status_code == 403
+    del resp
+    gc.collect()  # an unclosed file warns here, and pytest turns the warning into an error
 
 
 def test_csrf_is_required_on_every_form(client: TestClient, make_account: Any) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from relatch.web import csrf
@@ -26,13 +25,12 @@ class FormState:
 async def read_form(request: Request, names: tuple[str, ...]) -> FormState:
     """The named fields as strings ('' when missing or not text): a page never answers 400
     JSON for a short or odd form, it shows the fields again with what to fix."""
-    data = await request.form()
     values: dict[str, str] = {}
-    for name in names:
-        raw = data.get(name)
-        values[name] = raw[:MAX_FIELD_CHARS] if isinstance(raw, str) else ""
-    token = data.get(csrf.FIELD)
-    for item in data.values():
-        if isinstance(item, UploadFile):
-            await item.close()
+    # `async with` closes every uploaded part, also repeated names (the old loop over
+    # .values() saw only the last part of each name and left the others open).
+    async with request.form() as data:
+        for name in names:
+            raw = data.get(name)
+            values[name] = raw[:MAX_FIELD_CHARS] if isinstance(raw, str) else ""
+        token = data.get(csrf.FIELD)
     return FormState(values, csrf=token if isinstance(token, str) else None)

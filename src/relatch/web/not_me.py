@@ -50,9 +50,9 @@ async def show(request: Request, token: str | None = None) -> HTMLResponse:
 
 @router.post("/not-me", response_class=HTMLResponse)
 async def confirm(request: Request) -> HTMLResponse:
-    form = await request.form()
-    token = form.get(TOKEN_FIELD)
-    submitted = form.get(csrf.FIELD)
+    async with request.form() as form:  # closes any uploaded part (a client may send some)
+        token = form.get(TOKEN_FIELD)
+        submitted = form.get(csrf.FIELD)
     token = token if isinstance(token, str) else None
     try:
         csrf.verify_csrf(request, submitted if isinstance(submitted, str) else None)
