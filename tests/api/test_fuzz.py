@@ -11,16 +11,21 @@ examples per operation, no deadline, and no shrinking budget beyond the default 
 
 from __future__ import annotations
 
+import base64
+import re
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import hypothesis
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -30,6 +35,8 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from relatch.http.app import create_app
+from relatch.oauth import store
+from relatch.oauth.models import GRANT_TYPES, SCOPES
 from relatch.services.context import Services, build
 from relatch.settings import Settings
 from tests import conftest
@@ -65,6 +72,8 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         limit_failures_per_account="off",
         limit_failures_per_ip="off",
         limit_signup_per_ip="off",
+        # Authlib refuses plain http except on loopback; the public URL is what it judges.
+        public_url="https://relatch.test",
     )
 
 
@@ -162,5 +171,189 @@ def test_openapi_operation(
         if body["success"] is True or response.status_code != 200:
             checks.append(response_schema_conformance)
         case.validate_response(response, checks=checks, headers=headers)
+
+    run()
+
+
+# The surfaces outside the OpenAPI document: web forms and the OAuth2 endpoints ----------
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
+PAGE_FIELDS = {
+    "/reset-password/ask": ("email",),
+    "/reset-password/new": ("email", "code", "newPassword", "newPasswordRepeat"),
+    "/not-me": ("token",),
+}
+OAUTH_FIELDS = (
+    "grant_type",
+    "client_id",
+    "client_secret",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+    "refresh_token",
+    "username",
+    "password",
+    "scope",
+    "token",
+    "token_type_hint",
+    "totpToken",
+)
+OAUTH_ENDPOINTS = ("/v1/oauth/token", "/v1/oauth/revoke", "/v1/oauth/introspect")
+FORM = "application/x-www-form-urlencoded"
+
+# Values that reach past the first check more often than random text does.
+SPECIAL = (
+    "",
+    " ",
+    "user1@example.com",
+    "not an address",
+    "ABCD-EFGH",
+    "abcd efgh",
+    "correct horse battery",
+    "\x00",
+    "%",
+    "%zz",
+    "+",
+    "&=",
+    "\ud800",  # a lone surrogate: not encodable as UTF-8
+    "😀" * 300,
+    "x" * 3000,
+    "authorization_code",
+    "password",
+    "client_credentials",
+    "refresh_token",
+    "implicit",
+    "openid email profile",
+    "access_token",
+    "https://app.example/cb",
+)
+HEADER_CHARS = st.characters(exclude_characters="\r\n\x00", exclude_categories=["Cs"])
+TEXT = st.one_of(
+    st.sampled_from(SPECIAL),
+    st.text(max_size=40),
+    st.binary(max_size=40).map(lambda b: b.decode("latin-1")),
+)
+
+
+@dataclass
+class Known:
+    """Real values the fuzzer may pick, so that requests get past the first refusal."""
+
+    csrf_cookie: str
+    csrf_token: str
+    values: dict[str, list[str]]
+    basic: list[str]
+
+
+@st.composite
+def form_request(draw: st.DrawFn, fields: tuple[str, ...], known: Known) -> dict[str, Any]:
+    """headers and raw body of a random form post: known and random fields, duplicates,
+    real or forged CSRF, and sometimes a body that is not a well-formed form at all."""
+    names = st.one_of(st.sampled_from((*fields, "csrf_token")), st.text(max_size=12))
+    pairs: list[tuple[str, str]] = []
+    for name in draw(st.lists(names, max_size=8)):
+        pool = known.values.get(name, [])
+        value = draw(st.sampled_from(pool) if pool and draw(st.booleans()) else TEXT)
+        pairs.append((name, value))
+    headers: dict[str, str] = {}
+    if draw(st.booleans()):
+        headers["cookie"] = f"relatch_csrf={known.csrf_cookie}"
+        if draw(st.booleans()):
+            pairs.append(("csrf_token", known.csrf_token))
+    if draw(st.booleans()):
+        headers["authorization"] = draw(
+            st.one_of(
+                st.sampled_from(known.basic),
+                st.text(HEADER_CHARS, max_size=30).map(lambda t: "Basic " + t),
+                st.binary(max_size=30).map(lambda b: "Basic " + base64.b64encode(b).decode()),
+            )
+        )
+    shape = draw(st.sampled_from(("form", "form", "multipart", "raw")))
+    if shape == "form":
+        body = urlencode(pairs, encoding="utf-8", errors="surrogatepass").encode()
+        headers["content-type"] = FORM
+    elif shape == "multipart":
+        boundary = "fuzzb0undary"
+        parts = []
+        for name, value in pairs:
+            filename = '; filename="f.txt"' if draw(st.booleans()) else ""
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"{filename}'
+                f"\r\n\r\n{value}\r\n"
+            )
+        text = "".join(parts) + (f"--{boundary}--\r\n" if draw(st.booleans()) else "")
+        body = text.encode("utf-8", "surrogatepass")
+        headers["content-type"] = draw(
+            st.sampled_from((f"multipart/form-data; boundary={boundary}", "multipart/form-data"))
+        )
+    else:
+        body = draw(st.binary(max_size=200))
+        content_type = draw(
+            st.sampled_from((FORM, "multipart/form-data; boundary=x", "application/json", ""))
+        )
+        if content_type:
+            headers["content-type"] = content_type
+    # Header bytes as a server receives them (UTF-8 beyond Latin-1 included); CR, LF and NUL
+    # never reach the application (the HTTP parser refuses them), so they are not drawn.
+    return {"headers": {k: v.encode() for k, v in headers.items()}, "content": body}
+
+
+@pytest.fixture
+def known(svc: Services, client: TestClient, make_account: Any) -> Known:
+    account = make_account()
+    page = client.get("/reset-password")
+    match = CSRF_RE.search(page.text)
+    assert match is not None
+    cookie = client.cookies["relatch_csrf"]
+    client.cookies.clear()
+    app = store.create_client(
+        svc, "Fuzz", ["https://app.example/cb"], list(GRANT_TYPES), list(SCOPES), False
+    )
+    assert app.client_secret is not None
+    login = {"username": account.username, "password": account.password}
+    token = client.post("/v1/api-login", json=login).json()["token"]
+    basic = base64.b64encode(f"{app.client_id}:{app.client_secret}".encode()).decode()
+    return Known(
+        csrf_cookie=cookie,
+        csrf_token=match.group(1),
+        values={
+            "email": [account.email],
+            "username": [account.username],
+            "password": [account.password],
+            "client_id": [app.client_id],
+            "client_secret": [app.client_secret],
+            "grant_type": list(GRANT_TYPES),
+            "scope": [" ".join(SCOPES), "openid"],
+            "redirect_uri": ["https://app.example/cb"],
+            "token": [token],
+        },
+        basic=[f"Basic {basic}"],
+    )
+
+
+@pytest.mark.parametrize("path", [*PAGE_FIELDS, *OAUTH_ENDPOINTS])
+def test_form_surface(client: TestClient, known: Known, path: str) -> None:
+    oauth = path in OAUTH_ENDPOINTS
+    fields = OAUTH_FIELDS if oauth else PAGE_FIELDS[path]
+
+    @FUZZ
+    @given(request=form_request(fields, known))
+    def run(request: dict[str, Any]) -> None:
+        client.cookies.clear()  # only the cookie this example chose
+        response = client.post(path, **request)
+        assert response.status_code < 500, f"{response.status_code}: {response.text[:300]}"
+        if oauth:
+            # RFC 6749 answers: JSON, with `error` on a refusal.
+            body = response.json()
+            assert isinstance(body, dict)
+            if response.status_code >= 400:
+                assert isinstance(body.get("error"), str), body
+        elif response.headers["content-type"].startswith("application/json"):
+            # A body Starlette cannot parse as a form at all (a multipart body without its
+            # boundary, say) is refused before the page: 400 in the contract's shape.
+            assert response.status_code == 400, response.text
+            assert_contract_shape(response.status_code, response.json())
+        elif response.status_code != 303:
+            assert response.headers["content-type"].startswith("text/html"), response.text
 
     run()
