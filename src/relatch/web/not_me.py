@@ -14,6 +14,7 @@ from relatch.core.errors import LinkRejected
 from relatch.http.client import request_meta, services
 from relatch.services import not_me
 from relatch.web import csrf
+from relatch.web.forms import read_form
 from relatch.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
@@ -50,12 +51,10 @@ async def show(request: Request, token: str | None = None) -> HTMLResponse:
 
 @router.post("/not-me", response_class=HTMLResponse)
 async def confirm(request: Request) -> HTMLResponse:
-    async with request.form() as form:  # closes any uploaded part (a client may send some)
-        token = form.get(TOKEN_FIELD)
-        submitted = form.get(csrf.FIELD)
-    token = token if isinstance(token, str) else None
+    form = await read_form(request, (TOKEN_FIELD,))
+    token = form.values[TOKEN_FIELD] or None
     try:
-        csrf.verify_csrf(request, submitted if isinstance(submitted, str) else None)
+        csrf.verify_csrf(request, form.csrf)
     except csrf.CSRFRejected as exc:
         # CSRF: a cross-site form cannot sign every session out on the owner's behalf.
         return _page(
