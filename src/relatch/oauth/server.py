@@ -16,8 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Payload, OAuth2Request
-from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError
+from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidGrantError,
+    UnsupportedResponseTypeError,
+)
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from starlette.requests import Request
 from starlette.responses import Response
@@ -148,6 +153,16 @@ class RelatchAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     def query_client(self, client_id: str) -> Client | None:
         return store.load_client(self.svc, client_id)
+
+    def get_authorization_grant(self, request: OAuth2Request) -> Any:
+        # Authlib builds UnsupportedResponseTypeError with the raw response_type as its
+        # error_description, and OAuth2Error refuses (ValueError: a 500) any character
+        # outside RFC 6749's set (%x20-21 / %x23-5B / %x5D-7E), e.g. `"`, `\` or `é`. No
+        # grant has such a response_type: refuse it here, without echoing it and without a
+        # redirect (only a verified redirect URI may receive an error, RFC 6749 4.1.2.1).
+        if invalid_error_characters(request.payload.response_type or ""):
+            raise UnsupportedResponseTypeError("(unreadable)")
+        return super().get_authorization_grant(request)
 
     def authenticate_client(
         self, request: OAuth2Request, methods: list[str], endpoint: str = "token"
