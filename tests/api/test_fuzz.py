@@ -388,3 +388,52 @@ def test_credentials(client: TestClient, known: Known, path: str) -> None:
             assert_contract_shape(response.status_code, response.json())
 
     run()
+
+
+# The authorize endpoint: its query string and its sign-in and consent forms --------------
+
+AUTHORIZE_QUERY = (
+    "client_id",
+    "response_type",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "prompt",
+    "code_challenge",
+    "code_challenge_method",
+    "response_mode",
+)
+AUTHORIZE_FORM = ("step", "username", "password", "totpToken", "decision")
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_authorize(client: TestClient, known: Known, method: str) -> None:
+    known.values.update(
+        response_type=["code", "token", "id_token", "id_token token", "code id_token"],
+        step=["signin", "consent"],
+        decision=["allow", "deny"],
+        code_challenge_method=["S256", "plain"],
+        prompt=["login", "none", "consent"],
+    )
+
+    @FUZZ
+    @given(
+        query=st.lists(
+            st.tuples(
+                st.sampled_from(AUTHORIZE_QUERY),
+                st.one_of(TEXT, st.sampled_from([v for vs in known.values.values() for v in vs])),
+            ),
+            max_size=8,
+        ),
+        request=form_request(AUTHORIZE_FORM, known),
+    )
+    def run(query: list[tuple[str, str]], request: dict[str, Any]) -> None:
+        client.cookies.clear()
+        url = "/v1/oauth/authorize?" + urlencode(query, errors="surrogatepass")
+        if method == "GET":
+            request = {"headers": request["headers"]}
+        response = client.request(method, url, follow_redirects=False, **request)
+        assert response.status_code < 500, f"{response.status_code}: {response.text[:300]}"
+
+    run()
