@@ -295,6 +295,48 @@ def test_forms_need_the_csrf_field(server: Server) -> None:
     assert forged.status_code == 403 and 'name="password"' in forged.text
 
 
+def test_a_replayed_code_revokes_the_tokens_it_issued(server: Server) -> None:
+    """RFC 6749 4.1.2: a code used twice means one holder is not the client; the tokens
+    the first use bought are revoked, refresh tokens included."""
+    client = register(server, "authorization_code", "refresh_token")
+    oauth = OAuth2Session(
+        client["client_id"],
+        client["client_secret"],
+        scope="openid email",
+        redirect_uri=REDIRECT,
+        code_challenge_method="S256",
+    )
+    verifier = secrets.token_urlsafe(48)
+    url, _ = oauth.create_authorization_url(authorize_url(server), code_verifier=verifier)
+    location = Browser(server).authorize(url, make_person(server))
+    first = dict(
+        oauth.fetch_token(
+            token_url(server), authorization_response=location, code_verifier=verifier
+        )
+    )
+    assert user_with(server, first["access_token"]).status_code == 200
+    auth = (client["client_id"], client["client_secret"])
+    introspect = f"{server.url}/v1/oauth/introspect"
+
+    def active(token: str) -> bool:
+        seen = requests.post(introspect, data={"token": token}, auth=auth, timeout=10)
+        return bool(seen.json()["active"])
+
+    assert active(first["access_token"]) and active(first["refresh_token"])
+
+    with pytest.raises(OAuthError) as replay:
+        oauth.fetch_token(
+            token_url(server), authorization_response=location, code_verifier=verifier
+        )
+    assert replay.value.error == "invalid_grant"
+
+    assert user_with(server, first["access_token"]).status_code == 401
+    assert not active(first["access_token"]) and not active(first["refresh_token"])
+    with pytest.raises(OAuthError) as refresh:
+        oauth.refresh_token(token_url(server), refresh_token=first["refresh_token"])
+    assert refresh.value.error == "invalid_grant"
+
+
 # --- PKCE -------------------------------------------------------------------------------
 
 

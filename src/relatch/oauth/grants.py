@@ -26,7 +26,7 @@ from authlib.oidc.core.grants import OpenIDCode, OpenIDImplicitGrant
 from joserfc.jwk import RSAKey
 
 from relatch.core.errors import LoginFailed, TotpRequired
-from relatch.oauth import keys, store
+from relatch.oauth import code_replay, keys, store
 from relatch.oauth.models import AuthorizationCode, Client, Token
 from relatch.services import accounts, mfa
 from relatch.services.context import Services
@@ -156,7 +156,14 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
         )
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
-        return store.find_code(_server(self).svc, code, client)
+        svc = _server(self).svc
+        found = store.find_code(svc, code, client)
+        if found is None:
+            # Code replay (RFC 6749 4.1.2): still invalid_grant (Authlib raises it on
+            # None), and the tokens the first use bought are revoked (oauth/code_replay.py).
+            verifier = self.request.payload.data.get("code_verifier")
+            code_replay.revoke_if_replayed(svc, code, client, verifier)
+        return found
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
         # Consumed in save_token, atomically with storing the token (store.save_token).

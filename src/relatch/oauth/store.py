@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from relatch.oauth import digests
+from relatch.oauth import code_replay, digests
 from relatch.oauth.models import AuthorizationCode, Client, Token
 from relatch.services.context import Services
 from relatch.storage.db import rowcount, transaction
@@ -178,9 +178,9 @@ def save_token(
     """Store a new token's digests; in the same transaction spend the code or the old
     refresh token it came from (SpentSecret if that was already spent)."""
     now = svc.clock()
-    access = str(token["access_token"])
-    refresh = token.get("refresh_token")
+    raced = False
     with transaction(svc.sessions) as s:
+        code_id = consume_code
         if consume_code is not None:
             spent = rowcount(
                 s.execute(
@@ -190,7 +190,10 @@ def save_token(
                 )
             )
             if spent != 1:
-                raise SpentSecret()
+                # Code replay that raced the first redemption (RFC 6749 4.1.2): the
+                # winner's tokens are revoked, committed with this transaction.
+                code_replay.revoke_family(s, consume_code, now)
+                raced = True
         if rotate_from is not None:
             # Refresh rotation (RFC 9700 4.14.2): the old refresh and access token die now.
             spent = rowcount(
@@ -202,24 +205,40 @@ def save_token(
             )
             if spent != 1:
                 raise SpentSecret()
-        s.add(
-            OAuthToken(
-                access_digest=digests.digest(svc.settings.secret, digests.ACCESS, access),
-                refresh_digest=(
-                    digests.digest(svc.settings.secret, digests.REFRESH, str(refresh))
-                    if refresh
-                    else None
-                ),
-                client_id=client.client_id,
-                user_id=user.id if user else None,
-                generation=user.credential_generation if user else None,
-                grant_type=grant_type,
-                scope=str(token.get("scope") or ""),
-                issued_at=now,
-                access_expires_at=now + timedelta(seconds=int(str(token["expires_in"]))),
-                refresh_expires_at=now + REFRESH_TTL if refresh else None,
-            )
-        )
+            # The new row stays in the code's family: a later replay of the code reaches it.
+            code_id = s.scalar(select(OAuthToken.code_id).where(OAuthToken.id == rotate_from))
+        if not raced:
+            s.add(_token_row(svc, token, client, user, grant_type, now, code_id))
+    if raced:
+        raise SpentSecret()
+
+
+def _token_row(
+    svc: Services,
+    token: dict[str, object],
+    client: Client,
+    user: User | None,
+    grant_type: str,
+    now: datetime,
+    code_id: int | None,
+) -> OAuthToken:
+    access = str(token["access_token"])
+    refresh = token.get("refresh_token")
+    return OAuthToken(
+        access_digest=digests.digest(svc.settings.secret, digests.ACCESS, access),
+        refresh_digest=(
+            digests.digest(svc.settings.secret, digests.REFRESH, str(refresh)) if refresh else None
+        ),
+        client_id=client.client_id,
+        user_id=user.id if user else None,
+        generation=user.credential_generation if user else None,
+        grant_type=grant_type,
+        scope=str(token.get("scope") or ""),
+        issued_at=now,
+        access_expires_at=now + timedelta(seconds=int(str(token["expires_in"]))),
+        refresh_expires_at=now + REFRESH_TTL if refresh else None,
+        code_id=code_id,
+    )
 
 
 def _find(svc: Services, kind: str, value: str) -> tuple[OAuthToken, User | None] | None:

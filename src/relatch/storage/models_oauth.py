@@ -61,7 +61,10 @@ class OAuthToken(Base):
     """An access token and (optionally) its refresh token, issued together."""
 
     __tablename__ = "oauth_tokens"
-    __table_args__ = (Index("ix_oauth_tokens_user", "user_id", "revoked_at"),)
+    __table_args__ = (
+        Index("ix_oauth_tokens_user", "user_id", "revoked_at"),
+        Index("ix_oauth_tokens_code", "code_id"),
+    )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     access_digest: Mapped[str] = mapped_column(String(64), unique=True)
@@ -83,6 +86,12 @@ class OAuthToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # True when the refresh token was spent by a rotation (replay of it = theft signal).
     rotated: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The authorization code this token came from, inherited through refresh rotations:
+    # a replay of that code revokes the whole family (RFC 6749 4.1.2). NULL for others.
+    code_id: Mapped[int | None] = mapped_column(
+        ForeignKey("oauth_codes.id", ondelete="SET NULL", name="fk_oauth_tokens_code"),
+        nullable=True,
+    )
 
 
 class OAuthConsent(Base):
