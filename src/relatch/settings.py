@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     hash_queue: int = Field(default=64, ge=1)
 
     jwt_ttl: int = Field(default=7 * 24 * 3600, ge=60)
+    # "Sudo mode" (ASVS 5.0 7.5.1): API-key and TOTP changes need a session JWT whose sign-in
+    # (iat) is at most this old; a stolen long-lived session cannot plant a credential.
+    reauth_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
     # Audit rows older than this are pruned by the worker (issue 3; GDPR storage limitation).
     audit_retention_days: int = Field(default=365, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)

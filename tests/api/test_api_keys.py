@@ -54,7 +54,8 @@ def test_create_list_use_revoke(client: TestClient, make_account: Any, svc: Serv
     assert key not in str(listed)  # the key is shown once, never listed
     assert listed["apiKeys"][0]["lastUsed"]  # the use above was recorded
 
-    # The key itself can list and create keys too (it authenticates every operation).
+    # The key itself can list keys (creating and revoking need a recent sign-in:
+    # tests/api/test_recent_sign_in.py).
     assert client.get(KEYS, headers={"x-api-key": key}).json()["success"] is True
 
     assert client.delete(f"{KEYS}/{made['id']}", headers=headers).json() == {"success": True}

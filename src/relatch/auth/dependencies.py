@@ -1,50 +1,117 @@
-"""Who is calling: each scheme of the seed tried in turn; none valid means HTTP 401."""
+"""Who is calling: each scheme of the seed tried in turn; none valid means HTTP 401.
+
+`recent_session_user` guards the operations that change how an account signs in (API
+keys, TOTP): only a session JWT from a sign-in within RELATCH_REAUTH_SECONDS passes.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import anyio.to_thread
 from fastapi import Request
 
 from relatch.auth.api_key import api_key_header
-from relatch.core.errors import NotAuthenticated
+from relatch.core import tokens
+from relatch.core.errors import NotAuthenticated, ReauthRequired
 from relatch.oauth.bearer import oauth_bearer
 from relatch.services import accounts
 from relatch.services.context import Services
 from relatch.storage.models import User
 
+
+@dataclass(frozen=True)
+class Caller:
+    """The account a credential names, and, for a session JWT only, its claims (when the
+    sign-in happened). An API key or an OAuth bearer token carries no sign-in time."""
+
+    user: User
+    session: tokens.SessionClaims | None = None
+
+
 # A scheme reads its credential from the request; None means "not presented".
 # It raises NotAuthenticated when a credential is presented but invalid.
-Scheme = Callable[[Services, Request], User | None]
+Scheme = Callable[[Services, Request], Caller | None]
 
 
-def jwt_header(svc: Services, request: Request) -> User | None:
+def _session(svc: Services, token: str) -> Caller:
+    user, claims = accounts.session_from_token(svc, token)
+    return Caller(user, claims)
+
+
+def jwt_header(svc: Services, request: Request) -> Caller | None:
     token = request.headers.get("x-jwt-token")
-    return accounts.user_from_session(svc, token) if token else None
+    return _session(svc, token) if token else None
 
 
-def jwt_cookie(svc: Services, request: Request) -> User | None:
+def jwt_cookie(svc: Services, request: Request) -> Caller | None:
     token = request.cookies.get("jwt")
     if not token:
         # The official generated clients send the JWTAuthentication value as the whole
         # Cookie header (`Cookie: <token>`, no name): accept a bare token there too.
         bare = request.cookies.get("")
         token = bare if bare and bare.count(".") == 2 else None
-    return accounts.user_from_session(svc, token) if token else None
+    return _session(svc, token) if token else None
 
 
-SCHEMES: list[Scheme] = [api_key_header, jwt_header, jwt_cookie, oauth_bearer]
+def _without_session(scheme: Callable[[Services, Request], User | None]) -> Scheme:
+    """A scheme that names an account but proves no sign-in (API key, OAuth bearer)."""
+
+    @functools.wraps(scheme)
+    def identify(svc: Services, request: Request) -> Caller | None:
+        user = scheme(svc, request)
+        return Caller(user) if user is not None else None
+
+    return identify
+
+
+SCHEMES: list[Scheme] = [
+    _without_session(api_key_header),
+    jwt_header,
+    jwt_cookie,
+    _without_session(oauth_bearer),
+]
+
+
+def identify(svc: Services, request: Request) -> Caller:
+    for scheme in SCHEMES:
+        caller = scheme(svc, request)
+        if caller is not None:
+            return caller
+    raise NotAuthenticated()
 
 
 def authenticate(svc: Services, request: Request) -> User:
-    for scheme in SCHEMES:
-        user = scheme(svc, request)
-        if user is not None:
-            return user
-    raise NotAuthenticated()
+    return identify(svc, request).user
+
+
+def authenticate_recent(svc: Services, request: Request) -> User:
+    """The caller's account if they signed in with their password (and TOTP) recently.
+
+    Session abuse (ASVS 5.0 7.5.1, GitHub's "sudo mode"): a stolen long-lived credential
+    must not mint a new one that outlives it. An API key would mint its own successor; an
+    OAuth bearer token is a third party's delegated access and outlives no sign-in of the
+    owner; a session JWT older than RELATCH_REAUTH_SECONDS may have been lifted from a
+    browser. Each would let a thief plant an API key, or a TOTP key that survives the
+    owner's reset and "this was not me", and lock the owner out. The Edge Impulse request
+    bodies have no password field, so the proof is a fresh sign-in: its JWT's `iat`.
+    """
+    caller = identify(svc, request)  # bad credentials stay a plain 401 "Not authenticated"
+    now = int(svc.clock().timestamp())
+    session = caller.session
+    if session is None or not tokens.signed_in_within(session, now, svc.settings.reauth_seconds):
+        raise ReauthRequired()
+    return caller.user
 
 
 async def current_user(request: Request) -> User:
     svc: Services = request.app.state.services
     return await anyio.to_thread.run_sync(authenticate, svc, request)
+
+
+async def recent_session_user(request: Request) -> User:
+    """Dependency of the credential-management operations (API keys, TOTP)."""
+    svc: Services = request.app.state.services
+    return await anyio.to_thread.run_sync(authenticate_recent, svc, request)

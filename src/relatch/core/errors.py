@@ -82,6 +82,13 @@ class NotAuthenticated(RelatchError):
     public_message = "Not authenticated"
 
 
+class ReauthRequired(NotAuthenticated):
+    """Credential management without a recent sign-in (HTTP 401): an API key, an OAuth
+    bearer token, or a session JWT older than RELATCH_REAUTH_SECONDS (ASVS 5.0 7.5.1)."""
+
+    public_message = "Sign in again (with your password) to change your sign-in methods"
+
+
 class RateLimited(RelatchError):
     """Too many attempts (HTTP 429); carries the seconds to wait."""
 

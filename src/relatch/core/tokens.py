@@ -65,3 +65,12 @@ def decode(token: str, keys: Sequence[bytes], issuer: str, now: int) -> SessionC
             return None
         return SessionClaims(account_id, gen, iat, str(data.get("jti", "")))
     return None
+
+
+def signed_in_within(claims: SessionClaims, now: int, seconds: int) -> bool:
+    """Whether the sign-in that issued these claims is at most `seconds` old ("sudo mode").
+
+    Inclusive: a token exactly `seconds` old is still recent. A token from up to a minute
+    in the future (clock skew, which `decode` tolerates) counts as recent.
+    """
+    return now - claims.issued_at <= seconds

@@ -50,6 +50,14 @@ ERROR_RESPONSES = {
 UNAUTHENTICATED = "Missing, bad, expired or revoked credentials"
 
 
+# Credential management (auth/dependencies.py recent_session_user): its 401 says more.
+RECENT_SIGN_IN = (
+    "Missing, bad, expired or revoked credentials, or no recent sign-in: this operation "
+    "needs a session JWT (x-jwt-token header or jwt cookie) from a sign-in within "
+    "RELATCH_REAUTH_SECONDS (default 15 minutes); an API key or OAuth token is not enough"
+)
+
+
 def _plain_optionals(node: Any) -> Any:
     """`anyOf: [X, null]` becomes X: optional fields are plain, as in the seed."""
     if isinstance(node, dict):
@@ -70,6 +78,11 @@ def _generic(description: str) -> dict[str, Any]:
     """A documented error answer: GenericApiResponse, the contract's one error shape."""
     schema = {"$ref": "#/components/schemas/GenericApiResponse"}
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def recent_sign_in_responses() -> dict[int | str, dict[str, Any]]:
+    """Route `responses=` of the operations behind `recent_session_user`."""
+    return {401: _generic(RECENT_SIGN_IN)}
 
 
 def install(app: FastAPI) -> None:

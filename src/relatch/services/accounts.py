@@ -133,6 +133,12 @@ def issue_session(svc: Services, user: User) -> str:
 
 def user_from_session(svc: Services, token: str) -> User:
     """The account of a session JWT, or NotAuthenticated (bad, expired or revoked)."""
+    return session_from_token(svc, token)[0]
+
+
+def session_from_token(svc: Services, token: str) -> tuple[User, tokens.SessionClaims]:
+    """The account of a session JWT and its claims, or NotAuthenticated (bad, expired or
+    revoked). The claims tell when the sign-in happened (auth/dependencies.py, sudo mode)."""
     claims = tokens.decode(token, svc.keys, svc.settings.issuer, int(svc.clock().timestamp()))
     if claims is None:
         raise NotAuthenticated()
@@ -141,4 +147,4 @@ def user_from_session(svc: Services, token: str) -> User:
     # Revocation: a reset or password change bumps the generation; older tokens die.
     if user is None or user.credential_generation != claims.generation:
         raise NotAuthenticated()
-    return user
+    return user, claims

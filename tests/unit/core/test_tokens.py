@@ -39,3 +39,13 @@ def test_fallback_key_accepted() -> None:
     token = tokens.issue(old, ISS, 5, 1, NOW, 60)
     claims = tokens.decode(token, [KEY, old], ISS, NOW)
     assert claims is not None and claims.account_id == 5
+
+
+def test_signed_in_within_is_inclusive_at_the_window() -> None:
+    claims = tokens.decode(tokens.issue(KEY, ISS, 1, 0, NOW, 3600), [KEY], ISS, NOW)
+    assert claims is not None
+    assert tokens.signed_in_within(claims, NOW, 900)
+    assert tokens.signed_in_within(claims, NOW + 900, 900)
+    assert not tokens.signed_in_within(claims, NOW + 901, 900)
+    # Clock skew: a token from a little in the future (decode allows a minute) is recent.
+    assert tokens.signed_in_within(claims, NOW - 30, 900)

@@ -1,4 +1,8 @@
-"""API keys of the signed-in account: `/v1/api/user/apikeys` (Relatch's own operations)."""
+"""API keys of the signed-in account: `/v1/api/user/apikeys` (Relatch's own operations).
+
+Creating and revoking need a recent sign-in (`recent_session_user`): a key minted with a
+stolen session outlives it (ASVS 5.0 7.5.1). Listing shows prefixes only: any scheme.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ from anyio.to_thread import run_sync
 from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
 
-from relatch.auth.dependencies import current_user
+from relatch.auth.dependencies import current_user, recent_session_user
 from relatch.http.client import request_meta, services
+from relatch.http.openapi import recent_sign_in_responses
 from relatch.http.schemas import (
     ApiKeyInfo,
     CreateApiKeyRequest,
@@ -53,11 +58,12 @@ async def list_keys(request: Request, user: User = Depends(current_user)) -> Lis
     description="A new API key for the current user. The key is in this response only.",
     response_model=CreateApiKeyResponse,
     response_model_exclude_none=True,
+    responses=recent_sign_in_responses(),
 )
 async def create_key(
     request: Request,
     body: CreateApiKeyRequest | None = None,
-    user: User = Depends(current_user),  # noqa: B008
+    user: User = Depends(recent_session_user),  # noqa: B008
 ) -> CreateApiKeyResponse:
     name = body.name if body else None
     new = await run_sync(api_keys.create, services(request), user.id, name, request_meta(request))
@@ -73,11 +79,12 @@ async def create_key(
     description="Revoke one of the current user's API keys; it is refused from then on.",
     response_model=GenericApiResponse,
     response_model_exclude_none=True,
+    responses=recent_sign_in_responses(),
 )
 async def revoke_key(
     request: Request,
     keyId: int = PathParam(ge=1, le=2**62),  # noqa: N803 (Edge Impulse naming style)
-    user: User = Depends(current_user),  # noqa: B008
+    user: User = Depends(recent_session_user),  # noqa: B008
 ) -> GenericApiResponse:
     await run_sync(
         lambda: api_keys.revoke(services(request), keyId, request_meta(request), user_id=user.id)

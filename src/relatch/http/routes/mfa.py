@@ -1,12 +1,17 @@
-"""TOTP second factor: the Edge Impulse operations under `/v1/api/user/mfa/totp/`."""
+"""TOTP second factor: the Edge Impulse operations under `/v1/api/user/mfa/totp/`.
+
+Each needs a recent sign-in (`recent_session_user`): a TOTP key planted with a stolen
+session would survive the owner's reset and lock them out (ASVS 5.0 7.5.1).
+"""
 
 from __future__ import annotations
 
 from anyio.to_thread import run_sync
 from fastapi import APIRouter, Depends, Request
 
-from relatch.auth.dependencies import current_user
+from relatch.auth.dependencies import recent_session_user
 from relatch.http.client import request_meta, services
+from relatch.http.openapi import recent_sign_in_responses
 from relatch.http.schemas import (
     GenericApiResponse,
     UserDeleteTotpMfaKeyRequest,
@@ -28,10 +33,11 @@ router = APIRouter(tags=["User"])
     "TOTP tokens use SHA-1 algorithm.",
     response_model=UserGenerateNewMfaKeyResponse,
     response_model_exclude_none=True,
+    responses=recent_sign_in_responses(),
 )
 async def create_key(
     request: Request,
-    user: User = Depends(current_user),  # noqa: B008
+    user: User = Depends(recent_session_user),  # noqa: B008
 ) -> UserGenerateNewMfaKeyResponse:
     new = await run_sync(mfa.create_key, services(request), user, request_meta(request))
     return UserGenerateNewMfaKeyResponse(success=True, key=new.key, url=new.url)
@@ -45,11 +51,12 @@ async def create_key(
     "First create a new key via `userGenerateNewTotpMfaKey`.",
     response_model=UserSetTotpMfaKeyResponse,
     response_model_exclude_none=True,
+    responses=recent_sign_in_responses(),
 )
 async def set_key(
     body: UserSetTotpMfaKeyRequest,
     request: Request,
-    user: User = Depends(current_user),  # noqa: B008
+    user: User = Depends(recent_session_user),  # noqa: B008
 ) -> UserSetTotpMfaKeyResponse:
     codes = await run_sync(
         mfa.set_key, services(request), user, body.key, body.totpToken, request_meta(request)
@@ -64,11 +71,12 @@ async def set_key(
     description="Disable MFA on this account using an TOTP token.",
     response_model=GenericApiResponse,
     response_model_exclude_none=True,
+    responses=recent_sign_in_responses(),
 )
 async def clear(
     body: UserDeleteTotpMfaKeyRequest,
     request: Request,
-    user: User = Depends(current_user),  # noqa: B008
+    user: User = Depends(recent_session_user),  # noqa: B008
 ) -> GenericApiResponse:
     await run_sync(mfa.clear, services(request), user, body.totpToken, request_meta(request))
     return GenericApiResponse(success=True)
