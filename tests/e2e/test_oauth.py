@@ -606,3 +606,47 @@ def test_key_rotation_keeps_old_id_tokens_verifiable(server: Server) -> None:
     assert id_claims(server, before["id_token"], client["client_id"])["sub"] == str(person.id)
     after = code_flow_tokens(server, client, person, browser)
     assert jwt.decode(after["id_token"], jwks(server)).header["kid"] == new_kid
+
+
+# --- credential management needs a recent sign-in (sudo mode) ---------------------------
+
+
+def test_bearer_tokens_cannot_change_sign_in_methods(server: Server) -> None:
+    # A third party's token (or a stolen one) must not mint an API key or plant a TOTP key
+    # that outlives it (ASVS 5.0 7.5.1): only a fresh session JWT may.
+    client = register(server, "authorization_code", "password")
+    person = make_person(server)
+    code_token = code_flow_tokens(server, client, person, Browser(server))
+    oauth = OAuth2Session(client["client_id"], client["client_secret"], scope="openid")
+    pw_token = dict(
+        oauth.fetch_token(token_url(server), username=person.username, password=PASSWORD)
+    )
+    guarded = [
+        ("post", "/v1/api/user/apikeys", {"name": "from a bearer"}),
+        ("post", "/v1/api/user/mfa/totp/create-key", None),
+        ("delete", "/v1/api/user/apikeys/1", None),
+    ]
+    for tok in (code_token, pw_token):
+        assert user_with(server, tok["access_token"]).status_code == 200
+        headers = {"Authorization": f"Bearer {tok['access_token']}"}
+        for method, path, body in guarded:
+            resp = requests.request(
+                method, f"{server.url}{path}", json=body, headers=headers, timeout=10
+            )
+            assert resp.status_code == 401, (path, resp.text)
+            assert resp.json() == {
+                "success": False,
+                "error": "Sign in again (with your password) to change your sign-in methods",
+            }
+    fresh = requests.post(
+        f"{server.url}/v1/api-login",
+        json={"username": person.username, "password": PASSWORD},
+        timeout=10,
+    ).json()["token"]
+    made = requests.post(
+        f"{server.url}/v1/api/user/apikeys",
+        json={"name": "after signing in"},
+        headers={"x-jwt-token": fresh},
+        timeout=10,
+    )
+    assert made.json()["success"] is True, made.text
