@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -407,3 +409,36 @@ def test_code_id_migration_downgrades_and_upgrades(svc: Services) -> None:
     assert "code_id" not in columns()[0] and "ix_oauth_tokens_code" not in columns()[1]
     migrate.upgrade(svc.engine)
     assert "code_id" in columns()[0] and "ix_oauth_tokens_code" in columns()[1]
+
+
+def test_parallel_redemptions_of_one_code_leave_no_live_token(
+    svc: Services, make_account: Any
+) -> None:
+    """Ten requests that all found the code live race to consume it: one stores a token,
+    nine are refused, and their refusals revoke the one stored (on both databases the
+    losers' UPDATE runs after the winner committed: row lock, or SQLite's write lock)."""
+    parallel = 10
+    app = new_client(svc, "authorization_code")
+    client = store.load_client(svc, app.client_id)
+    assert client is not None
+    owner = user(svc, make_account())
+    store.save_code(svc, "contended", client, owner, redirect_uri="", scope="openid", auth_time=0)
+    code = store.find_code(svc, "contended", client)
+    assert code is not None
+    barrier = threading.Barrier(parallel)
+
+    def redeem_once(i: int) -> str:
+        barrier.wait()
+        token = {"access_token": f"at-{i}", "expires_in": 60, "scope": "openid"}
+        try:
+            store.save_token(svc, token, client, owner, "authorization_code", consume_code=code.id)
+        except store.SpentSecret:
+            return "refused"
+        return "issued"
+
+    with ThreadPoolExecutor(parallel) as pool:
+        outcomes = list(pool.map(redeem_once, range(parallel)))
+    assert outcomes.count("issued") == 1 and outcomes.count("refused") == parallel - 1
+    with svc.sessions() as s:
+        rows = s.scalars(select(OAuthToken)).all()
+    assert len(rows) == 1 and rows[0].code_id == code.id and rows[0].revoked_at is not None
