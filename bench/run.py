@@ -130,7 +130,29 @@ def bench_login(url: str, n: int = 50) -> None:
     print(f"  unknown user:                  median {mu:.2f} ms (difference {abs(mw - mu):.2f} ms)")
 
 
-def bench_hashing() -> None:
+def bench_login_throughput(url: str, hash_rate: float, n: int = 120, clients: int = 8) -> None:
+    """Successful sign-ins per second (one argon2 verify each) against raw hashing speed."""
+
+    def sign_in_many(count: int) -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for _ in range(count):
+                resp = client.post(
+                    "/api-login",
+                    json={"username": "bench-user", "password": "quiet harbour lantern"},
+                )
+                assert resp.json()["success"] is True, resp.text
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(sign_in_many, [n // clients] * clients))
+    rate = (n // clients * clients) / (time.perf_counter() - t0)
+    print(
+        f"login throughput, {n} sign-ins from {clients} clients: {rate:.1f}/s "
+        f"({100 * rate / hash_rate:.0f}% of the raw argon2 rate)"
+    )
+
+
+def bench_hashing() -> float:
     s = Settings(_env_file=None)  # type: ignore[call-arg]
     params = Argon2Params(s.argon2_memory_kib, s.argon2_time_cost, s.argon2_parallelism)
     hasher = Hasher(params)
@@ -149,15 +171,17 @@ def bench_hashing() -> None:
         f"argon2id m={params.memory_kib} KiB t={params.time_cost} p={params.parallelism}: "
         f"one hash median {one:.1f} ms; {rate:.1f} hashes/s on {workers} threads"
     )
+    return rate
 
 
 def main() -> None:
-    bench_hashing()
+    hash_rate = bench_hashing()
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start(Path(tmp))
         try:
             bench_request_reset(url)
             bench_login(url)
+            bench_login_throughput(url, hash_rate)
         finally:
             proc.terminate()
             proc.wait(timeout=10)
