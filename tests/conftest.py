@@ -30,7 +30,8 @@ from relatch.storage import migrate
 from relatch.storage.db import normalise_url
 
 PG_ENV = "RELATCH_TEST_DATABASE_URL"
-CODE_RE = re.compile(r"^([0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4})\r?$", re.MULTILINE)
+# A reset code alone on its line, as the contract puts it in the mail (CRLF after SMTP).
+CODE_LINE = re.compile(r"^([0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4})\r?$", re.MULTILINE)
 DATABASES = ["sqlite", "postgresql"]
 
 
@@ -154,7 +155,7 @@ class Mailbox:
         assert mails, f"no reset mail for {address}"
         body = mails[0].get_body(preferencelist=("plain",))
         assert body is not None
-        found = CODE_RE.search(body.get_content())
+        found = CODE_LINE.search(body.get_content())
         assert found, "no code alone on a line in the mail"
         return found.group(1)
 

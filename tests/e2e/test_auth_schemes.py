@@ -3,7 +3,6 @@ API key (made by the CLI), JWT cookie, JWT header; revocation by reset; TOTP at 
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
@@ -20,10 +19,10 @@ from edgeimpulse_api.models.user_delete_totp_mfa_key_request import UserDeleteTo
 from edgeimpulse_api.models.user_set_totp_mfa_key_request import UserSetTotpMfaKeyRequest
 
 from relatch.core import totp
+from tests.conftest import CODE_LINE
 from tests.e2e.servers import Server, relatch_server
 
 pytestmark = pytest.mark.e2e
-CODE_LINE = re.compile(r"^([0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4})\r?$", re.MULTILINE)
 PASSWORD = "analytical engine two"
 NEW_PASSWORD = "difference engine three"
 

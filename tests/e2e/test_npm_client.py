@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -19,14 +18,14 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import CODE_LINE
 from tests.e2e.browser import in_ci
-from tests.e2e.servers import Server, SMTPInbox, relatch_server, smtp_server
+from tests.e2e.servers import Server, SMTPInbox, relatch_server
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).resolve().parent / "npm" / "client.mjs"
 PACKAGE = ROOT / "node_modules" / "edge-impulse-api" / "package.json"
-CODE_LINE = re.compile(r"^([0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4})\r?$", re.MULTILINE)
 EMAIL, USERNAME = "grace@example.com", "grace-npm"
 PASSWORD, NEW_PASSWORD = "cobol compiler one", "cobol compiler two"
 THIRD_PASSWORD = "cobol compiler three"
@@ -48,12 +47,6 @@ def node() -> str:
         missing("the npm package edge-impulse-api is not installed")
     assert found is not None
     return found
-
-
-@pytest.fixture(scope="module")
-def inbox() -> Iterator[SMTPInbox]:
-    with smtp_server() as box:
-        yield box
 
 
 @pytest.fixture(scope="module")

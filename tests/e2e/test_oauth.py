@@ -7,7 +7,6 @@ parsed from the page); ID tokens are checked against the published JWKS with jos
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -27,12 +26,12 @@ from authlib.integrations.requests_client import OAuth2Session
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from tests.conftest import CODE_LINE
 from tests.e2e.servers import Server, relatch_server
 
 pytestmark = pytest.mark.e2e
 REDIRECT = "https://client.example/callback"
 PASSWORD = "correct horse battery staple"
-CODE_LINE = re.compile(r"^([0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4})\r?$", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ process delivering mail to a real SMTP server."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,16 +15,10 @@ from edgeimpulse_api.models.request_reset_password_request import RequestResetPa
 from edgeimpulse_api.models.reset_password_request import ResetPasswordRequest
 from edgeimpulse_api.models.verify_reset_password_request import VerifyResetPasswordRequest
 
-from tests.e2e.servers import Server, SMTPInbox, relatch_server, smtp_server
+from tests.conftest import CODE_LINE
+from tests.e2e.servers import Server, SMTPInbox, relatch_server
 
 pytestmark = pytest.mark.e2e
-CODE_LINE = re.compile(r"^([0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4})\r?$", re.MULTILINE)
-
-
-@pytest.fixture(scope="module")
-def inbox() -> Iterator[SMTPInbox]:
-    with smtp_server() as box:
-        yield box
 
 
 @pytest.fixture(scope="module")

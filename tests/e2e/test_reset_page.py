@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import create_engine, update
 
 from relatch.storage.models import ResetCode
+from tests.conftest import CODE_LINE
 from tests.e2e.browser import accessibility_problems, chromium, shot
-from tests.e2e.servers import Server, SMTPInbox, relatch_server, smtp_server
+from tests.e2e.servers import Server, SMTPInbox, relatch_server
 
 pytestmark = pytest.mark.e2e
-CODE_LINE = re.compile(r"^([0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4})\r?$", re.MULTILINE)
 LINK = re.compile(r"(http://\S+/reset-password\?\S+)")
 DESKTOP = {"width": 1024, "height": 800}
 NARROW = {"width": 320, "height": 640}
@@ -30,12 +30,6 @@ NEW_PASSWORD = "seven purple otters juggle"
 def browser() -> Iterator[Any]:
     with chromium() as b:
         yield b
-
-
-@pytest.fixture(scope="module")
-def inbox() -> Iterator[SMTPInbox]:
-    with smtp_server() as box:
-        yield box
 
 
 @pytest.fixture(scope="module")
