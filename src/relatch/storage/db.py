@@ -21,6 +21,9 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    # Secrets in logs: SQL errors otherwise quote their bound parameters (digests,
+    # password hashes, addresses) into exception messages and tracebacks.
+    kwargs.setdefault("hide_parameters", True)
     url = normalise_url(url)
     u = make_url(url)
     if u.get_backend_name() == "sqlite":

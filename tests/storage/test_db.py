@@ -1,0 +1,24 @@
+"""The engine's habits, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from relatch.services.context import Services
+
+
+def test_database_errors_do_not_quote_parameters(svc: Services) -> None:
+    """A failed statement's message must not carry its bound values (a digest, a hash)."""
+    secret = "digest-that-must-not-be-logged"
+    with pytest.raises(DBAPIError) as failed, svc.sessions() as s:
+        s.execute(text("INSERT INTO no_such_table VALUES (:v)"), {"v": secret})
+    assert secret not in str(failed.value)
+
+
+def test_sqlite_runs_in_wal_mode(svc: Services, db_kind: str) -> None:
+    if db_kind != "sqlite":
+        pytest.skip("SQLite only")
+    with svc.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
