@@ -10,18 +10,22 @@ from relatch.core import forwarding
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 
+NO_PEER = "unknown-peer"
 
-def client_ip(request: Request) -> str | None:
+
+def client_ip(request: Request) -> str:
     """The socket peer, or X-Forwarded-For when the peer is a trusted proxy.
 
     Spoofing: a header from anyone not in RELATCH_TRUSTED_PROXIES changes nothing (limits
     and the audit trail key on this address); see core/forwarding.py.
     """
-    peer = request.client.host if request.client else None
+    # Brute force: an HTTP caller without a peer address (a unix socket, some ASGI
+    # servers) must not escape the per-IP limits; all such callers share one bucket.
+    # Only the CLI, which is no HTTP caller, has no client IP at all.
+    peer = request.client.host if request.client and request.client.host else NO_PEER
     networks = _networks(request.app.state.settings.trusted_proxies)
-    if not networks:
-        return forwarding.client_ip(peer, (), ())
-    return forwarding.client_ip(peer, request.headers.getlist("x-forwarded-for"), networks)
+    forwarded = request.headers.getlist("x-forwarded-for") if networks else []
+    return forwarding.client_ip(peer, forwarded, networks) or NO_PEER
 
 
 @lru_cache(maxsize=8)
