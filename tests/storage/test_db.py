@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from relatch.services.context import Services
+from relatch.storage.db import make_engine
 
 
 def test_database_errors_do_not_quote_parameters(svc: Services) -> None:
@@ -17,8 +20,10 @@ def test_database_errors_do_not_quote_parameters(svc: Services) -> None:
     assert secret not in str(failed.value)
 
 
-def test_sqlite_runs_in_wal_mode(svc: Services, db_kind: str) -> None:
-    if db_kind != "sqlite":
-        pytest.skip("SQLite only")
-    with svc.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'wal.db'}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        engine.dispose()
