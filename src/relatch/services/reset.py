@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -58,14 +58,7 @@ def request_reset(svc: Services, email: str, meta: RequestMeta) -> None:
 def process_requests(svc: Services, batch: int = 50) -> int:
     """Worker step: turn recorded requests into codes and mails. Returns how many it handled."""
     with svc.sessions() as s:
-        ids = list(
-            s.scalars(
-                select(ResetRequest.id)
-                .where(ResetRequest.processed_at.is_(None))
-                .order_by(ResetRequest.id)
-                .limit(batch)
-            )
-        )
+        ids = list(s.scalars(select(ResetRequest.id).order_by(ResetRequest.id).limit(batch)))
     done = 0
     for request_id in ids:
         with transaction(svc.sessions) as s:
@@ -75,7 +68,7 @@ def process_requests(svc: Services, batch: int = 50) -> int:
             # pruned after the retention period) remains. A rollback puts it back.
             claimed = s.execute(
                 delete(ResetRequest)
-                .where(ResetRequest.id == request_id, ResetRequest.processed_at.is_(None))
+                .where(ResetRequest.id == request_id)
                 .returning(ResetRequest.email, ResetRequest.client_ip, ResetRequest.request_id)
             ).first()
             if claimed is None:
@@ -122,7 +115,7 @@ def _issue_code(svc: Services, s: Session, user: User) -> None:
     )
 
 
-def _revoke_live_codes(s: Session, user_id: int, now: object) -> None:
+def _revoke_live_codes(s: Session, user_id: int, now: datetime) -> None:
     s.execute(
         update(ResetCode)
         .where(

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    or_,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from relatch.core import identity
 from relatch.storage.types import UTCDateTime
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
@@ -36,6 +47,15 @@ class User(Base):
     job_title: Mapped[str | None] = mapped_column(String(256), nullable=True)
     company_name: Mapped[str | None] = mapped_column(String(256), nullable=True)
 
+    @classmethod
+    def named(cls, login: str) -> ColumnElement[bool]:
+        """The account a person means by `login`: its address or its username."""
+        key = login.strip()
+        return or_(
+            cls.email_key == identity.email_key(key),
+            cls.username_key == identity.username_key(key),
+        )
+
 
 class ResetRequest(Base):
     """A recorded reset request; a worker decides, off the request path, what it leads to.
@@ -45,12 +65,9 @@ class ResetRequest(Base):
     """
 
     __tablename__ = "reset_requests"
-    __table_args__ = (Index("ix_reset_requests_pending", "processed_at", "id"),)
-
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     email: Mapped[str] = mapped_column(String(320))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
