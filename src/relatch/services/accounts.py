@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from relatch.core import identity, passwords, tokens
@@ -64,16 +64,8 @@ def create_user(svc: Services, new: NewAccount, meta: RequestMeta) -> int:
 
 
 def find_by_login(svc: Services, login: str) -> User | None:
-    key = login.strip()
     with svc.sessions() as s:
-        return s.scalars(
-            select(User).where(
-                or_(
-                    User.email_key == identity.email_key(key),
-                    User.username_key == identity.username_key(key),
-                )
-            )
-        ).first()
+        return s.scalars(select(User).where(User.named(login))).first()
 
 
 @audit.audited(audit.LOGIN, lambda args: args["login"])
@@ -129,11 +121,6 @@ def issue_session(svc: Services, user: User) -> str:
         now,
         svc.settings.jwt_ttl,
     )
-
-
-def user_from_session(svc: Services, token: str) -> User:
-    """The account of a session JWT, or NotAuthenticated (bad, expired or revoked)."""
-    return session_from_token(svc, token)[0]
 
 
 def session_from_token(svc: Services, token: str) -> tuple[User, tokens.SessionClaims]:

@@ -9,16 +9,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from relatch.core import apikeys, identity
 from relatch.core.errors import ApiKeyNotFound, InvalidInput, NotAuthenticated
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
-from relatch.storage.db import transaction
+from relatch.storage.db import rowcount, transaction
 from relatch.storage.models import User
 from relatch.storage.models_auth import ApiKey
 
@@ -94,8 +93,7 @@ def revoke(svc: Services, key_id: int, meta: RequestMeta, user_id: int | None = 
         if row is None:
             raise ApiKeyNotFound()
         # One conditional UPDATE: two parallel revokes cannot both report success.
-        result = s.execute(update(ApiKey).where(*conditions).values(revoked_at=now))
-        done = cast("CursorResult[Any]", result).rowcount
+        done = rowcount(s.execute(update(ApiKey).where(*conditions).values(revoked_at=now)))
         if done != 1:
             raise ApiKeyNotFound()
         info = _info(row)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity
@@ -102,15 +102,7 @@ def add(
 
 
 def _account_of(s: Session, login: str) -> int | None:
-    key = login.strip()
-    return s.scalars(
-        select(User.id).where(
-            or_(
-                User.email_key == identity.email_key(key),
-                User.username_key == identity.username_key(key),
-            )
-        )
-    ).first()
+    return s.scalars(select(User.id).where(User.named(login))).first()
 
 
 @dataclass
