@@ -30,7 +30,9 @@ def backoff(attempts: int) -> int:
 
 def transport_for(svc: Services) -> Transport:
     if svc.settings.smtp_url is not None:
-        return SMTPTransport(svc.settings.smtp_url.get_secret_value())
+        return SMTPTransport(
+            svc.settings.smtp_url.get_secret_value(), ca_file=svc.settings.smtp_ca_file
+        )
     return MailDirTransport(svc.settings.mail_dir)
 
 
