@@ -69,7 +69,10 @@ class SMTPTransport:
         )
         async with client:
             if not self._implicit_tls:
-                await client.ehlo()
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()  # an old relay without ESMTP: no STARTTLS either
                 if client.supports_extension("starttls"):
                     await client.starttls()  # verifies the certificate and the host name
                 elif self.requires_tls:
