@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from relatch.cli.main import app as cli_app
 from relatch.mail import worker
 from relatch.mail.transports import MailDirTransport
-from relatch.services import background, reset
+from relatch.services import background, reset, reset_retries
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.services.ports import MailRenderer
@@ -102,18 +102,18 @@ def test_a_poisoned_reset_request_among_fifty_good_ones(
     for acct in accounts:
         resp = client.post("/v1/api-user-request-reset-password", json={"email": acct.email})
         assert resp.json() == {"success": True}
-    for _ in range(reset.REQUEST_MAX_TRIES * 2):
+    for _ in range(reset_retries.REQUEST_MAX_TRIES * 2):
         mailbox.run_workers()
-        clock.advance(reset.REQUEST_MAX_BACKOFF)
+        clock.advance(reset_retries.REQUEST_MAX_BACKOFF)
     mailbox.run_workers()
     codes = reset_mails(mailbox)
     # Every good request became a mail; the poisoned one none.
     assert set(codes) == {a.email for a in accounts if a is not poisoned}
     # Its tries were counted, and it was set aside after the last one.
-    assert renderer.calls == reset.REQUEST_MAX_TRIES
+    assert renderer.calls == reset_retries.REQUEST_MAX_TRIES
     (dead,) = requests_rows(svc)
     assert dead.email == poisoned.email
-    assert dead.attempts == reset.REQUEST_MAX_TRIES and dead.failed_at is not None
+    assert dead.attempts == reset_retries.REQUEST_MAX_TRIES and dead.failed_at is not None
     assert dead.last_error and "RuntimeError" in dead.last_error
     # Logged, without the address, the exception text or any code.
     assert any(r.levelname == "ERROR" and "dead letter" in r.getMessage() for r in caplog.records)

@@ -7,18 +7,17 @@ whatever its cause (unknown address, wrong, expired, used, revoked, exhausted co
 from __future__ import annotations
 
 import logging
-import traceback
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity
 from relatch.core.errors import CodeRejected, InvalidInput
 from relatch.mail import outbox
 from relatch.services import api_keys, audit, not_me_links
+from relatch.services import reset_retries as retries
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.services.password_policy import check_new_password
@@ -57,38 +56,23 @@ def request_reset(svc: Services, email: str, meta: RequestMeta) -> None:
     # lands right behind this request where a prober could time it.
 
 
-# Poison items (issue 8): a request that raises is counted against itself, retried after
-# a short backoff (2 s, 4 s, 8 s, 16 s: a code is only useful for minutes), and set aside
-# as a dead letter after this many tries.
-REQUEST_MAX_TRIES = 5
-REQUEST_MAX_BACKOFF = 60
-
-
-def request_backoff(attempts: int) -> int:
-    """Seconds before try attempts+1 of a request that failed: 2, 4, 8, ... capped at 60."""
-    return int(min(2**attempts, REQUEST_MAX_BACKOFF))
-
-
-def _due(now: datetime) -> ColumnElement[bool]:
-    return and_(
-        ResetRequest.failed_at.is_(None),
-        or_(ResetRequest.next_attempt_at.is_(None), ResetRequest.next_attempt_at <= now),
-    )
-
-
 def process_requests(svc: Services, batch: int = 50) -> int:
     """Worker step: turn recorded requests into codes and mails. Returns how many it handled.
 
     One hostile item must not stop recovery for everyone (issue 8): each request is
     decided in its own transaction; one that raises is rolled back (its claim with it),
-    counted against itself, retried after a backoff, and after REQUEST_MAX_TRIES set aside
-    as a dead letter that later passes skip. The others in the batch go on either way.
+    counted against itself, retried after a backoff, and after its tries set aside as a
+    dead letter that later passes skip (services/reset_retries.py). The others in the
+    batch go on either way.
     """
     now = svc.clock()
     with svc.sessions() as s:
         ids = list(
             s.scalars(
-                select(ResetRequest.id).where(_due(now)).order_by(ResetRequest.id).limit(batch)
+                select(ResetRequest.id)
+                .where(retries.due(now))
+                .order_by(ResetRequest.id)
+                .limit(batch)
             )
         )
     done = 0
@@ -96,7 +80,7 @@ def process_requests(svc: Services, batch: int = 50) -> int:
         try:
             done += _process_one(svc, request_id, now)
         except Exception as exc:  # any cause: counted against this request alone
-            _count_failure(svc, request_id, exc)
+            retries.count_failure(svc, request_id, exc)
     return done
 
 
@@ -108,7 +92,7 @@ def _process_one(svc: Services, request_id: int, now: datetime) -> int:
         # pruned after the retention period) remains. A rollback puts it back.
         claimed = s.execute(
             delete(ResetRequest)
-            .where(ResetRequest.id == request_id, _due(now))
+            .where(ResetRequest.id == request_id, retries.due(now))
             .returning(ResetRequest.email, ResetRequest.client_ip, ResetRequest.request_id)
         ).first()
         if claimed is None:
@@ -123,52 +107,6 @@ def _process_one(svc: Services, request_id: int, now: datetime) -> int:
         else:
             audit.add(s, svc, audit.RESET_MAIL, "no_account", origin, login=claimed.email)
     return 1
-
-
-def _failure_reason(exc: BaseException) -> str:
-    """The exception's class and where it was raised; never its text.
-
-    Secrets in logs: a message may quote the address, a rendered body or the code being
-    issued; the class and code location tell an operator where to look without that.
-    """
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
-    return f"{type(exc).__name__}{where}"[:256]
-
-
-def _count_failure(svc: Services, request_id: int, exc: BaseException) -> None:
-    now = svc.clock()
-    reason = _failure_reason(exc)
-    with transaction(svc.sessions) as s:
-        attempts = s.execute(
-            update(ResetRequest)
-            .where(ResetRequest.id == request_id, ResetRequest.failed_at.is_(None))
-            .values(attempts=ResetRequest.attempts + 1, last_error=reason)
-            .returning(ResetRequest.attempts)
-        ).scalar()
-        if attempts is None:  # decided or set aside by another worker meanwhile
-            return
-        this = update(ResetRequest).where(ResetRequest.id == request_id)
-        if attempts >= REQUEST_MAX_TRIES:
-            s.execute(this.values(failed_at=now, next_attempt_at=None))
-            log.error(
-                "reset request %s failed %s times (%s): set aside as a dead letter "
-                "(relatch mail requests --failed)",
-                request_id,
-                attempts,
-                reason,
-            )
-        else:
-            delay = request_backoff(attempts)
-            s.execute(this.values(next_attempt_at=now + timedelta(seconds=delay)))
-            log.warning(
-                "reset request %s: try %s of %s failed (%s), retry in %ss",
-                request_id,
-                attempts,
-                REQUEST_MAX_TRIES,
-                reason,
-                delay,
-            )
 
 
 def _issue_code(svc: Services, s: Session, user: User) -> None:
