@@ -22,6 +22,9 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./var/relatch.db"
     smtp_url: SecretStr | None = None
+    # CA bundle for a private relay's certificate (added to the system CAs); with
+    # credentials in RELATCH_SMTP_URL, TLS is required and verified (mail/transports.py).
+    smtp_ca_file: Path | None = None
     mail_dir: Path = Path("./var/mail")
     mail_from: str = "Relatch <no-reply@localhost>"
     public_url: str = "http://127.0.0.1:8000"
@@ -61,6 +64,14 @@ class Settings(BaseSettings):
     @classmethod
     def _limit_format(cls, value: str) -> str:
         limits.parse(value)  # a typo stops start-up instead of disabling a limit
+        return value
+
+    @field_validator("smtp_ca_file")
+    @classmethod
+    def _ca_file_exists(cls, value: Path | None) -> Path | None:
+        # A typo must stop start-up, not turn into a TLS failure on every mail.
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
         return value
 
     @field_validator("trusted_proxies")
