@@ -2,6 +2,8 @@
 
 `recent_session_user` guards the operations that change how an account signs in (API
 keys, TOTP): only a session JWT from a sign-in within RELATCH_REAUTH_SECONDS passes.
+`session_caller` guards changePasswordCurrentUser: a session JWT of any age, never an
+API key or an OAuth bearer token.
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ class Caller:
 
     user: User
     session: tokens.SessionClaims | None = None
+
+
+@dataclass(frozen=True)
+class SessionCaller:
+    """A caller that presented a session JWT: its account and the claims of its sign-in."""
+
+    user: User
+    session: tokens.SessionClaims
 
 
 # A scheme reads its credential from the request; None means "not presented".
@@ -106,9 +116,30 @@ def authenticate_recent(svc: Services, request: Request) -> User:
     return caller.user
 
 
+def authenticate_session(svc: Services, request: Request) -> SessionCaller:
+    """The caller if the credential is a session JWT (header or cookie), else ReauthRequired.
+
+    Second-factor bypass (issue 8): changePasswordCurrentUser checks the current password
+    only and hands back a session JWT. An API key or a third party's OAuth bearer token
+    passes no second factor, so with the password it would mint a session that skipped
+    TOTP. Only a session, which its sign-in took through the second factor, may renew
+    itself; Edge Impulse documents the operation as JWT-only.
+    """
+    caller = identify(svc, request)  # bad credentials stay a plain 401 "Not authenticated"
+    if caller.session is None:
+        raise ReauthRequired()
+    return SessionCaller(caller.user, caller.session)
+
+
 async def current_user(request: Request) -> User:
     svc: Services = request.app.state.services
     return await anyio.to_thread.run_sync(authenticate, svc, request)
+
+
+async def session_caller(request: Request) -> SessionCaller:
+    """Dependency of changePasswordCurrentUser: a session JWT only (with its claims)."""
+    svc: Services = request.app.state.services
+    return await anyio.to_thread.run_sync(authenticate_session, svc, request)
 
 
 async def recent_session_user(request: Request) -> User:

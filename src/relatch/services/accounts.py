@@ -111,7 +111,8 @@ def _rehash(svc: Services, user: User, password: str) -> None:
         )
 
 
-def issue_session(svc: Services, user: User) -> str:
+def issue_session(svc: Services, user: User, *, signed_in_at: int | None = None) -> str:
+    """A session JWT; `signed_in_at` renews the session of that sign-in (core/tokens.py)."""
     now = int(svc.clock().timestamp())
     return tokens.issue(
         svc.settings.secret,
@@ -120,6 +121,7 @@ def issue_session(svc: Services, user: User) -> str:
         user.credential_generation,
         now,
         svc.settings.jwt_ttl,
+        auth_time=signed_in_at,
     )
 
 
