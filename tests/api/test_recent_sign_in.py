@@ -176,10 +176,12 @@ def test_refused_without_a_recent_sign_in_then_works_after_one(
 ) -> None:
     op.prepare(client, clock, person)
     clock.advance(svc.settings.reauth_seconds + 1)
+    # With the cookie, a state change is sent as JSON (CSRF: tests/api/test_cookie_csrf.py).
+    as_json = {"content-type": "application/json"}
     stale = [
         ("old JWT header", jwt(person.jwt)),
-        ("old JWT cookie", {"cookie": f"jwt={person.jwt}"}),
-        ("old bare JWT cookie", {"cookie": person.jwt}),  # as the official clients send it
+        ("old JWT cookie", {"cookie": f"jwt={person.jwt}", **as_json}),
+        ("old bare JWT cookie", {"cookie": person.jwt, **as_json}),  # as official clients send it
         ("API key", {"x-api-key": person.api_key}),
         ("OAuth bearer", {"authorization": f"Bearer {person.bearer}"}),
     ]
@@ -193,7 +195,7 @@ def test_refused_without_a_recent_sign_in_then_works_after_one(
         assert resp.json() == REAUTH, what
 
     fresh = sign_in(client, clock, person)
-    for headers in (jwt(fresh), {"cookie": f"jwt={fresh}"}):
+    for headers in (jwt(fresh), {"cookie": f"jwt={fresh}", **as_json}):
         resp = op.call(client, clock, person, headers)
         assert resp.status_code == 200, resp.text
         assert resp.json()["success"] is True, resp.text

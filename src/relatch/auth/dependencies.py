@@ -85,11 +85,36 @@ SCHEMES: list[Scheme] = [
 ]
 
 
+# Methods that change nothing (RFC 9110 9.2.1): a forged one gains the forger nothing.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+COOKIE_NEEDS_JSON = (
+    "With the jwt cookie, send this request as application/json "
+    "(or send the token in the x-jwt-token header)"
+)
+
+
+def _json_request(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json"
+
+
 def identify(svc: Services, request: Request) -> Caller:
     for scheme in SCHEMES:
         caller = scheme(svc, request)
-        if caller is not None:
-            return caller
+        if caller is None:
+            continue
+        # CSRF (OWASP CSRF Cheat Sheet, "custom request headers"; ASVS 5.0 3.5.1): the
+        # browser attaches the jwt cookie to a cross-site form POST too, and a form can send
+        # text/plain, urlencoded, multipart or no body, never application/json, which needs
+        # a CORS preflight that this API does not answer. So the cookie authenticates a
+        # state change only with a JSON Content-Type. 401, not 400: the request may be well
+        # formed; what fails is that the cookie alone does not prove the caller sent it.
+        # Header credentials (x-jwt-token, x-api-key, Bearer) are set by a script or a
+        # client, never by a cross-site form: unchanged, bodiless requests included.
+        unsafe = request.method not in SAFE_METHODS
+        if scheme is jwt_cookie and unsafe and not _json_request(request):
+            raise NotAuthenticated(COOKIE_NEEDS_JSON)
+        return caller
     raise NotAuthenticated()
 
 
