@@ -19,6 +19,7 @@ from relatch.core import totp
 from relatch.oauth import store
 from relatch.services.context import Services
 from relatch.settings import Settings
+from tests.api.test_audit import rows as audit_rows
 from tests.api.test_recent_sign_in import (
     KEYS,
     MFA,
@@ -207,6 +208,7 @@ def test_password_grant_asks_for_the_second_factor_too(
         "username": person.acct.username,
         "password": person.acct.password,
     }
+    start = len(audit_rows(svc))
     for extra in ({}, {"totpToken": "000000"}):
         refused = client.post("/v1/oauth/token", data={**form, **extra}, auth=auth)
         assert refused.status_code == 400, refused.text
@@ -214,3 +216,9 @@ def test_password_grant_asks_for_the_second_factor_too(
     good = {"totpToken": totp.token_at(person.totp_key, int(clock.now.timestamp()))}
     granted = client.post("/v1/oauth/token", data={**form, **good}, auth=auth)
     assert granted.status_code == 200 and granted.json()["access_token"], granted.text
+    # Audited with the outcome the client got, "ok" only after the second factor.
+    assert [(r.event, r.outcome, r.account_id) for r in audit_rows(svc)[start:]] == [
+        ("login", "totp_required", person.acct.id),
+        ("login", "totp_rejected", person.acct.id),
+        ("login", "ok", person.acct.id),
+    ]
