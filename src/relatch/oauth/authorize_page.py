@@ -29,7 +29,7 @@ from relatch.core.errors import LoginFailed, RateLimited, TotpRequired
 from relatch.http.client import request_meta, secure_cookies, services
 from relatch.oauth import server, signin, store
 from relatch.oauth.models import Client
-from relatch.services import accounts, mfa
+from relatch.services import accounts
 from relatch.services.context import Services
 from relatch.storage.models import User
 from relatch.web import csrf
@@ -80,11 +80,14 @@ def _consent_grant(
 
 
 def _sign_in(svc: Services, request: Request, form: dict[str, str]) -> User:
-    meta = request_meta(request)
-    user = accounts.check_password(svc, form.get("username", ""), form.get("password", ""), meta)
     # The second factor is part of signing in here too (and after a reset, still).
-    mfa.check_second_factor(svc, user, form.get("totpToken"), meta)
-    return user
+    return accounts.sign_in(
+        svc,
+        form.get("username", ""),
+        form.get("password", ""),
+        form.get("totpToken"),
+        request_meta(request),
+    )
 
 
 async def handle(request: Request) -> Response:

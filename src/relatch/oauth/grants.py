@@ -28,7 +28,7 @@ from joserfc.jwk import RSAKey
 from relatch.core.errors import LoginFailed, TotpRequired
 from relatch.oauth import code_replay, keys, store
 from relatch.oauth.models import AuthorizationCode, Client, Token
-from relatch.services import accounts, mfa
+from relatch.services import accounts
 from relatch.services.context import Services
 from relatch.storage.models import User
 
@@ -212,18 +212,13 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):  # type: igno
 
     def authenticate_user(self, username: str, password: str) -> User | None:
         server = _server(self)
-        try:
-            user = accounts.check_password(server.svc, username, password, server.meta)
-        except LoginFailed as exc:
-            # Enumeration: one answer for an unknown user and a wrong password.
-            raise InvalidGrantError(description=exc.message) from exc
         # The second factor is not bypassed by this grant: the token goes in `totpToken`.
         token = self.request.form.get("totpToken")
         try:
-            mfa.check_second_factor(server.svc, user, token, server.meta)
+            return accounts.sign_in(server.svc, username, password, token, server.meta)
         except (TotpRequired, LoginFailed) as exc:
+            # Enumeration: one answer for an unknown user and a wrong password.
             raise InvalidGrantError(description=exc.message) from exc
-        return user
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
