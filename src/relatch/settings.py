@@ -85,6 +85,15 @@ class Settings(BaseSettings):
     # Audit rows older than this are pruned by the worker (issue 3; GDPR storage limitation).
     audit_retention_days: int = Field(default=365, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Slow and oversized requests (issue 8; slowloris, CVE-2007-6750), enforced by
+    # `relatch serve` (http/protocol.py): a request must arrive whole within this time...
+    request_timeout_seconds: float = Field(default=30, gt=0, le=3600)
+    # ...its request line and headers may take at most this many bytes (431 beyond)...
+    max_header_bytes: int = Field(default=16 * 1024, ge=4096, le=1024 * 1024)
+    # ...and one server process holds at most this many connections, this many of them from
+    # one client (IPv4 address or IPv6 /64; RELATCH_TRUSTED_PROXIES are exempt).
+    max_connections: int = Field(default=500, ge=2)
+    max_connections_per_client: int = Field(default=50, ge=1)
     mail_max_attempts: int = Field(default=12, ge=1)
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     run_workers: bool = True

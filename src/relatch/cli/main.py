@@ -47,6 +47,8 @@ def serve(
     """Serve the API and web pages (migrates the database first)."""
     import uvicorn
 
+    from relatch.http.protocol import RelatchH11Protocol
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
     _ = settings.secret  # create the key file once, before worker processes race for it
@@ -59,6 +61,12 @@ def serve(
         workers=workers,
         proxy_headers=False,  # X-Forwarded-For is only believed from RELATCH_TRUSTED_PROXIES
         server_header=False,
+        # Slow and oversized requests (issue 8): h11 with a header cap, a request deadline
+        # and connection caps; what uvicorn offers and what it lacks: http/protocol.py.
+        http=RelatchH11Protocol,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        limit_concurrency=settings.max_connections,
+        ws="none",  # no WebSocket route: an upgrade must not take the connection elsewhere
     )
 
 
