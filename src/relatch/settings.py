@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # one client (IPv4 address or IPv6 /64; RELATCH_TRUSTED_PROXIES are exempt).
     max_connections: int = Field(default=500, ge=2)
     max_connections_per_client: int = Field(default=50, ge=1)
+    # Host header poisoning (issue 8): hosts served besides RELATCH_PUBLIC_URL's and loopback,
+    # comma separated (e.g. an internal name a health check uses).
+    allowed_hosts: str | None = None
     mail_max_attempts: int = Field(default=12, ge=1)
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     run_workers: bool = True

@@ -256,3 +256,14 @@ def test_total_connections_are_bounded(capped: Server) -> None:
     assert len(socks) - closed <= TOTAL
     assert normal_request(capped).status_code == 200  # and served again once they are gone
 
+
+# -- Host header (the rest: tests/api/test_host_header.py) ---------------------------------
+
+
+def test_other_host_is_refused_by_the_real_server(quick: Server) -> None:
+    with connect(quick) as sock:
+        sock.sendall(b"GET /reset-password/ HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+        sock.settimeout(10)
+        head = sock.recv(65536)
+    assert head.startswith(b"HTTP/1.1 400 "), head[:200]
+    assert b"evil.example" not in head

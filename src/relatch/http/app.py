@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from relatch.http import errors, openapi
-from relatch.http.middleware import BodyLimit, RequestContext
+from relatch.http.middleware import BodyLimit, RequestContext, TrustedHosts, allowed_hosts
 from relatch.http.routes import apikeys as apikey_routes
 from relatch.http.routes import mfa as mfa_routes
 from relatch.http.routes import password as password_routes
@@ -73,6 +73,10 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
     web_logs.install()
     app.add_middleware(PageHeaders)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    # Before the body is read: a request for another host is refused unread.
+    app.add_middleware(
+        TrustedHosts, hosts=allowed_hosts(settings.public_url, settings.allowed_hosts)
+    )
     app.add_middleware(RequestContext)
     return app
 
