@@ -109,7 +109,7 @@ class Settings(BaseSettings):
         path = self.secret_key_file
         if path.exists():
             return path.read_text().strip().encode()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # issue 8: var/ was 0755
         key = secrets.token_urlsafe(48)
         # Written with 0600: the key signs sessions and keys code digests.
         path.touch(mode=0o600)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import typer
 
@@ -21,6 +22,17 @@ app.add_typer(oauth_cli.clients, name="oauth-client")
 app.add_typer(oauth_cli.signing_keys, name="oauth-key")
 app.command("audit")(audit_cli.audit_command)
 app.add_typer(apikey_cli.app, name="apikey")
+
+
+@app.callback()
+def _private_files() -> None:
+    """Every command: files this process creates are 0600 and folders 0700.
+
+    The database, the dev outbox (live reset codes) and the secret key must not be readable
+    by other local users (issue 8); the places that create them also set the mode
+    explicitly, for when Relatch runs under another server than `relatch serve`.
+    """
+    os.umask(0o077)
 
 
 def _migrate() -> None:
