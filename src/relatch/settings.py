@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     # Host header poisoning (issue 8): hosts served besides RELATCH_PUBLIC_URL's and loopback,
     # comma separated (e.g. an internal name a health check uses).
     allowed_hosts: str | None = None
+    # The Swagger UI at /v1/docs (http/docs.py): off, or RELATCH_DOCS=on for a pinned version
+    # checked by SRI. /v1/openapi.json is always served.
+    docs: bool = False
     mail_max_attempts: int = Field(default=12, ge=1)
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     run_workers: bool = True
