@@ -23,8 +23,9 @@ version of both, and nothing else:
   408 and the connection is closed; an idle connection is just closed.
 - connection caps checked when a connection is made: beyond `RELATCH_MAX_CONNECTIONS` in
   this process, or `RELATCH_MAX_CONNECTIONS_PER_CLIENT` from one client (IPv4 address or
-  IPv6 /64, as the rate limits key them), the connection gets a 503 and is closed at once,
-  so one client cannot hold every slot. Peers in `RELATCH_TRUSTED_PROXIES` have no
+  IPv6 /64, as the rate limits key them), the connection gets a 503 (process full) or 429
+  (client's share used), with Retry-After, and is closed at once, so one client cannot
+  hold every slot. Peers in `RELATCH_TRUSTED_PROXIES` have no
   per-client cap: all clients arrive through them, and the proxy must limit them itself.
 - 431 Request Header Fields Too Large, in the contract's error shape, where uvicorn
   answers every parse error with a plain 400.
@@ -35,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from dataclasses import dataclass
 from functools import cache
 from http import HTTPStatus
@@ -106,16 +108,20 @@ class RelatchH11Protocol(H11Protocol):
         if self.client is not None:
             self.client_subject = ip_subject(self.client[0])
         refusal = self._over_capacity()
-        if refusal:
-            log.warning("refused a connection from %s: %s", self.client_subject, refusal)
-            self._answer_and_close(HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections")
+        if refusal is not None:
+            log.warning("refused a connection from %s: %s", self.client_subject, refusal.phrase)
+            # Slots free up within the request timeout at the latest.
+            retry = str(math.ceil(self.limits.request_timeout)).encode()
+            self._answer_and_close(refusal, "Too many connections", [(b"retry-after", retry)])
             return
         self._follow_request()
 
-    def _over_capacity(self) -> str | None:
+    def _over_capacity(self) -> HTTPStatus | None:
+        """503 when this process is full (RELATCH_MAX_CONNECTIONS), 429 when this client
+        holds its share (RELATCH_MAX_CONNECTIONS_PER_CLIENT), else None."""
         limit = self.limit_concurrency
         if limit is not None and len(self.connections) > limit:
-            return "RELATCH_MAX_CONNECTIONS reached"
+            return HTTPStatus.SERVICE_UNAVAILABLE
         if self.client_subject is None or self._exempt():
             return None
         mine = sum(
@@ -124,7 +130,7 @@ class RelatchH11Protocol(H11Protocol):
             if getattr(other, "client_subject", None) == self.client_subject
         )
         if mine > self.limits.per_client:
-            return "RELATCH_MAX_CONNECTIONS_PER_CLIENT reached"
+            return HTTPStatus.TOO_MANY_REQUESTS
         return None
 
     def _exempt(self) -> bool:
@@ -188,13 +194,16 @@ class RelatchH11Protocol(H11Protocol):
             return
         super().send_400_response(msg)
 
-    def _answer_and_close(self, status: HTTPStatus, error: str) -> None:
+    def _answer_and_close(
+        self, status: HTTPStatus, error: str, extra: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         """A JSON error in the contract shape, then close (h11 allows it before a request)."""
         body = json.dumps({"success": False, "error": error}).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
+            *(extra or []),
         ]
         events = (
             h11.Response(status_code=status.value, headers=headers, reason=status.phrase),
