@@ -93,11 +93,13 @@ class MailDirTransport:
         self.folder = folder
 
     async def send(self, message: EmailMessage) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        # 0700 folder, 0600 files: the messages hold live reset codes (issue 8).
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         name = f"{stamp}-{secrets.token_hex(3)}.eml"
         tmp = self.folder / f".{name}.tmp"
-        tmp.write_bytes(bytes(message))
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+            f.write(bytes(message))
         os.replace(tmp, self.folder / name)
 
 
