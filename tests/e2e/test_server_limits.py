@@ -256,7 +256,7 @@ def test_total_connections_are_bounded(capped: Server) -> None:
         closed = closed_ones(socks, at_least=len(socks) - TOTAL)
         answers = [read_until_closed(s, limit=5)[0] for s in socks if not still_open(s)]
     assert len(socks) - closed <= TOTAL
-    assert all(a == b"" or a.startswith(b"HTTP/1.1 503 ") for a in answers), answers[:1]
+    assert all(a == b"" or a.startswith(b"HTTP/1.1 429 ") for a in answers), answers[:1]
     assert normal_request(capped).status_code == 200  # and served again once they are gone
 
 

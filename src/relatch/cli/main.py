@@ -77,7 +77,7 @@ def serve(
         # and connection caps; what uvicorn offers and what it lacks: http/protocol.py.
         http=RelatchH11Protocol,
         h11_max_incomplete_event_size=settings.max_header_bytes,
-        limit_concurrency=settings.max_connections,
+        # No limit_concurrency: its plain 503 is replaced by the 429 of http/protocol.py.
         ws="none",  # no WebSocket route: an upgrade must not take the connection elsewhere
     )
 

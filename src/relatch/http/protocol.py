@@ -7,8 +7,9 @@ as it likes. What uvicorn offers, and what `relatch serve` configures:
 - `h11_max_incomplete_event_size`: the request line and headers are capped
   (`RELATCH_MAX_HEADER_BYTES`). Only the h11 implementation has it: httptools, uvicorn's
   default when installed, buffered a 50 MB header whole. So `serve` runs h11 (this class).
-- `limit_concurrency`: a complete request beyond `RELATCH_MAX_CONNECTIONS` connections or
-  tasks gets a 503. A stalled request is never complete, so it is never refused nor closed.
+- `limit_concurrency`: a complete request beyond that many connections or tasks gets a
+  plain-text 503 (a 5xx the contract forbids for what a client sends). A stalled request is
+  never complete, so it is never refused nor closed. Not used: the cap below replaces it.
 - `timeout_keep_alive`: idle time *between* requests only; every byte received cancels it
   and it is not armed before the first request.
 
@@ -23,10 +24,10 @@ version of both, and nothing else:
   408 and the connection is closed; an idle connection is just closed.
 - connection caps checked when a connection is made: beyond `RELATCH_MAX_CONNECTIONS` in
   this process, or `RELATCH_MAX_CONNECTIONS_PER_CLIENT` from one client (IPv4 address or
-  IPv6 /64, as the rate limits key them), the connection gets a 503 (process full) or 429
-  (client's share used), with Retry-After, and is closed at once, so one client cannot
-  hold every slot. Peers in `RELATCH_TRUSTED_PROXIES` have no
-  per-client cap: all clients arrive through them, and the proxy must limit them itself.
+  IPv6 /64, as the rate limits key them), the connection gets a 429 (the contract's answer
+  for "too busy to take the request now"), with Retry-After, and is closed at once, so one
+  client cannot hold every slot. Peers in `RELATCH_TRUSTED_PROXIES` have no per-client cap:
+  all clients arrive through them, and the proxy must limit them itself.
 - 431 Request Header Fields Too Large, in the contract's error shape, where uvicorn
   answers every parse error with a plain 400.
 """
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ConnectionLimits:
     request_timeout: float
+    max_connections: int
     per_client: int
     exempt: tuple[forwarding.Network, ...]
 
@@ -67,6 +69,7 @@ def connection_limits() -> ConnectionLimits:
     settings = get_settings()
     return ConnectionLimits(
         request_timeout=settings.request_timeout_seconds,
+        max_connections=settings.max_connections,
         per_client=settings.max_connections_per_client,
         exempt=forwarding.parse_networks(settings.trusted_proxies),
     )
@@ -117,11 +120,10 @@ class RelatchH11Protocol(H11Protocol):
         self._follow_request()
 
     def _over_capacity(self) -> HTTPStatus | None:
-        """503 when this process is full (RELATCH_MAX_CONNECTIONS), 429 when this client
-        holds its share (RELATCH_MAX_CONNECTIONS_PER_CLIENT), else None."""
-        limit = self.limit_concurrency
-        if limit is not None and len(self.connections) > limit:
-            return HTTPStatus.SERVICE_UNAVAILABLE
+        """429 when this process is full (RELATCH_MAX_CONNECTIONS) or this client holds its
+        share (RELATCH_MAX_CONNECTIONS_PER_CLIENT), else None."""
+        if len(self.connections) > self.limits.max_connections:
+            return HTTPStatus.TOO_MANY_REQUESTS
         if self.client_subject is None or self._exempt():
             return None
         mine = sum(
