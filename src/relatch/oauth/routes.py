@@ -57,10 +57,18 @@ async def _endpoint(request: Request, name: str | None) -> Response:
         except OAuth2Error as error:
             status, body, headers = error()
             return srv.handle_response(status, body, headers)
-        if name is None:
-            response: Response = srv.create_token_response(oauth_request)
-        else:
-            response = srv.create_endpoint_response(name, oauth_request)
+        try:
+            if name is None:
+                response: Response = server.quotable(
+                    lambda: srv.create_token_response(oauth_request)
+                )
+            else:
+                response = server.quotable(
+                    lambda: srv.create_endpoint_response(name, oauth_request)
+                )
+        except OAuth2Error as error:  # one Authlib could not word (server.quotable)
+            status, body, headers = error()
+            return srv.handle_response(status, body, headers)
         return response
 
     return await run_sync(run)
