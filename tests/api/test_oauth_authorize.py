@@ -22,6 +22,9 @@ from relatch.oauth import store
 from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage.models_oauth import OAuthCode, OAuthToken
+from tests.api.test_api_keys import session_headers
+from tests.api.test_totp import enable as enable_totp
+from tests.api.test_totp import token as totp_token
 from tests.conftest import Account, FakeClock
 from tests.conftest import test_settings as make_settings
 
@@ -384,3 +387,30 @@ def test_prompt_none_with_a_stale_sign_in_is_login_required(
     assert location(resp)[0]["error"] == ["login_required"]
     ok = web.get(AUTHORIZE, params=code_query(app, prompt="none"), follow_redirects=False)
     assert code_of(ok)  # the owner's silent sign-in still works
+
+
+def test_prompt_login_asks_for_the_second_factor_too(
+    svc: Services,
+    web: TestClient,
+    client: TestClient,
+    make_account: Any,
+    clock: FakeClock,
+) -> None:
+    app, acct = signed_in_with_consent(svc, web, make_account)
+    headers = session_headers(client, acct)
+    key, _ = enable_totp(client, clock, headers)
+    clock.advance(60)
+    query = code_query(app, prompt="login")
+    password_only = sign_in(web, query, acct)
+    assert password_only.status_code == 200 and 'name="totpToken"' in password_only.text
+    assert "location" not in password_only.headers
+    both = post(
+        web,
+        query,
+        password_only,
+        step="signin",
+        username=acct.username,
+        password=acct.password,
+        totpToken=totp_token(clock, key),
+    )
+    assert code_of(both)
