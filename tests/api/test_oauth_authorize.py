@@ -13,12 +13,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import UnsupportedResponseTypeError
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from relatch.http.app import create_app
-from relatch.oauth import store
+from relatch.oauth import server, store
 from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage.models_oauth import OAuthCode, OAuthToken
@@ -414,3 +416,18 @@ def test_prompt_login_asks_for_the_second_factor_too(
         totpToken=totp_token(clock, key),
     )
     assert code_of(both)
+
+
+def test_quotable_rewords_any_authlib_error_and_nothing_else() -> None:
+    """The cause, not the example: whichever Authlib error could not be built."""
+
+    def refuse() -> None:
+        raise UnsupportedResponseTypeError("type '\u00e9'", "\u00e9", redirect_uri=REDIRECT)
+
+    with pytest.raises(OAuth2Error) as caught:
+        server.quotable(refuse)
+    error = caught.value
+    assert error.error == "unsupported_response_type" and not error.description
+    assert error.redirect_uri is None and error.uri is None
+    with pytest.raises(ValueError, match="invalid literal"):
+        server.quotable(lambda: int("x"))  # a bug stays a bug

@@ -132,6 +132,8 @@ async def discovery(request: Request) -> JSONResponse:
             "introspection_endpoint": base + "/introspect",
             "scopes_supported": list(SCOPES),
             "response_types_supported": ["code", "token", "id_token", "id_token token"],
+            # Per response type (oauth/params.py): the code in the query only; a token
+            # or ID token in the fragment only, never the query; form_post is not served.
             "response_modes_supported": ["query", "fragment"],
             "grant_types_supported": list(GRANT_TYPES),
             "subject_types_supported": ["public"],
