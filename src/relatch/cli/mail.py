@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from relatch.cli.output import block, cell
 from relatch.mail.transports import list_messages
 from relatch.settings import get_settings
 
@@ -27,7 +28,8 @@ def list_() -> None:
     """Messages, newest first: ID, date, recipient, subject."""
     for path in list_messages(get_settings().mail_dir):
         msg = _read(path)
-        typer.echo(f"{path.stem}\t{msg['Date']}\t{msg['To']}\t{msg['Subject']}")
+        fields = (path.stem, msg["Date"], msg["To"], msg["Subject"])
+        typer.echo("\t".join(cell(f) for f in fields))
 
 
 @app.command("show")
@@ -43,7 +45,7 @@ def show(
         raise typer.Exit(1)
     msg = _read(paths[0])
     for header in ("Date", "From", "To", "Subject", "Message-ID"):
-        typer.echo(f"{header}: {msg[header]}")
+        typer.echo(f"{header}: {cell(msg[header])}")
     typer.echo("")
     body = msg.get_body(preferencelist=("plain",))
-    typer.echo(body.get_content() if body is not None else "")
+    typer.echo(block(body.get_content()) if body is not None else "")
