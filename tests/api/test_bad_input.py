@@ -210,7 +210,7 @@ SIGNED_IN = [
     ("api/user/apikeys", {"name": "key\ud800"}, "name"),
     ("api/user/apikeys", {"name": "key\x00"}, "name"),
     ("api/user/apikeys", {"name": "key\x1b[31m"}, "name"),
-    ("api/user/apikeys", {"name": "k" * 101}, "name"),
+    ("api/user/apikeys", {"name": "k" * 201}, "name"),
     (
         "api/user/change-password",
         {"currentPassword": "correct\ud800", "newPassword": "a brand new passphrase"},

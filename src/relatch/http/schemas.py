@@ -52,7 +52,8 @@ Username = Annotated[
 ]
 #: Display text stored on the account (name, job title, company): its columns hold 256.
 Label = Annotated[str, StringConstraints(max_length=256), AfterValidator(_line)]
-KeyName = Annotated[str, StringConstraints(max_length=NAME_MAX), AfterValidator(_line)]
+#: Above the service's own limit (a handled 200 saying so), as for passwords below.
+KeyName = Annotated[str, StringConstraints(max_length=2 * NAME_MAX), AfterValidator(_line)]
 #: Codes, TOTP tokens and keys, and the opaque values Relatch ignores (sessionId...).
 Token = Annotated[str, StringConstraints(max_length=256), AfterValidator(_line)]
 #: Any printable text (NIST SP 800-63B 5.1.1.2), bounded above the policy's maximum so that
