@@ -4,14 +4,20 @@ The OpenAPI operations are fuzzed by Schemathesis from the served document (posi
 negative data, anonymous and signed in); the surfaces left out of that document (the web
 forms and the OAuth2 endpoints) get random form bodies from Hypothesis strategies.
 
-Input handling does not depend on the database engine: SQLite only. Hypothesis runs
-derandomized (same examples on every run, so CI is reproducible) with a bounded number of
-examples per operation, no deadline, and no shrinking budget beyond the default phases.
+Every test runs on SQLite and PostgreSQL: the engines refuse different text (PostgreSQL
+refuses NUL, which SQLite stores), and a 500 found only on one of them was missed while this
+ran on SQLite alone. Besides the status, every test fails on an ERROR log line (a swallowed
+exception is a bug too). Hostile text (NUL, lone surrogates, C0/C1 controls, line
+separators, bidi controls, strings just over each maximum) is drawn on purpose, in every
+string field of every request body and every form field. Hypothesis runs derandomized (same
+examples on every run, so CI is reproducible) with a bounded number of examples per
+operation, no deadline, and no shrinking budget beyond the default phases.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import re
@@ -36,6 +42,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
+from relatch.core import text
 from relatch.http.app import create_app
 from relatch.oauth import store
 from relatch.oauth.models import GRANT_TYPES, SCOPES
@@ -58,12 +65,6 @@ FUZZ = hypothesis.settings(
 
 
 @pytest.fixture
-def db_kind() -> str:
-    """Input handling is the same on every engine: SQLite only (fast)."""
-    return "sqlite"
-
-
-@pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
     return conftest.test_settings(
         tmp_path,
@@ -80,17 +81,23 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
     )
 
 
-def _operations() -> list[tuple[str, str, bool, bool]]:
-    """(method, path, public, has_input) of every operation the served document lists."""
+def _document() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         svc = build(conftest.test_settings(Path(tmp), "sqlite://"))
         try:
-            doc = create_app(svc=svc).openapi()
+            return create_app(svc=svc).openapi()
         finally:
             svc.close()
+
+
+DOCUMENT = _document()
+
+
+def _operations() -> list[tuple[str, str, bool, bool]]:
+    """(method, path, public, has_input) of every operation the served document lists."""
     return [
         (method.upper(), path, op.get("security") == [], _has_input(op))
-        for path, item in doc["paths"].items()
+        for path, item in DOCUMENT["paths"].items()
         for method, op in item.items()
     ]
 
@@ -100,6 +107,48 @@ def _has_input(op: dict[str, Any]) -> bool:
 
 
 OPERATIONS = _operations()
+
+
+@dataclass(frozen=True)
+class JsonBody:
+    """An operation's JSON request body, as the served document describes it."""
+
+    method: str
+    path: str
+    public: bool
+    properties: dict[str, dict[str, Any]]
+    required: frozenset[str]
+
+
+def _json_bodies() -> list[JsonBody]:
+    found = []
+    for path, item in DOCUMENT["paths"].items():
+        for method, op in item.items():
+            content = op.get("requestBody", {}).get("content", {}).get("application/json")
+            if content is None:
+                continue
+            name = content["schema"]["$ref"].rsplit("/", 1)[1]
+            schema = DOCUMENT["components"]["schemas"][name]
+            found.append(
+                JsonBody(
+                    method.upper(),
+                    "/v1" + path,
+                    op.get("security") == [],
+                    schema["properties"],
+                    frozenset(schema.get("required", ())),
+                )
+            )
+    return found
+
+
+JSON_BODIES = _json_bodies()
+
+
+def assert_no_error_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """An exception the app caught and logged is a bug even when the answer is a 4xx."""
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, "; ".join(f"{r.name}: {r.getMessage()}" for r in errors)
+    caplog.clear()
 
 
 def _cases() -> Iterator[Any]:
@@ -145,6 +194,7 @@ def test_openapi_operation(
     schema: OpenApiSchema,
     client: TestClient,
     make_account: Any,
+    caplog: pytest.LogCaptureFixture,
     method: str,
     path: str,
     mode: GenerationMode,
@@ -174,6 +224,136 @@ def test_openapi_operation(
         if body["success"] is True or response.status_code != 200:
             checks.append(response_schema_conformance)
         case.validate_response(response, checks=checks, headers=headers)
+        assert_no_error_logged(caplog)
+
+    run()
+
+
+# Hostile text in every string field of every JSON body ------------------------------------
+
+# Characters each a 500 or an injection somewhere once (issue 8): NUL (PostgreSQL), lone
+# surrogates (no UTF-8 encoding), C0 and C1 controls (CR/LF into mails, ESC and U+009B
+# into terminals), Unicode line separators and bidi overrides.
+HOSTILE_CHARS = st.one_of(
+    st.sampled_from(
+        (
+            *("\x00", "\ud800", "\udbff", "\udc00", "\udfff", "\r", "\n", "\t", "\x1b"),
+            *("\x7f", "\x85", "\x9b", "\u2028", "\u2029", "\u202e", "\u2066"),
+        )
+    ),
+    st.characters(min_codepoint=0, max_codepoint=0x9F),
+    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+)
+# Each of these was a 500 or an injection; every field gets each of them in every run.
+DEADLY = ("\x00", "\ud800", "\udfff", "\r\n", "\x1b[31m", "\x9b", "\x85", "\u2028", "\u202e")
+# Just over (and at) every maximum the schemas set, in 1-, 2- and 4-byte characters.
+LENGTHS = (64, 65, 100, 101, 256, 257, 320, 321, 1024, 1025, 2048, 2049, 6000)
+HOSTILE = st.one_of(
+    st.text(st.one_of(HOSTILE_CHARS, st.characters()), min_size=1, max_size=30),
+    st.builds(
+        lambda ch, n: ch * n,
+        st.one_of(st.sampled_from(["x", "\u00e9", "\U0001f600"]), HOSTILE_CHARS),
+        st.sampled_from(LENGTHS),
+    ),
+    # A valid-looking value with one hostile character inside or around it.
+    st.builds(
+        lambda base, ch, at: base[:at] + ch + base[at:],
+        st.sampled_from(["user1@example.com", "Ada Lovelace", "correct horse battery"]),
+        HOSTILE_CHARS,
+        st.integers(0, 21),
+    ),
+)
+
+
+def test_every_request_string_is_bounded() -> None:
+    """Each string field of each request body has a maximum length in the document."""
+    unbounded = [
+        f"{body.path}.{name}"
+        for body in JSON_BODIES
+        for name, prop in body.properties.items()
+        if prop.get("type") == "string" and "enum" not in prop and "maxLength" not in prop
+    ]
+    assert unbounded == []
+
+
+@dataclass
+class Session:
+    password: str
+    token: str
+
+
+def _valid(name: str, n: int, account: Any, session: Session) -> Any:
+    """A value of field `name` that gets past the first checks (unique where it must be)."""
+    values: dict[str, Any] = {
+        "email": account.email,
+        "username": account.username,
+        "password": session.password,
+        "currentPassword": session.password,
+        "newPassword": f"another fine passphrase {n}",
+        "code": "ABCD-EFGH",
+        "name": "Ada Lovelace",
+        "privacyPolicy": True,
+        "totpToken": "123456",
+        "key": "JBSWY3DPEHPK3PXP",
+    }
+    return values.get(name, "x")
+
+
+@pytest.mark.parametrize("body", JSON_BODIES, ids=[f"{b.method} {b.path}" for b in JSON_BODIES])
+def test_hostile_text_in_every_field(
+    client: TestClient, make_account: Any, caplog: pytest.LogCaptureFixture, body: JsonBody
+) -> None:
+    """One field hostile, the others valid: 400 when the field refuses the text, never a
+    5xx, never an ERROR log line, and the error never quotes the text back."""
+    account = make_account()
+    login = {"username": account.username, "password": account.password}
+    session = Session(account.password, client.post("/v1/api-login", json=login).json()["token"])
+    fields = sorted(name for name, prop in body.properties.items() if prop.get("type") == "string")
+    counter = iter(range(1, 1_000_000))
+
+    def send(field: str, value: str, with_optional: bool) -> None:
+        n = next(counter)
+        names = set(body.required) | ({*body.properties} if with_optional else set())
+        payload = {name: _valid(name, n, account, session) for name in names}
+        if body.path.endswith("/api-user-create"):  # a new account each time
+            payload.update(username=f"fz{n:06d}", email=f"fz{n}@example.com")
+        payload[field] = value
+        headers = {"content-type": "application/json"}
+        if not body.public:
+            headers["x-jwt-token"] = session.token
+        client.cookies.clear()
+        # ensure_ascii: a lone surrogate travels as its JSON escape ("\ud800"), as a
+        # client's JSON encoder sends it.
+        raw = json.dumps(payload).encode()
+        response = client.request(body.method, body.path, content=raw, headers=headers)
+        assert response.status_code < 500, f"{response.status_code}: {response.text[:300]}"
+        answer = response.json()
+        assert_contract_shape(response.status_code, answer)
+        prop = body.properties[field]
+        secret = "password" in field.lower()
+        allowed = text.is_secret(value) if secret else text.is_line(value)
+        if not allowed or len(value) > prop.get("maxLength", len(value)):
+            assert response.status_code == 400, f"{field}: {response.text[:300]}"
+        if len(value) >= 8 and not answer["success"]:
+            assert json.dumps(value)[1:-1] not in response.text
+        if body.path.endswith("/change-password") and answer["success"]:
+            # The password changed: carry on with the new one and the fresh session.
+            session.password = payload["newPassword"]
+            session.token = response.headers.get("x-jwt-token", session.token)
+        assert_no_error_logged(caplog)
+
+    # Every field, every deadly character inside an otherwise valid value, and one
+    # character over its maximum: always, whatever Hypothesis draws below.
+    for field in fields:
+        base = str(_valid(field, 0, account, session))
+        for ch in DEADLY:
+            send(field, base[:2] + ch + base[2:], with_optional=True)
+        send(field, "x" * (body.properties[field].get("maxLength", 6000) + 1), False)
+
+    @FUZZ
+    @given(field=st.sampled_from(fields), value=HOSTILE, with_optional=st.booleans())
+    def run(field: str, value: str, with_optional: bool) -> None:
+        send(field, value, with_optional)
 
     run()
 
@@ -235,6 +415,7 @@ TEXT = st.one_of(
     st.sampled_from(SPECIAL),
     st.text(max_size=40),
     st.binary(max_size=40).map(lambda b: b.decode("latin-1")),
+    HOSTILE,
 )
 
 
@@ -335,7 +516,9 @@ def known(svc: Services, client: TestClient, make_account: Any) -> Known:
 
 
 @pytest.mark.parametrize("path", [*PAGE_FIELDS, *OAUTH_ENDPOINTS])
-def test_form_surface(client: TestClient, known: Known, path: str) -> None:
+def test_form_surface(
+    client: TestClient, known: Known, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
     oauth = path in OAUTH_ENDPOINTS
     fields = OAUTH_FIELDS if oauth else PAGE_FIELDS[path]
 
@@ -354,6 +537,7 @@ def test_form_surface(client: TestClient, known: Known, path: str) -> None:
         elif response.status_code != 303:
             # A page answers with a page, also to a body that is no form at all.
             assert response.headers["content-type"].startswith("text/html"), response.text
+        assert_no_error_logged(caplog)
 
     run()
 
@@ -378,7 +562,9 @@ def credentials(draw: st.DrawFn, known: Known) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("path", ["/v1/api/user", "/v1/api/user/apikeys", "/v1/oauth/userinfo"])
-def test_credentials(client: TestClient, known: Known, path: str) -> None:
+def test_credentials(
+    client: TestClient, known: Known, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
     @FUZZ
     @given(headers=credentials(known))
     def run(headers: dict[str, bytes]) -> None:
@@ -387,6 +573,7 @@ def test_credentials(client: TestClient, known: Known, path: str) -> None:
         assert response.status_code in (200, 401), f"{response.status_code}: {response.text}"
         if not path.startswith("/v1/oauth/"):
             assert_contract_shape(response.status_code, response.json())
+        assert_no_error_logged(caplog)
 
     run()
 
@@ -483,5 +670,71 @@ def test_authorize(
         if method == "GET":
             request = {"headers": request["headers"]}
         check(client.request(method, url, follow_redirects=False, **request))
+
+    run()
+
+
+SIGN_IN_FORMS = {
+    "/v1/oauth/authorize": ("username", "password", "totpToken"),
+    "/reset-password/ask": ("email",),
+    "/reset-password/new": ("email", "code", "newPassword", "newPasswordRepeat"),
+    "/not-me": ("token",),
+}
+
+
+@pytest.mark.parametrize("path", SIGN_IN_FORMS)
+def test_forms_with_hostile_text(
+    client: TestClient, known: Known, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    """Every form field hostile, with a valid CSRF field, so each example reaches the
+    service (random forms rarely get that far: NUL in the OAuth sign-in username was a
+    PostgreSQL 500 that they never found)."""
+    fields = SIGN_IN_FORMS[path]
+    query = {}
+    if path == "/v1/oauth/authorize":
+        query = {
+            "client_id": known.values["client_id"][0],
+            "response_type": "code",
+            "redirect_uri": "https://app.example/cb",
+            "scope": "openid",
+        }
+
+    valid = {
+        "username": known.values["username"][0],
+        "password": known.values["password"][0],
+        "totpToken": "123456",
+        "email": known.values["email"][0],
+        "code": "ABCD-EFGH",
+        "newPassword": "a brand new passphrase",
+        "newPasswordRepeat": "a brand new passphrase",
+        "token": "1.abcdef",
+    }
+
+    def send(values: list[str]) -> None:
+        client.cookies.clear()
+        pairs = [*zip(fields, values, strict=True), ("csrf_token", known.csrf_token)]
+        if path == "/v1/oauth/authorize":
+            pairs.append(("step", "signin"))
+        response = client.post(
+            path,
+            params=query,
+            content=urlencode(pairs, errors="surrogatepass").encode(),
+            headers={"content-type": FORM, "cookie": f"relatch_csrf={known.csrf_cookie}"},
+            follow_redirects=False,
+        )
+        assert response.status_code < 500, f"{response.status_code}: {response.text[:300]}"
+        assert response.status_code != 403, "the CSRF field was refused: nothing was tested"
+        assert_no_error_logged(caplog)
+
+    for i in range(len(fields)):  # each field, each deadly character, the rest valid
+        for ch in DEADLY:
+            values = [valid[f] for f in fields]
+            values[i] = values[i][:2] + ch + values[i][2:]
+            send(values)
+
+    @FUZZ
+    @given(values=st.lists(st.one_of(HOSTILE, TEXT), min_size=len(fields), max_size=len(fields)))
+    def run(values: list[str]) -> None:
+        send(values)
 
     run()

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import typer
 
+from relatch.cli.output import cell, one_line
 from relatch.core.errors import RelatchError
 from relatch.services import api_keys
 from relatch.services.context import Services, build
@@ -32,7 +33,9 @@ def _run(action: Callable[[Services], T]) -> T:
 @app.command("create")
 def create(
     email: str = typer.Option(..., help="e-mail address of the account"),
-    name: str | None = typer.Option(None, help="a label to recognise the key by"),
+    name: str | None = typer.Option(
+        None, help="a label to recognise the key by", callback=one_line
+    ),
 ) -> None:
     """Create an API key; it is printed once, alone on the last line, and never stored."""
 
@@ -41,7 +44,7 @@ def create(
         return api_keys.create(svc, user.id, name, CLI)
 
     new = _run(act)
-    typer.echo(f"created API key {new.info.id} ({new.info.prefix}, {new.info.name!r})")
+    typer.echo(f"created API key {new.info.id} ({new.info.prefix}, {cell(new.info.name)!r})")
     typer.echo("the key is shown this once; store it now:")
     typer.echo(new.key)
 
@@ -59,7 +62,7 @@ def list_(email: str = typer.Option(..., help="e-mail address of the account")) 
     for k in keys:
         used = k.last_used_at.astimezone(UTC).isoformat() if k.last_used_at else "never"
         created = k.created_at.astimezone(UTC).isoformat()
-        typer.echo(f"{k.id}\t{k.prefix}\t{k.name}\tcreated {created}\tlast used {used}")
+        typer.echo(f"{k.id}\t{k.prefix}\t{cell(k.name)}\tcreated {created}\tlast used {used}")
 
 
 @app.command("revoke")

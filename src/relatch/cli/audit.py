@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import typer
 from sqlalchemy import ColumnElement, or_, select
 
+from relatch.cli.output import cell
 from relatch.core import identity
 from relatch.services import audit
 from relatch.services.context import build
@@ -66,9 +67,9 @@ def audit_command(
                     who,
                     target,
                     row.client_ip or "-",
-                    (row.user_agent or "-").replace("\t", " "),
+                    row.user_agent or "-",
                     row.request_id or "-",
                 )
-                typer.echo("\t".join(cells))
+                typer.echo("\t".join(cell(c) for c in cells))
     finally:
         svc.close()

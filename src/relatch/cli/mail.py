@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 from sqlalchemy import select
 
+from relatch.cli.output import block, cell, escaped
 from relatch.mail.transports import list_messages
 from relatch.services.context import build
 from relatch.settings import get_settings
@@ -23,15 +24,6 @@ def _read(path: Path) -> EmailMessage:
         msg = BytesParser(policy=policy.default).parse(fh)
     assert isinstance(msg, EmailMessage)
     return msg
-
-
-def _printable(text: str | None) -> str:
-    """Stored text as one harmless cell: a dead letter may be the hostile input itself, so
-    control characters (line breaks, tabs, terminal escapes) are shown escaped, not sent
-    to the terminal."""
-    if not text:
-        return "-"
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def _abandoned() -> None:
@@ -48,10 +40,10 @@ def _abandoned() -> None:
                 cells = (
                     str(row.id),
                     row.created_at.isoformat(timespec="seconds"),
-                    _printable(row.recipient),
-                    _printable(row.subject),
+                    escaped(row.recipient),
+                    escaped(row.subject),
                     f"{row.attempts} tries",
-                    _printable(row.last_error),
+                    escaped(row.last_error),
                 )
                 typer.echo("\t".join(cells))
     finally:
@@ -73,7 +65,8 @@ def list_(
         return
     for path in list_messages(get_settings().mail_dir):
         msg = _read(path)
-        typer.echo(f"{path.stem}\t{msg['Date']}\t{msg['To']}\t{msg['Subject']}")
+        fields = (path.stem, msg["Date"], msg["To"], msg["Subject"])
+        typer.echo("\t".join(cell(f) for f in fields))
 
 
 @app.command("show")
@@ -89,10 +82,10 @@ def show(
         raise typer.Exit(1)
     msg = _read(paths[0])
     for header in ("Date", "From", "To", "Subject", "Message-ID"):
-        typer.echo(f"{header}: {msg[header]}")
+        typer.echo(f"{header}: {cell(msg[header])}")
     typer.echo("")
     body = msg.get_body(preferencelist=("plain",))
-    typer.echo(body.get_content() if body is not None else "")
+    typer.echo(block(body.get_content()) if body is not None else "")
 
 
 @app.command("requests")
@@ -117,10 +110,10 @@ def requests(
                 cells = (
                     str(row.id),
                     row.requested_at.isoformat(timespec="seconds"),
-                    _printable(row.email),
+                    escaped(row.email),
                     state,
                     f"{row.attempts} tries",
-                    _printable(row.last_error),
+                    escaped(row.last_error),
                 )
                 typer.echo("\t".join(cells))
     finally:

@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from relatch.cli.output import one_line
 from relatch.core.errors import RelatchError
 from relatch.services import accounts
 from relatch.services.context import build
@@ -19,7 +20,7 @@ app = typer.Typer(no_args_is_help=True, help="Accounts")
 def create(
     email: str = typer.Option(..., help="e-mail address"),
     username: str = typer.Option(..., help="username (4 to 30 characters)"),
-    name: str = typer.Option(..., help="display name"),
+    name: str = typer.Option(..., help="display name", callback=one_line),
 ) -> None:
     """Create an account; the password is read from stdin (one line)."""
     password = sys.stdin.readline().rstrip("\r\n")

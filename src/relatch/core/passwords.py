@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from relatch.core import text
 from relatch.core.errors import PasswordRejected
 
 MIN_LENGTH = 8  # Edge Impulse's rule, NIST SP 800-63B 3.1.1.2 minimum
@@ -17,8 +18,18 @@ MAX_LENGTH = 1024  # bounds hashing work (long-password DoS) while allowing pass
 
 
 def normalise(password: str) -> str:
-    """NFKC, so that the same password typed on two keyboards hashes the same (NIST 800-63B)."""
+    """NFKC, so that the same password typed on two keyboards hashes the same (NIST 800-63B).
+
+    NFKC leaves a lone surrogate as it is, and hashing it then fails (no UTF-8 encoding):
+    callers take passwords only through a guard (text.is_secret, or `check` below).
+    """
     return unicodedata.normalize("NFKC", password)
+
+
+UNTYPABLE = (
+    "Password contains a character that cannot be part of a password (NUL or an unpaired "
+    "surrogate): type it again"
+)
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,10 @@ DEFAULT_RULES: tuple[Rule, ...] = (length_rule, personal_info_rule, common_passw
 
 def check(password: str, ctx: PasswordContext, rules: Sequence[Rule] = BASE_RULES) -> str:
     """The normalised password, or PasswordRejected naming the first rule it breaks."""
+    # Not a rule that can be left out: a lone surrogate cannot be hashed (a 500), and a
+    # password holding NUL could never be typed again into the API, which refuses NUL.
+    if not text.is_secret(password):
+        raise PasswordRejected(UNTYPABLE)
     normalised = normalise(password)
     for rule in rules:
         reason = rule(normalised, ctx)

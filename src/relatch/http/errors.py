@@ -31,6 +31,11 @@ def _describe(exc: RequestValidationError) -> str:
             parts.append(f"Missing field '{field}'" if field else "Missing body")
         elif kind in ("model_attributes_type", "dict_type") and not field:
             parts.append("Body must be a JSON object sent as application/json")
+        elif kind == "string_too_long":
+            limit = err.get("ctx", {}).get("max_length")
+            parts.append(f"Field '{field}' must be at most {limit} characters long")
+        elif kind == "string_unicode":  # a lone surrogate ("\ud800"), not Unicode text
+            parts.append(f"Field '{field}' must be text without unpaired surrogates")
         else:
             expected = str(err.get("msg", "invalid value")).removeprefix("Input should be ")
             parts.append(f"Field '{field}' must be {expected}" if field else expected)

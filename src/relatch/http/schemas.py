@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
+
+from relatch.core import identity, passwords, text
+from relatch.services.api_keys import NAME_MAX
 
 # Requests are strict (a number where a string belongs is a 400, not coerced) and
 # ignore fields Relatch has no use for (the official clients send them).
@@ -14,6 +26,41 @@ _REQUEST = ConfigDict(strict=True, extra="ignore")
 
 def _iso_millis(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _line(value: str) -> str:
+    if not text.is_line(value):
+        # The message completes "Field 'x' must be ..." (http/errors.py); no input in it.
+        raise PydanticCustomError("text_line", text.LINE_RULE)
+    return value
+
+
+def _secret(value: str) -> str:
+    if not text.is_secret(value):
+        raise PydanticCustomError("text_secret", text.SECRET_RULE)
+    return value
+
+
+# Every string a request carries is bounded and checked here, before any store or hash
+# sees it (core/text.py names the threats: 500s on NUL and lone surrogates, mail and
+# terminal injection through line breaks and control characters). The length is checked
+# first, so no check ever scans more than the maximum.
+#: An address, username, or either (login): the address column is the widest.
+Login = Annotated[str, StringConstraints(max_length=identity.MAX_EMAIL), AfterValidator(_line)]
+Username = Annotated[
+    str, StringConstraints(max_length=identity.MAX_USERNAME), AfterValidator(_line)
+]
+#: Display text stored on the account (name, job title, company): its columns hold 256.
+Label = Annotated[str, StringConstraints(max_length=256), AfterValidator(_line)]
+#: Above the service's own limit (a handled 200 saying so), as for passwords below.
+KeyName = Annotated[str, StringConstraints(max_length=2 * NAME_MAX), AfterValidator(_line)]
+#: Codes, TOTP tokens and keys, and the opaque values Relatch ignores (sessionId...).
+Token = Annotated[str, StringConstraints(max_length=256), AfterValidator(_line)]
+#: Any printable text (NIST SP 800-63B 5.1.1.2), bounded above the policy's maximum so that
+#: its clearer "too long" reason still answers up to twice that length.
+Password = Annotated[
+    str, StringConstraints(max_length=2 * passwords.MAX_LENGTH), AfterValidator(_secret)
+]
 
 
 # A date-time as Edge Impulse writes it (JavaScript's Date.toJSON: UTC, milliseconds, `Z`).
@@ -35,30 +82,30 @@ class GenericApiResponse(BaseModel):
 
 class ResetPasswordRequest(BaseModel):
     model_config = _REQUEST
-    email: str
-    code: str
-    newPassword: str  # noqa: N815 (Edge Impulse field name)
+    email: Login
+    code: Token
+    newPassword: Password  # noqa: N815 (Edge Impulse field name)
 
 
 class RequestResetPasswordRequest(BaseModel):
     model_config = _REQUEST
-    email: str
+    email: Login
 
 
 class VerifyResetPasswordRequest(BaseModel):
     model_config = _REQUEST
-    email: str
-    code: str
+    email: Login
+    code: Token
 
 
 class GetJWTRequest(BaseModel):
     model_config = _REQUEST
-    username: str = Field(description="Username or e-mail address")
-    password: str = Field(description="Password")
-    uuid: str | None = None
+    username: Login = Field(description="Username or e-mail address")
+    password: Password = Field(description="Password")
+    uuid: Token | None = None
     ssoType: Literal["browser", "cli"] | None = None  # noqa: N815
-    sessionId: str | None = None  # noqa: N815
-    totpToken: str | None = None  # noqa: N815
+    sessionId: Token | None = None  # noqa: N815
+    totpToken: Token | None = None  # noqa: N815
 
 
 class GetJWTResponse(GenericApiResponse):
@@ -68,17 +115,17 @@ class GetJWTResponse(GenericApiResponse):
 
 class CreateUserRequest(BaseModel):
     model_config = _REQUEST
-    name: str
-    username: str
-    email: str
+    name: Label
+    username: Username
+    email: Login
     privacyPolicy: bool  # noqa: N815
-    password: str | None = None
-    projectName: str | None = None  # noqa: N815
-    activationToken: str | None = None  # noqa: N815
-    identityProvider: str | None = None  # noqa: N815
-    jobTitle: str | None = None  # noqa: N815
-    sessionId: str | None = None  # noqa: N815
-    companyName: str | None = None  # noqa: N815
+    password: Password | None = None
+    projectName: Label | None = None  # noqa: N815
+    activationToken: Token | None = None  # noqa: N815
+    identityProvider: Token | None = None  # noqa: N815
+    jobTitle: Label | None = None  # noqa: N815
+    sessionId: Token | None = None  # noqa: N815
+    companyName: Label | None = None  # noqa: N815
     utmParams: list[dict[str, Any]] | None = None  # noqa: N815
     ignoreEmailValidation: bool | None = None  # noqa: N815
 
@@ -90,8 +137,8 @@ class CreateUserResponse(GenericApiResponse):
 
 class ChangePasswordRequest(BaseModel):
     model_config = _REQUEST
-    currentPassword: str  # noqa: N815
-    newPassword: str  # noqa: N815
+    currentPassword: Password  # noqa: N815
+    newPassword: Password  # noqa: N815
 
 
 class StaffInfo(BaseModel):
@@ -153,8 +200,8 @@ class UserGenerateNewMfaKeyResponse(GenericApiResponse):
 
 class UserSetTotpMfaKeyRequest(BaseModel):
     model_config = _REQUEST
-    key: str = Field(description="Secret key obtained through `userGenerateNewMfaKey`.")
-    totpToken: str = Field(  # noqa: N815
+    key: Token = Field(description="Secret key obtained through `userGenerateNewMfaKey`.")
+    totpToken: Token = Field(  # noqa: N815
         description="TOTP token that is valid for the key (to ensure the device is "
         "configured correctly)"
     )
@@ -170,7 +217,7 @@ class UserSetTotpMfaKeyResponse(GenericApiResponse):
 
 class UserDeleteTotpMfaKeyRequest(BaseModel):
     model_config = _REQUEST
-    totpToken: str = Field(description="Valid TOTP token")  # noqa: N815
+    totpToken: Token = Field(description="Valid TOTP token")  # noqa: N815
 
 
 # API keys: operations of Relatch's own (not in the Edge Impulse subset), same conventions.
@@ -188,7 +235,7 @@ class ListApiKeysResponse(GenericApiResponse):
 
 class CreateApiKeyRequest(BaseModel):
     model_config = _REQUEST
-    name: str | None = Field(default=None, description="A label to recognise the key by")
+    name: KeyName | None = Field(default=None, description="A label to recognise the key by")
 
 
 class CreateApiKeyResponse(GenericApiResponse):

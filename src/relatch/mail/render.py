@@ -7,6 +7,20 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from relatch.core import text
+
+
+def _inline(value: Any) -> Any:
+    """Every value a template prints, as one line without control characters.
+
+    Mail content injection (issue 8): a name holding CR/LF wrote lines of its own ("Your
+    reset code is ... https://...") into the official mails. Names with line breaks are
+    refused on the way in (http/schemas.py); this also covers rows stored before that
+    check, and any later value, since Jinja2 runs it on every `{{ ... }}` output.
+    """
+    # (A Markup value would come back a plain str, escaped again: safe, never raw.)
+    return text.inline(value) if isinstance(value, str) else value
+
 
 class TemplateRenderer:
     def __init__(self, public_url: str) -> None:
@@ -16,11 +30,12 @@ class TemplateRenderer:
             autoescape=select_autoescape(enabled_extensions=("html",), default=False),
             undefined=StrictUndefined,
             keep_trailing_newline=True,
+            finalize=_inline,
         )
 
     def render(self, template: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
         ctx = {"public_url": self._public_url, **context}
         subject = self._env.get_template(f"{template}/subject.txt").render(ctx).strip()
-        text = self._env.get_template(f"{template}/body.txt").render(ctx)
+        text_body = self._env.get_template(f"{template}/body.txt").render(ctx)
         html = self._env.get_template(f"{template}/body.html").render(ctx)
-        return subject, text, html
+        return subject, text_body, html

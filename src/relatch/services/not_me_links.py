@@ -7,6 +7,7 @@ the id finds the row, the 256-bit secret proves the link.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from relatch.storage.models_audit import NotMeLink
 PURPOSE = "not-me-link"
 TTL = timedelta(days=7)
 MAX_TOKEN = 128
+ROW_ID = re.compile(r"[0-9]{1,18}")
 
 
 def issue(svc: Services, s: Session, user_id: int, now: datetime) -> str:
@@ -49,7 +51,9 @@ def find_live(svc: Services, s: Session, token: str | None, now: datetime) -> Li
     if not token or len(token) > MAX_TOKEN or "." not in token:
         return None
     raw_id, secret = token.split(".", 1)
-    if not raw_id.isdigit() or len(raw_id) > 18 or not secret:
+    # ASCII digits only: str.isdigit() is also true for "²" or "٣", which int() refuses
+    # (a 500 from any stranger's link).
+    if not ROW_ID.fullmatch(raw_id) or not secret:
         return None
     link = s.get(NotMeLink, int(raw_id))
     if link is None or link.used_at is not None or link.expires_at <= now:

@@ -7,9 +7,22 @@ from dataclasses import dataclass, field
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from relatch.core import text
 from relatch.web import csrf
 
 MAX_FIELD_CHARS = 2048  # above the password maximum (1024): longer input is cut, then refused
+REFUSED = "This field holds characters it cannot contain (control characters or line breaks)"
+
+
+def is_secret_field(name: str) -> bool:
+    """Password fields take any printable text; every other field is one line."""
+    return "password" in name.lower()
+
+
+def acceptable(name: str, value: str) -> bool:
+    """The API's guard (core/text.py) for a page field: NUL, lone surrogates and (outside
+    passwords) control characters and line breaks never reach a service or the database."""
+    return text.is_secret(value) if is_secret_field(name) else text.is_line(value)
 
 
 @dataclass
@@ -40,4 +53,11 @@ async def read_form(request: Request, names: tuple[str, ...]) -> FormState:
         # Not a form at all (a file part, multipart without its boundary, too many fields):
         # the page again, with no values and no CSRF token, so the form-level error shows.
         return FormState(values)
-    return FormState(values, csrf=token if isinstance(token, str) else None)
+    errors: dict[str, str] = {}
+    for name in names:
+        if not acceptable(name, values[name]):
+            # Cleared, never echoed: the page asks for the field again (PostgreSQL refuses
+            # NUL, a lone surrogate cannot be encoded, a name's CR/LF would reach a mail).
+            values[name] = ""
+            errors[name] = REFUSED
+    return FormState(values, errors, csrf=token if isinstance(token, str) else None)

@@ -26,3 +26,25 @@ def test_usernames_edge_impulse_rule(good: str) -> None:
 def test_usernames_refused(bad: str) -> None:
     with pytest.raises(InvalidInput):
         identity.checked_username(bad)
+
+
+@pytest.mark.parametrize("bad", ["abcde\n", "abcd\r", "ab\x00cd"])
+def test_usernames_with_a_final_newline_or_controls_refused(bad: str) -> None:
+    """`$` also matches before a final newline: "abcde\\n" passed the rule and was stored."""
+    with pytest.raises(InvalidInput):
+        identity.checked_username(bad)
+
+
+@pytest.mark.parametrize("bad", ["a\x00@example.com", "a\ud800@example.com", "a\x1b@example.com"])
+def test_addresses_with_controls_or_surrogates_refused(bad: str) -> None:
+    with pytest.raises(InvalidInput):
+        identity.checked_email(bad)
+
+
+@pytest.mark.parametrize("login", ["user\x000001", "user\ud800", "a\x00@example.com", "x\r\ny"])
+def test_keys_of_unstorable_text_match_no_account(login: str) -> None:
+    """Look-ups by such text find nobody instead of sending it to the database (PostgreSQL
+    refuses NUL: a 500 from the OAuth sign-in form), and the key can be hashed."""
+    assert identity.email_key(login) == identity.NO_ACCOUNT_KEY
+    assert identity.username_key(login) == identity.NO_ACCOUNT_KEY
+    identity.email_key(login).encode()

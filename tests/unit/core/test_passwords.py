@@ -27,3 +27,24 @@ def test_length_counted_after_normalisation() -> None:
     # Seven full-width characters are still seven: too short.
     with pytest.raises(PasswordRejected):
         passwords.check("ａ" * 7, CTX, passwords.BASE_RULES)
+
+
+def test_nfkc_leaves_a_lone_surrogate_which_cannot_be_hashed() -> None:
+    """Why `check` guards: NFKC keeps "\\ud800" as it is and UTF-8 (argon2) refuses it."""
+    assert passwords.normalise("pass\ud800word") == "pass\ud800word"
+    with pytest.raises(UnicodeEncodeError):
+        passwords.normalise("pass\ud800word").encode()
+
+
+@pytest.mark.parametrize("bad", ["pass\ud800word", "pass\udfffword", "pass\x00word"])
+def test_nul_and_lone_surrogates_refused_whatever_the_rules(bad: str) -> None:
+    with pytest.raises(PasswordRejected, match="NUL or an unpaired surrogate"):
+        passwords.check(bad, CTX, ())
+    with pytest.raises(PasswordRejected) as refused:
+        passwords.check(bad, CTX, passwords.DEFAULT_RULES)
+    assert bad not in refused.value.message
+
+
+@pytest.mark.parametrize("good", ["pass\tword!", "\u00fcber sicher \U0001f511", "a\x1b[31mbcdefg"])
+def test_any_other_character_is_fine(good: str) -> None:
+    assert passwords.check(good, CTX, passwords.BASE_RULES) == passwords.normalise(good)
