@@ -26,11 +26,12 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from relatch.core.errors import LoginFailed, RateLimited, TotpRequired
-from relatch.http.client import request_meta, secure_cookies, services
+from relatch.http.client import request_meta, secure_cookies, services, set_device_cookie
 from relatch.oauth import server, signin, store
 from relatch.oauth.models import Client
 from relatch.services import accounts, mfa
 from relatch.services.context import Services
+from relatch.services.meta import RequestMeta
 from relatch.storage.models import User
 from relatch.web import csrf
 from relatch.web.templating import templates
@@ -79,8 +80,7 @@ def _consent_grant(
     return srv.get_consent_grant(server.AuthorizeRequest(incoming), end_user=user)
 
 
-def _sign_in(svc: Services, request: Request, form: dict[str, str]) -> User:
-    meta = request_meta(request)
+def _sign_in(svc: Services, meta: RequestMeta, form: dict[str, str]) -> User:
     user = accounts.check_password(svc, form.get("username", ""), form.get("password", ""), meta)
     # The second factor is part of signing in here too (and after a reset, still).
     mfa.check_second_factor(svc, user, form.get("totpToken"), meta)
@@ -115,9 +115,11 @@ async def handle(request: Request) -> Response:
             return _signin_or_consent(request, grant, client, user, error=exc.message, status=403)
 
     new_cookie: User | None = None
+    # Lockout: a browser that signs in becomes a known device of the account.
+    signin_meta = request_meta(request, new_device=True)
     if step == "signin":
         try:
-            user = await run_sync(_sign_in, svc, request, form)
+            user = await run_sync(_sign_in, svc, signin_meta, form)
         except TotpRequired as exc:
             return _signin_page(request, client, form, exc.message, need_totp=True)
         except RateLimited as exc:
@@ -162,6 +164,7 @@ async def handle(request: Request) -> Response:
             response = _consent_page(request, client, user, scope)
     if new_cookie is not None:
         signin.issue(svc, new_cookie, response, secure=secure_cookies(request))
+        set_device_cookie(request, response, signin_meta)
     return response
 
 

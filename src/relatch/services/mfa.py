@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity, sealing, totp
 from relatch.core.errors import MfaState, TotpRejected, TotpRequired
+from relatch.services import known_clients
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.storage.db import rowcount, transaction
@@ -207,9 +208,10 @@ def _use_recovery_code(svc: Services, user_id: int, entered: str) -> bool:
 
 
 def _check(svc: Services, user: User, token: str, meta: RequestMeta) -> None:
-    # Brute force: 6 digits are few, so every try takes a slot of the shared failure
-    # limits (per account and per IP) before it runs; a right token gives it back.
-    guess = svc.limits.guess(identity.email_key(user.email), meta.client_ip, svc.clock())
+    # Brute force: 6 digits are few, so every try takes a failure slot before it runs
+    # (the client's own if known to the account, else the shared per-account and per-IP
+    # ones: services/known_clients.py); a right token gives it back.
+    guess = known_clients.guess(svc, identity.email_key(user.email), meta, user.id)
     if totp.looks_like_token(token):
         ok = _use_totp(svc, user.id, token)
     else:
@@ -221,12 +223,17 @@ def _check(svc: Services, user: User, token: str, meta: RequestMeta) -> None:
 
 def check_second_factor(svc: Services, user: User, token: str | None, meta: RequestMeta) -> None:
     """At sign-in, after the password matched: nothing without MFA; else a valid token
-    (or an unused recovery code) is required. TotpRequired when none was sent."""
-    if not is_configured(svc, user.id):
-        return
-    if not token or not token.strip():
-        raise TotpRequired()
-    _check(svc, user, token, meta)
+    (or an unused recovery code) is required. TotpRequired when none was sent.
+
+    The last step of every sign-in (API login, password grant, OAuth sign-in page): on
+    success the client becomes known to the account (services/known_clients.py). Not
+    earlier: a password alone must not buy a budget of one's own for guessing the token.
+    """
+    if is_configured(svc, user.id):
+        if not token or not token.strip():
+            raise TotpRequired()
+        _check(svc, user, token, meta)
+    known_clients.signed_in(svc, user, meta)
 
 
 def clear(svc: Services, user: User, token: str, meta: RequestMeta) -> None:

@@ -10,13 +10,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity
 from relatch.core.errors import CodeRejected, InvalidInput
 from relatch.mail import outbox
-from relatch.services import api_keys, audit, not_me_links
+from relatch.services import api_keys, audit, known_clients, not_me_links
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.services.password_policy import check_new_password
@@ -38,8 +38,12 @@ def request_reset(svc: Services, email: str, meta: RequestMeta) -> None:
     # Audit: the address is unknown here by design (no lookup), so only its digest is kept.
     with audit.trail(svc, audit.RESET_REQUEST, meta, login=email, resolve=False) as t:
         address = identity.checked_email(email)
+        key = identity.email_key(address)
         # Mail bombing: per address (known or not: enumeration) and per IP; services/limits.
-        svc.limits.reset_requested(identity.email_key(address), meta.client_ip, svc.clock())
+        # Lockout: a client known to the address's account (found by digest, no account
+        # lookup, the same query for every address) has a bucket strangers cannot spend.
+        known = known_clients.find(svc, key, meta, known_clients.ANY_ACCOUNT)
+        svc.limits.reset_requested(key, meta.client_ip, svc.clock(), known)
         with transaction(svc.sessions) as s:
             s.add(
                 ResetRequest(
@@ -139,16 +143,16 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
     Brute force: the try is counted in its own committed statement *before* the
     comparison, guarded by `attempts < max`, so parallel guesses cannot exceed the
     budget. Enumeration: an unknown address runs the same statements and digest.
-    Guessing across codes: the shared failure limits take a slot first (RateLimited).
+    Guessing across codes: the per-IP failure budget takes a slot first (RateLimited).
+    Lockout: no per-account budget here, so strangers' failures never refuse the code
+    from the owner's mailbox (bound: 5 tries per code, codes per address per window).
     """
     try:
         address: str | None = identity.checked_email(email)
     except InvalidInput:
         address = None
-    # Limit evasion: the budget is keyed on the address as the account lookup sees it
-    # (validated and normalised: a punycode domain is its Unicode form), so no other
-    # spelling of one address opens a fresh budget. Garbage still takes a per-IP slot.
-    guess = svc.limits.guess(identity.email_key(address or email), meta.client_ip, svc.clock())
+    # Garbage still takes a per-IP slot.
+    guess = svc.limits.code_guess(meta.client_ip, svc.clock())
     if address is None:
         raise CodeRejected()
     canonical = codes.canonical(entered) or ""
@@ -176,10 +180,41 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
         # Constant time, current and fallback keys; no early exit.
         if codes.matches(svc.keys, PURPOSE, account_id, canonical, stored) and canonical:
             matched = code_id
+    # Run for every check, live code or not (timing would tell a live code, hence an
+    # account, from none).
+    spent = _spent_code_matches(svc, account_id, canonical, now)
+    if matched is None and spent:
+        # A race, not a guess: 20 parallel resets with one code use up its tries or find it
+        # consumed by the winner; the losers held the right code, so they spend no budget.
+        guess.succeeded()
     if user is None or matched is None:
         raise CodeRejected()
     guess.succeeded()  # the right code is not a failure
     return _Match(user, matched)
+
+
+def _spent_code_matches(svc: Services, account_id: int, canonical: str, now: datetime) -> bool:
+    """Whether `canonical` is a code of this account that is unexpired and not revoked but
+    already consumed or out of tries. Still refused; it only decides whether the try was
+    a guess. Enumeration: an unknown address runs the same query and a dummy compare."""
+    with svc.sessions() as s:
+        stored = list(
+            s.scalars(
+                select(ResetCode.digest).where(
+                    ResetCode.user_id == account_id,
+                    ResetCode.revoked_at.is_(None),
+                    ResetCode.expires_at > now,
+                    or_(
+                        ResetCode.consumed_at.is_not(None),
+                        ResetCode.attempts >= svc.settings.reset_code_max_attempts,
+                    ),
+                )
+            )
+        )
+    found = False
+    for digest in stored or ["0" * 64]:
+        found |= codes.matches(svc.keys, PURPOSE, account_id, canonical, digest)
+    return found and bool(canonical)
 
 
 def _give_back_try(svc: Services, code_id: int) -> None:
@@ -242,6 +277,9 @@ def _reset(
         if consumed != 1:
             raise CodeRejected()
         apply_new_password(svc, s, user, new_hash, verified=True)
+        # Lockout: the client that reset is known from now on (sign-in from it works at
+        # once); takeover: every other known client is forgotten (a phisher's device).
+        known_clients.keep_only(svc, s, user, meta, now, add=True)
         t.write(s)
 
 
