@@ -196,7 +196,10 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
 def _spent_code_matches(svc: Services, account_id: int, canonical: str, now: datetime) -> bool:
     """Whether `canonical` is a code of this account that is unexpired and not revoked but
     already consumed or out of tries. Still refused; it only decides whether the try was
-    a guess. Enumeration: an unknown address runs the same query and a dummy compare."""
+    a guess. Enumeration: an unknown address runs the same query and a dummy compare.
+    Oracle: whether the slot came back tells a guesser only about a code that cannot be
+    used any more (consumed for good; out of tries, which only a right try in flight can
+    give back, and then one try at most), each query still spends a per-IP slot."""
     with svc.sessions() as s:
         stored = list(
             s.scalars(
