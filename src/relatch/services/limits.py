@@ -1,22 +1,23 @@
 """Rate limits applied by the use cases: reset requests, failed guesses, sign-ups.
 
 Defaults and their sources: README "Limits" and settings.py. Every limit only delays, for
-at most its longest window. What strangers can spend never keeps the owner out (OWASP
-Forgot Password Cheat Sheet; OWASP "Slow Down Online Guessing Attacks with Device
-Cookies"):
+at most its longest window; none locks an account. What strangers spend is kept apart
+from what the owner needs (OWASP Forgot Password Cheat Sheet; OWASP "Slow Down Online
+Guessing Attacks with Device Cookies"):
 
 - Passwords and second factors (`guess`): clients unknown to the account share its
   per-account budget; once that is spent, even a right password from an unknown client
   is refused until the window ends. A *known* client (services/known_clients.py: a device
   cookie or a network that signed in to, or reset, this account) spends only its own
-  small per-(account, client) budget, so strangers' failures never refuse it.
+  small per-(account, client) budget instead, which strangers cannot spend (a stranger
+  inside a known network shares that network's budget: hence it is the smaller one).
 - Reset codes (`code_guess`): only the per-IP budget; guessing is bounded by 5 tries per
-  code and the codes per address per window, so a valid code from the mailbox is never
-  refused for failures made by other clients (docs/security.md 6.3.1 has the bound).
+  code and the codes per address per window (docs/security.md 6.3.1 has the bound), so
+  failures made from other addresses never refuse a valid code from the mailbox.
 - Reset requests (`reset_requested`): a known client has its own bucket, never the
   address's shared one, which strangers can spend.
-The per-IP budgets still apply to unknown clients and known networks (stuffing from one
-address across many accounts); a device cookie is one browser and skips them.
+The per-IP budgets apply to unknown clients, known networks and code checks (stuffing from
+one address across many accounts); a known device is one browser and skips them.
 """
 
 from __future__ import annotations
