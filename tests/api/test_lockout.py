@@ -223,3 +223,18 @@ def test_a_known_client_can_ask_for_a_code_when_strangers_spent_the_address_budg
     # Its own bucket is bounded too (3/15m by default): not a way around mail bombing.
     answers = [d.ask_code(HOME, email).status_code for _ in range(3)]
     assert answers == [200, 200, 429]
+
+
+@pytest.mark.parametrize("deploy", DATABASES, indirect=True)
+def test_an_ipv6_client_is_known_by_its_64(
+    deploy: Callable[..., Deployment], clock: FakeClock
+) -> None:
+    d = deploy()
+    email, username = d.create("2001:db8:1:2::10", 1)
+    assert d.login("2001:db8:1:2::10", username).json()["success"] is True
+    for ip in strangers(10):
+        assert d.login(ip, email, "nope").json() == WRONG
+    # Another address of the same /64 (privacy addresses change): the same known network.
+    assert d.login("2001:db8:1:2:ffff:ee::1", email).json()["success"] is True
+    # The next /64 is somebody else.
+    assert limited(d.login("2001:db8:1:3::10", email))
