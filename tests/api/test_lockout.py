@@ -238,3 +238,25 @@ def test_an_ipv6_client_is_known_by_its_64(
     assert d.login("2001:db8:1:2:ffff:ee::1", email).json()["success"] is True
     # The next /64 is somebody else.
     assert limited(d.login("2001:db8:1:3::10", email))
+
+
+@pytest.mark.parametrize("deploy", DATABASES, indirect=True)
+def test_strangers_who_use_up_a_codes_tries_do_not_kill_it_for_a_known_client(
+    deploy: Callable[..., Deployment], clock: FakeClock
+) -> None:
+    """5 wrong tries kill a code for unknown clients; the owner's known network counts its
+    own 5 tries on it, so strangers guessing cannot take the mailbox away from it."""
+    d = deploy()
+    email, username = d.create(HOME, 1)
+    assert d.login(HOME, username).json()["success"] is True
+    assert d.ask_code(HOME, email).json() == {"success": True}
+    code = d.mailbox.last_code(email)
+    for ip in strangers(6):
+        assert d.verify(ip, email, wrong_code(code)).json()["success"] is False
+    # Dead for unknown clients, even with the right code...
+    assert d.verify("198.18.2.2", email, code).json()["success"] is False
+    # ...alive for the owner's network: a wrong try of its own, then the right code.
+    assert d.verify(HOME, email, wrong_code(code)).json()["success"] is False
+    assert d.verify(HOME_OTHER_HOST, email, code).json() == {"success": True}
+    assert d.reset(HOME, email, code, "owner is back in").json() == {"success": True}
+    assert d.login(HOME, email, "owner is back in").json()["success"] is True

@@ -192,14 +192,18 @@ class Limits:
         self._acquire(buckets, now, "failures")
         return Guess(self.store, buckets)
 
-    def code_guess(self, ip: str | None, now: datetime) -> Guess:
-        """Before one reset-code check: only the per-IP failure budget.
+    def code_guess(self, ip: str | None, now: datetime, known: KnownClient | None = None) -> Guess:
+        """Before one reset-code check: only the per-IP failure budget (none for a known
+        device, like `guess`).
 
         The mailbox always works: a code is guessed against 5 tries per code and the
         codes per address per window (reset_requested), which bound guessing on their
         own; a per-account budget here would let strangers refuse the owner's valid code.
         """
-        buckets = self._buckets(now, (self.policy.failures_per_ip, self._ip(ip)))
+        checks: list[tuple[Rule, str | None]] = []
+        if known is None or known.kind == NETWORK:
+            checks.append((self.policy.failures_per_ip, self._ip(ip)))
+        buckets = self._buckets(now, *checks)
         self._acquire(buckets, now, "failures")
         return Guess(self.store, buckets)
 

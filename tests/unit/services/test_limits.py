@@ -137,6 +137,9 @@ def test_code_checks_spend_only_the_ip_budget() -> None:
     store = FakeStore()
     limits(store).code_guess("192.0.2.1", NOW)
     assert windows(store.acquired[0]) == [(900, 50), (3600, 200), (86400, 500)]
+    # A known device skips it, as for passwords (5 tries per code still bound it).
+    limits(store).code_guess("192.0.2.1", NOW, KnownClient(DEVICE, "d"))
+    assert store.acquired[1] == []
 
 
 def test_a_known_client_asks_for_codes_from_its_own_bucket() -> None:

@@ -1,4 +1,5 @@
-"""known_clients: devices and networks with their own failure budget (issue 8, lockout)
+"""known_clients: devices and networks with their own failure budget; reset_codes counts
+the tries of known clients apart (issue 8, lockout)
 
 Revision ID: 0008_known_clients
 Revises: 0007_reset_requests_delete
@@ -32,8 +33,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("user_id", "digest", name="uq_known_clients_user_digest"),
     )
     op.create_index("ix_known_clients_digest", "known_clients", ["digest", "expires_at"])
+    with op.batch_alter_table("reset_codes") as batch:
+        batch.add_column(
+            sa.Column("known_attempts", sa.Integer, nullable=False, server_default="0")
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("reset_codes") as batch:
+        batch.drop_column("known_attempts")
     op.drop_index("ix_known_clients_digest", table_name="known_clients")
     op.drop_table("known_clients")
