@@ -82,6 +82,9 @@ def test_settings(tmp_path: Path, url: str, **overrides: Any) -> Settings:
         "secret_key": "test-secret-" + "k" * 32,
         "mail_dir": tmp_path / "mail",
         "public_url": "http://relatch.test",
+        # TestClient's default Host; production serves only the public URL's host and
+        # loopback (tests/api/test_host_header.py builds its app without this).
+        "allowed_hosts": "testserver",
         # Fast argon2 for the suite; the real parameters are measured by `make bench`.
         "argon2_memory_kib": 1024,
         "argon2_time_cost": 1,

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./var/relatch.db"
     smtp_url: SecretStr | None = None
+    # CA bundle for a private relay's certificate (added to the system CAs); with
+    # credentials in RELATCH_SMTP_URL, TLS is required and verified (mail/transports.py).
+    smtp_ca_file: Path | None = None
     mail_dir: Path = Path("./var/mail")
     mail_from: str = "Relatch <no-reply@localhost>"
     public_url: str = "http://127.0.0.1:8000"
@@ -77,6 +80,14 @@ class Settings(BaseSettings):
         limits.parse(value)  # a typo stops start-up instead of disabling a limit
         return value
 
+    @field_validator("smtp_ca_file")
+    @classmethod
+    def _ca_file_exists(cls, value: Path | None) -> Path | None:
+        # A typo must stop start-up, not turn into a TLS failure on every mail.
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies_format(cls, value: str | None) -> str | None:
@@ -99,6 +110,21 @@ class Settings(BaseSettings):
     # Audit rows older than this are pruned by the worker (issue 3; GDPR storage limitation).
     audit_retention_days: int = Field(default=365, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Slow and oversized requests (issue 8; slowloris, CVE-2007-6750), enforced by
+    # `relatch serve` (http/protocol.py): a request must arrive whole within this time...
+    request_timeout_seconds: float = Field(default=30, gt=0, le=3600)
+    # ...its request line and headers may take at most this many bytes (431 beyond)...
+    max_header_bytes: int = Field(default=16 * 1024, ge=4096, le=1024 * 1024)
+    # ...and one server process holds at most this many connections, this many of them from
+    # one client (IPv4 address or IPv6 /64; RELATCH_TRUSTED_PROXIES are exempt).
+    max_connections: int = Field(default=500, ge=2)
+    max_connections_per_client: int = Field(default=50, ge=1)
+    # Host header poisoning (issue 8): hosts served besides RELATCH_PUBLIC_URL's and loopback,
+    # comma separated (e.g. an internal name a health check uses).
+    allowed_hosts: str | None = None
+    # The Swagger UI at /v1/docs (http/docs.py): off, or RELATCH_DOCS=on for a pinned version
+    # checked by SRI. /v1/openapi.json is always served.
+    docs: bool = False
     mail_max_attempts: int = Field(default=12, ge=1)
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     run_workers: bool = True
@@ -111,7 +137,7 @@ class Settings(BaseSettings):
         path = self.secret_key_file
         if path.exists():
             return path.read_text().strip().encode()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # issue 8: var/ was 0755
         key = secrets.token_urlsafe(48)
         # Written with 0600: the key signs sessions and keys code digests.
         path.touch(mode=0o600)

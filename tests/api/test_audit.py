@@ -13,10 +13,14 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from relatch.cli.main import app as cli_app
+from relatch.core import totp
 from relatch.services.context import Services
 from relatch.storage.models_audit import AuditEvent
+from tests.api.test_api_keys import KEYS, session_headers
 from tests.api.test_not_me import CSRF_RE, change_password, notice_link, token_of
 from tests.api.test_reset_flow import login, post
+from tests.api.test_totp import MFA
+from tests.api.test_totp import enable as enable_totp
 from tests.conftest import Account, FakeClock, Mailbox
 
 NEW = "amber kettle on the moor"
@@ -184,3 +188,83 @@ def test_cli_prints_newest_first_filtered(
     ]
     bad = cli.invoke(cli_app, ["audit", "--since", "yesterday"])
     assert bad.exit_code != 0
+
+
+def since(svc: Services, start: int) -> list[tuple[str, str, int | None]]:
+    return [(e, o, a) for e, o, a, _ in events(svc)][start:]
+
+
+def test_a_sign_in_is_audited_with_the_outcome_the_caller_got(
+    svc: Services, client: TestClient, make_account: Any, clock: FakeClock
+) -> None:
+    # Issue 8: "ok" only once the second factor passed; a refused or missing TOTP token
+    # is a failed sign-in and is audited as one.
+    acct: Account = make_account()
+    key, _ = enable_totp(client, clock, session_headers(client, acct))
+    start = len(rows(svc))
+    body = {"username": acct.username, "password": acct.password}
+    clock.advance(30)
+    wrong = "000000" if totp.token_at(key, int(clock.now.timestamp())) != "000000" else "111111"
+    assert client.post("/v1/api-login", json=body).json()["success"] is False
+    assert (
+        client.post("/v1/api-login", json={**body, "totpToken": wrong}).json()["success"] is False
+    )
+    bad_password = {"username": acct.username, "password": "wrong password!", "totpToken": wrong}
+    assert client.post("/v1/api-login", json=bad_password).json()["success"] is False
+    good = {**body, "totpToken": totp.token_at(key, int(clock.now.timestamp()))}
+    assert client.post("/v1/api-login", json=good).json()["success"] is True
+    me = acct.id
+    assert since(svc, start) == [
+        ("login", "totp_required", me),
+        ("login", "totp_rejected", me),
+        ("login", "login_failed", me),
+        ("login", "ok", me),
+    ]
+
+
+def test_sign_in_method_changes_are_audited(
+    svc: Services, client: TestClient, make_account: Any, clock: FakeClock, cli: CliRunner
+) -> None:
+    acct: Account = make_account()
+    other: Account = make_account()
+    headers = session_headers(client, acct)
+    start = len(rows(svc))
+    made = client.post(KEYS, json={"name": "ci"}, headers=headers).json()
+    assert made["success"] is True
+    # Another account's key and an unknown one: one answer, audited on the caller.
+    theirs = client.post(KEYS, json={}, headers=session_headers(client, other)).json()["id"]
+    assert client.delete(f"{KEYS}/{theirs}", headers=headers).json()["success"] is False
+    assert client.delete(f"{KEYS}/{made['id']}", headers=headers).json() == {"success": True}
+    pending = client.post(f"{MFA}/create-key", headers=headers).json()["key"]
+    bad = {"key": pending, "totpToken": "12345x"}
+    assert client.post(f"{MFA}/set-key", json=bad, headers=headers).json()["success"] is False
+    good = {"key": pending, "totpToken": totp.token_at(pending, int(clock.now.timestamp()))}
+    codes = client.post(f"{MFA}/set-key", json=good, headers=headers).json()["recoveryCodes"]
+    wrong = {"totpToken": "0000-0000"}
+    assert client.post(f"{MFA}/clear", json=wrong, headers=headers).json()["success"] is False
+    cleared = client.post(f"{MFA}/clear", json={"totpToken": codes[0]}, headers=headers)
+    assert cleared.json() == {"success": True}
+    # The operator's CLI leaves rows too, on the key's account (no client IP).
+    assert cli.invoke(cli_app, ["apikey", "create", "--email", acct.email]).exit_code == 0
+    listed = cli.invoke(cli_app, ["apikey", "list", "--email", acct.email]).output
+    assert cli.invoke(cli_app, ["apikey", "revoke", listed.split("\t", 1)[0]]).exit_code == 0
+
+    me, them = acct.id, other.id
+    assert since(svc, start) == [
+        ("apikey_create", "ok", me),
+        ("login", "ok", them),
+        ("apikey_create", "ok", them),
+        ("apikey_revoke", "api_key_not_found", me),
+        ("apikey_revoke", "ok", me),
+        ("totp_set", "totp_rejected", me),
+        ("totp_set", "ok", me),
+        ("totp_clear", "totp_rejected", me),
+        ("totp_clear", "ok", me),
+        ("apikey_create", "ok", me),
+        ("apikey_revoke", "ok", me),
+    ]
+    # No key, TOTP secret or recovery code in any row.
+    dump = "\n".join(repr(vars(r)) for r in rows(svc))
+    for secret in (made["apiKey"], pending, *codes):
+        assert secret not in dump
+    assert [r.client_ip for r in rows(svc)[-2:]] == [None, None]

@@ -176,10 +176,12 @@ def test_refused_without_a_recent_sign_in_then_works_after_one(
 ) -> None:
     op.prepare(client, clock, person)
     clock.advance(svc.settings.reauth_seconds + 1)
+    # With the cookie, a state change is sent as JSON (CSRF: tests/api/test_cookie_csrf.py).
+    as_json = {"content-type": "application/json"}
     stale = [
         ("old JWT header", jwt(person.jwt)),
-        ("old JWT cookie", {"cookie": f"jwt={person.jwt}"}),
-        ("old bare JWT cookie", {"cookie": person.jwt}),  # as the official clients send it
+        ("old JWT cookie", {"cookie": f"jwt={person.jwt}", **as_json}),
+        ("old bare JWT cookie", {"cookie": person.jwt, **as_json}),  # as official clients send it
         ("API key", {"x-api-key": person.api_key}),
         ("OAuth bearer", {"authorization": f"Bearer {person.bearer}"}),
     ]
@@ -193,7 +195,7 @@ def test_refused_without_a_recent_sign_in_then_works_after_one(
         assert resp.json() == REAUTH, what
 
     fresh = sign_in(client, clock, person)
-    for headers in (jwt(fresh), {"cookie": f"jwt={fresh}"}):
+    for headers in (jwt(fresh), {"cookie": f"jwt={fresh}", **as_json}):
         resp = op.call(client, clock, person, headers)
         assert resp.status_code == 200, resp.text
         assert resp.json()["success"] is True, resp.text
@@ -266,16 +268,19 @@ def test_bad_credentials_stay_not_authenticated(client: TestClient, person: Pers
         assert (resp.status_code, resp.json()) == (401, NOT_AUTHENTICATED)
 
 
-def test_password_change_hands_out_a_recent_session(
+def test_password_change_hands_out_no_newer_sign_in(
     client: TestClient, clock: FakeClock, svc: Services, person: Person
 ) -> None:
-    # changePasswordCurrentUser checks the current password, so its fresh JWT is a sign-in.
+    # changePasswordCurrentUser checks the password but not the second factor: its renewed
+    # JWT keeps the old sign-in time (issue 8; more in tests/api/test_session_only.py).
     clock.advance(svc.settings.reauth_seconds + 1)
     body = {"currentPassword": person.acct.password, "newPassword": "a whole new passphrase"}
     resp = client.post("/v1/api/user/change-password", json=body, headers=jwt(person.jwt))
     assert resp.json()["success"] is True, resp.text
     fresh = resp.headers["x-jwt-token"]
-    assert _create_api_key(client, clock, person, jwt(fresh)).json()["success"] is True
+    client.cookies.clear()
+    made = _create_api_key(client, clock, person, jwt(fresh))
+    assert (made.status_code, made.json()) == (401, REAUTH)
 
 
 def test_openapi_documents_the_recent_sign_in(client: TestClient) -> None:

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 
 from relatch.core.passwords import PasswordContext
 from relatch.services.context import Services
-from tests.conftest import Account, Mailbox
+from relatch.web import sent_notice
+from tests.conftest import Account, FakeClock, Mailbox
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
 CSP = "default-src 'self'"
@@ -70,12 +71,13 @@ def test_step_one_answers_the_same_for_known_and_unknown(
     known = ask(client, acct.email)
     unknown = ask(client, "nobody@example.com")
     assert known.status_code == unknown.status_code == 303
-    assert (
-        known.headers["location"]
-        == f"/reset-password?email={acct.email.replace('@', '%40')}&sent=1"
-    )
-    assert unknown.headers["location"] == "/reset-password?email=nobody%40example.com&sent=1"
+    # Same redirect for both, and the address is not in it (it travels sealed).
+    assert known.headers["location"] == unknown.headers["location"] == "/reset-password?sent=1"
     page = client.get(known.headers["location"])
+    assert "If an account exists for nobody@example.com, a code is on its way" in page.text
+    assert 'value="nobody@example.com"' in page.text  # step 2 is filled in
+    ask(client, acct.email)
+    page = client.get("/reset-password?sent=1")
     assert f"If an account exists for {acct.email}, a code is on its way" in page.text
     assert mailbox.last_code(acct.email)
     assert mailbox.to("nobody@example.com") == []
@@ -266,3 +268,48 @@ def test_french_from_accept_language_and_lang_parameter(client: TestClient) -> N
     assert 'action="/reset-password/ask?lang=fr"' in chosen.text  # the choice is kept
     refused = client.post("/reset-password/ask", params={"lang": "fr"}, data={"email": "a@b.co"})
     assert "Ce formulaire a expiré" in refused.text
+
+
+# The "a code is on its way to ..." notice: only what this browser submitted -------------
+
+INJECTED = "attacker@example.com. Your account is locked: call +1 555 0100 at once"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"sent": "1", "email": INJECTED},
+        {"sent": "1", "email": INJECTED, "step": "code"},
+        {"sent": "1", "email": "someone@example.com"},
+    ],
+)
+def test_a_link_cannot_write_the_notice(client: TestClient, query: dict[str, str]) -> None:
+    """Text injection: /reset-password?sent=1&email=... showed any text in the notice."""
+    page = client.get("/reset-password", params=query)
+    assert page.status_code == 200
+    assert "If an account exists" not in page.text
+    assert "555" not in page.text.split("<form")[0]  # nothing above the form either
+
+
+def test_the_notice_names_what_was_posted_not_the_query(client: TestClient) -> None:
+    resp = ask(client, "ada@example.com")
+    sealed = resp.cookies.get(sent_notice.COOKIE)
+    assert sealed and "ada" not in sealed  # sealed, not just signed
+    page = client.get("/reset-password", params={"sent": "1", "email": INJECTED})
+    assert "If an account exists for ada@example.com, a code is on its way" in page.text
+    assert "555" not in page.text
+    # Another browser (no cookie), or a cookie that does not open: no notice.
+    client.cookies.clear()
+    assert "If an account exists" not in client.get("/reset-password?sent=1").text
+    client.cookies.set(sent_notice.COOKIE, sealed[:-4] + "AAAA", path="/reset-password")
+    assert "If an account exists" not in client.get("/reset-password?sent=1").text
+
+
+def test_the_notice_expires(client: TestClient, clock: FakeClock) -> None:
+    ask(client, "ada@example.com")
+    clock.advance(sent_notice.MAX_AGE)
+    assert "If an account exists for ada" in client.get("/reset-password?sent=1").text
+    clock.advance(1)
+    page = client.get("/reset-password?sent=1")
+    assert "If an account exists" not in page.text
+    assert "Choose a new password" in page.text  # step 2 still, to type the code

@@ -157,3 +157,17 @@ def test_totp_with_the_official_client(server: Server) -> None:
     )
     assert cleared.success is True
     sign_in(server, username, NEW_PASSWORD)
+
+
+def test_bodiless_operations_with_the_official_client(server: Server) -> None:
+    # The official client sends create-key with no body and no Content-Type. With the JWT in
+    # the x-jwt-token header that keeps working; with the jwt cookie the same request is
+    # what a cross-site form could send, so it is refused (CSRF, issue 8).
+    username, email = make_user(server, 3)
+    jwt = sign_in(server, username, PASSWORD)
+    made = UserApi(api(server, JWTHttpHeaderAuthentication=jwt)).user_generate_new_totp_mfa_key()
+    assert made.success is True and made.key
+    with pytest.raises(ApiException) as err:
+        UserApi(api(server, JWTAuthentication=jwt)).user_generate_new_totp_mfa_key()
+    assert err.value.status == 401 and "application/json" in str(err.value.body)
+    assert whoami(server, JWTAuthentication=jwt) == email  # reading with the cookie: as before

@@ -2,6 +2,8 @@
 
 `recent_session_user` guards the operations that change how an account signs in (API
 keys, TOTP): only a session JWT from a sign-in within RELATCH_REAUTH_SECONDS passes.
+`session_caller` guards changePasswordCurrentUser: a session JWT of any age, never an
+API key or an OAuth bearer token.
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ class Caller:
 
     user: User
     session: tokens.SessionClaims | None = None
+
+
+@dataclass(frozen=True)
+class SessionCaller:
+    """A caller that presented a session JWT: its account and the claims of its sign-in."""
+
+    user: User
+    session: tokens.SessionClaims
 
 
 # A scheme reads its credential from the request; None means "not presented".
@@ -75,11 +85,36 @@ SCHEMES: list[Scheme] = [
 ]
 
 
+# Methods that change nothing (RFC 9110 9.2.1): a forged one gains the forger nothing.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+COOKIE_NEEDS_JSON = (
+    "With the jwt cookie, send this request as application/json "
+    "(or send the token in the x-jwt-token header)"
+)
+
+
+def _json_request(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json"
+
+
 def identify(svc: Services, request: Request) -> Caller:
     for scheme in SCHEMES:
         caller = scheme(svc, request)
-        if caller is not None:
-            return caller
+        if caller is None:
+            continue
+        # CSRF (OWASP CSRF Cheat Sheet, "custom request headers"; ASVS 5.0 3.5.1): the
+        # browser attaches the jwt cookie to a cross-site form POST too, and a form can send
+        # text/plain, urlencoded, multipart or no body, never application/json, which needs
+        # a CORS preflight that this API does not answer. So the cookie authenticates a
+        # state change only with a JSON Content-Type. 401, not 400: the request may be well
+        # formed; what fails is that the cookie alone does not prove the caller sent it.
+        # Header credentials (x-jwt-token, x-api-key, Bearer) are set by a script or a
+        # client, never by a cross-site form: unchanged, bodiless requests included.
+        unsafe = request.method not in SAFE_METHODS
+        if scheme is jwt_cookie and unsafe and not _json_request(request):
+            raise NotAuthenticated(COOKIE_NEEDS_JSON)
+        return caller
     raise NotAuthenticated()
 
 
@@ -106,9 +141,30 @@ def authenticate_recent(svc: Services, request: Request) -> User:
     return caller.user
 
 
+def authenticate_session(svc: Services, request: Request) -> SessionCaller:
+    """The caller if the credential is a session JWT (header or cookie), else ReauthRequired.
+
+    Second-factor bypass (issue 8): changePasswordCurrentUser checks the current password
+    only and hands back a session JWT. An API key or a third party's OAuth bearer token
+    passes no second factor, so with the password it would mint a session that skipped
+    TOTP. Only a session, which its sign-in took through the second factor, may renew
+    itself; Edge Impulse documents the operation as JWT-only.
+    """
+    caller = identify(svc, request)  # bad credentials stay a plain 401 "Not authenticated"
+    if caller.session is None:
+        raise ReauthRequired()
+    return SessionCaller(caller.user, caller.session)
+
+
 async def current_user(request: Request) -> User:
     svc: Services = request.app.state.services
     return await anyio.to_thread.run_sync(authenticate, svc, request)
+
+
+async def session_caller(request: Request) -> SessionCaller:
+    """Dependency of changePasswordCurrentUser: a session JWT only (with its claims)."""
+    svc: Services = request.app.state.services
+    return await anyio.to_thread.run_sync(authenticate_session, svc, request)
 
 
 async def recent_session_user(request: Request) -> User:

@@ -1,4 +1,4 @@
-"""`relatch mail list|show`: the dev outbox."""
+"""`relatch mail list|show`: the dev outbox; `--failed` and `requests`: the dead letters."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from email.parser import BytesParser
 from pathlib import Path
 
 import typer
+from sqlalchemy import select
 
 from relatch.mail.transports import list_messages
+from relatch.services.context import build
 from relatch.settings import get_settings
+from relatch.storage.models import OutboxMessage, ResetRequest
 
 app = typer.Typer(no_args_is_help=True, help="The dev outbox (RELATCH_MAIL_DIR)")
 
@@ -22,9 +25,52 @@ def _read(path: Path) -> EmailMessage:
     return msg
 
 
+def _printable(text: str | None) -> str:
+    """Stored text as one harmless cell: a dead letter may be the hostile input itself, so
+    control characters (line breaks, tabs, terminal escapes) are shown escaped, not sent
+    to the terminal."""
+    if not text:
+        return "-"
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def _abandoned() -> None:
+    """Abandoned mails (dead letters), newest first."""
+    svc = build(get_settings())
+    try:
+        with svc.sessions() as s:
+            rows = s.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.status == "abandoned")
+                .order_by(OutboxMessage.id.desc())
+            )
+            for row in rows:
+                cells = (
+                    str(row.id),
+                    row.created_at.isoformat(timespec="seconds"),
+                    _printable(row.recipient),
+                    _printable(row.subject),
+                    f"{row.attempts} tries",
+                    _printable(row.last_error),
+                )
+                typer.echo("\t".join(cells))
+    finally:
+        svc.close()
+
+
 @app.command("list")
-def list_() -> None:
-    """Messages, newest first: ID, date, recipient, subject."""
+def list_(
+    failed: bool = typer.Option(
+        False, "--failed", help="abandoned mails (dead letters) from the database instead"
+    ),
+) -> None:
+    """Messages, newest first: ID, date, recipient, subject.
+
+    With --failed: ID, queued at, recipient, subject, tries, last error.
+    """
+    if failed:
+        _abandoned()
+        return
     for path in list_messages(get_settings().mail_dir):
         msg = _read(path)
         typer.echo(f"{path.stem}\t{msg['Date']}\t{msg['To']}\t{msg['Subject']}")
@@ -47,3 +93,35 @@ def show(
     typer.echo("")
     body = msg.get_body(preferencelist=("plain",))
     typer.echo(body.get_content() if body is not None else "")
+
+
+@app.command("requests")
+def requests(
+    failed: bool = typer.Option(False, "--failed", help="only the dead letters"),
+) -> None:
+    """Reset requests not yet turned into a mail, oldest first: ID, requested at, address,
+    state (waiting, retrying or failed), tries, last error. A failed one (a dead letter)
+    raised on every try and is no longer retried; the log has the reason too."""
+    svc = build(get_settings())
+    try:
+        query = select(ResetRequest).order_by(ResetRequest.id)
+        if failed:
+            query = query.where(ResetRequest.failed_at.is_not(None))
+        with svc.sessions() as s:
+            for row in s.scalars(query):
+                state = (
+                    "failed"
+                    if row.failed_at is not None
+                    else ("retrying" if row.attempts else "waiting")
+                )
+                cells = (
+                    str(row.id),
+                    row.requested_at.isoformat(timespec="seconds"),
+                    _printable(row.email),
+                    state,
+                    f"{row.attempts} tries",
+                    _printable(row.last_error),
+                )
+                typer.echo("\t".join(cells))
+    finally:
+        svc.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import typer
 
@@ -21,6 +22,17 @@ app.add_typer(oauth_cli.clients, name="oauth-client")
 app.add_typer(oauth_cli.signing_keys, name="oauth-key")
 app.command("audit")(audit_cli.audit_command)
 app.add_typer(apikey_cli.app, name="apikey")
+
+
+@app.callback()
+def _private_files() -> None:
+    """Every command: files this process creates are 0600 and folders 0700.
+
+    The database, the dev outbox (live reset codes) and the secret key must not be readable
+    by other local users (issue 8); the places that create them also set the mode
+    explicitly, for when Relatch runs under another server than `relatch serve`.
+    """
+    os.umask(0o077)
 
 
 def _migrate() -> None:
@@ -47,6 +59,8 @@ def serve(
     """Serve the API and web pages (migrates the database first)."""
     import uvicorn
 
+    from relatch.http.protocol import RelatchH11Protocol
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
     _ = settings.secret  # create the key file once, before worker processes race for it
@@ -59,6 +73,12 @@ def serve(
         workers=workers,
         proxy_headers=False,  # X-Forwarded-For is only believed from RELATCH_TRUSTED_PROXIES
         server_header=False,
+        # Slow and oversized requests (issue 8): h11 with a header cap, a request deadline
+        # and connection caps; what uvicorn offers and what it lacks: http/protocol.py.
+        http=RelatchH11Protocol,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        # No limit_concurrency: its plain 503 is replaced by the 429 of http/protocol.py.
+        ws="none",  # no WebSocket route: an upgrade must not take the connection elsewhere
     )
 
 

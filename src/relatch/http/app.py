@@ -10,8 +10,8 @@ import anyio
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from relatch.http import errors, openapi
-from relatch.http.middleware import BodyLimit, RequestContext
+from relatch.http import docs, errors, openapi
+from relatch.http.middleware import BodyLimit, RequestContext, TrustedHosts, allowed_hosts
 from relatch.http.routes import apikeys as apikey_routes
 from relatch.http.routes import mfa as mfa_routes
 from relatch.http.routes import password as password_routes
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
         title="Relatch",
         lifespan=lifespan,
         openapi_url="/v1/openapi.json",
-        docs_url="/v1/docs",
+        docs_url=None,  # FastAPI's page loads an unpinned Swagger UI: see http/docs.py
         redoc_url=None,
     )
     app.state.services = services
@@ -70,9 +70,15 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
     app.include_router(web_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     openapi.install(app)
+    if settings.docs:
+        docs.install(app, openapi_url="/v1/openapi.json")
     web_logs.install()
     app.add_middleware(PageHeaders)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    # Before the body is read: a request for another host is refused unread.
+    app.add_middleware(
+        TrustedHosts, hosts=allowed_hosts(settings.public_url, settings.allowed_hosts)
+    )
     app.add_middleware(RequestContext)
     return app
 

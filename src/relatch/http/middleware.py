@@ -1,10 +1,13 @@
-"""Pure ASGI middleware: body cap, request id, security headers."""
+"""Pure ASGI middleware: body cap, request id, security headers, trusted hosts."""
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable
+from urllib.parse import urlsplit
 
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -99,3 +102,68 @@ class RequestContext:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def allowed_hosts(public_url: str, extra: str | None) -> list[str]:
+    """The host of RELATCH_PUBLIC_URL, loopback, and RELATCH_ALLOWED_HOSTS."""
+    host = (urlsplit(public_url).hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal, as the Host header carries it
+    hosts = [host, *LOOPBACK_HOSTS, *(h.strip().lower() for h in (extra or "").split(","))]
+    return list(dict.fromkeys(h for h in hosts if h))
+
+
+class TrustedHosts:
+    """Only the configured hosts are served; any other Host header is a 400.
+
+    Host header poisoning (issue 8; OWASP WSTG-INPV-17): URLs built from the request, like
+    the trailing-slash redirect, pointed at whatever Host the client sent
+    (`GET /reset-password/` with `Host: evil.example` redirected to evil.example), and a
+    shared cache could keep that for everyone. Starlette's TrustedHostMiddleware decides;
+    this class only gives its refusal the contract's error shape.
+    """
+
+    def __init__(self, app: ASGIApp, hosts: Iterable[str]) -> None:
+        self.app = app
+        self.check = TrustedHostMiddleware(
+            self._trusted, allowed_hosts=list(hosts), www_redirect=False
+        )
+
+    async def _trusted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["relatch.trusted_host"] = True
+        await self.app(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await self.check(scope, receive, send)
+            return
+
+        async def send_refusal_as_json(message: Message) -> None:
+            if scope.get("relatch.trusted_host"):
+                await send(message)
+            elif message["type"] == "http.response.start":
+                payload = json.dumps({"success": False, "error": "Invalid Host header"})
+                await _json(send, 400, payload.encode())
+            # Starlette's plain-text body of the refusal is dropped.
+
+        await self.check(scope, receive, send_refusal_as_json)
+
+
+async def _json(send: Send, status: int, payload: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -19,28 +19,71 @@ class Transport(Protocol):
         ...
 
 
+class TLSRequired(Exception):
+    """The relay offered no STARTTLS while credentials are configured: AUTH was not sent."""
+
+
 class SMTPTransport:
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    """SMTP through aiosmtplib; with credentials, TLS is required and its certificate verified.
+
+    Threat (issue 8, SMTP downgrade): STARTTLS is announced in clear, so an attacker on
+    the path can strip it from the EHLO answer; a client that upgrades only when offered
+    then sends AUTH (the relay password) and every mail (live reset codes) in clear.
+    With credentials in the URL the upgrade is therefore mandatory (`smtps://` or
+    STARTTLS), a relay without it gets no AUTH and no mail (the send fails, the worker
+    retries it with backoff, the mail stays queued), and the certificate is always
+    verified (system CAs, plus `ca_file` for a private CA). Without credentials there is
+    no password to protect: STARTTLS is used, and verified, when offered, and the mail
+    goes in clear otherwise (README "Configuration": configure credentials, or a relay on
+    a trusted network, to keep codes off the wire).
+    """
+
+    def __init__(self, url: str, timeout: float = 30.0, ca_file: Path | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps"):
             raise ValueError("RELATCH_SMTP_URL must start with smtp:// or smtps://")
         self._host = parts.hostname or "localhost"
         self._port = parts.port or (465 if parts.scheme == "smtps" else 25)
-        self._tls = parts.scheme == "smtps"
+        self._implicit_tls = parts.scheme == "smtps"
         self._user = unquote(parts.username) if parts.username else None
         self._password = unquote(parts.password) if parts.password else None
         self._timeout = timeout
+        self._ca_file = str(ca_file) if ca_file is not None else None
+
+    @property
+    def requires_tls(self) -> bool:
+        return self._user is not None or self._password is not None
+
+    def __repr__(self) -> str:  # never the password
+        return f"SMTPTransport({self._host}:{self._port}, tls_required={self.requires_tls})"
 
     async def send(self, message: EmailMessage) -> None:
-        await aiosmtplib.send(
-            message,
+        client = aiosmtplib.SMTP(
             hostname=self._host,
             port=self._port,
-            use_tls=self._tls,
-            username=self._user,
-            password=self._password,
+            use_tls=self._implicit_tls,
+            start_tls=False,  # decided below, where the downgrade is checked
+            validate_certs=True,
+            cert_bundle=self._ca_file,
             timeout=self._timeout,
         )
+        async with client:
+            if not self._implicit_tls:
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()  # an old relay without ESMTP: no STARTTLS either
+                if client.supports_extension("starttls"):
+                    await client.starttls()  # verifies the certificate and the host name
+                elif self.requires_tls:
+                    # Downgrade: never send the password (nor a code) over a clear channel.
+                    raise TLSRequired(
+                        f"{self._host}:{self._port} offers no STARTTLS; credentials are "
+                        "configured, so TLS is required: AUTH not sent, mail kept queued"
+                    )
+            if self._user is not None:
+                await client.login(self._user, self._password or "")
+            await client.send_message(message)
 
 
 class MailDirTransport:
@@ -50,11 +93,13 @@ class MailDirTransport:
         self.folder = folder
 
     async def send(self, message: EmailMessage) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        # 0700 folder, 0600 files: the messages hold live reset codes (issue 8).
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         name = f"{stamp}-{secrets.token_hex(3)}.eml"
         tmp = self.folder / f".{name}.tmp"
-        tmp.write_bytes(bytes(message))
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+            f.write(bytes(message))
         os.replace(tmp, self.folder / name)
 
 

@@ -30,7 +30,9 @@ def backoff(attempts: int) -> int:
 
 def transport_for(svc: Services) -> Transport:
     if svc.settings.smtp_url is not None:
-        return SMTPTransport(svc.settings.smtp_url.get_secret_value())
+        return SMTPTransport(
+            svc.settings.smtp_url.get_secret_value(), ca_file=svc.settings.smtp_ca_file
+        )
     return MailDirTransport(svc.settings.mail_dir)
 
 
@@ -138,11 +140,16 @@ def mark_failed(svc: Services, item: Claimed, error: BaseException) -> None:
 
 
 async def deliver_due(svc: Services, transport: Transport) -> int:
-    """One pass: send what is due. Returns how many were delivered."""
+    """One pass: send what is due. Returns how many were delivered.
+
+    Poison items (issues 8 and 10): building the message is part of the try. A row that
+    cannot be built (or sent) on every try is counted like any failure and ends
+    `abandoned` after RELATCH_MAIL_MAX_ATTEMPTS; the rows behind it are sent all the same.
+    """
     sent = 0
     for item in await anyio.to_thread.run_sync(claim_due, svc):
-        message = build_message(svc, item)
         try:
+            message = build_message(svc, item)
             await transport.send(message)
         except Exception as exc:  # any failure is retried; nothing is dropped
             await anyio.to_thread.run_sync(mark_failed, svc, item, exc)

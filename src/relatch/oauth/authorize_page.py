@@ -3,15 +3,19 @@
 States (query string = the client's OAuth request, unchanged throughout):
 
     request ──invalid, no trusted redirect──> error page (400)
-       │ invalid, redirect URI verified ────> back to client with ?error=
+       │ invalid, redirect URI verified ────> back to client with ?error= (#error= for tokens)
        ▼
-    signed in? ──no / prompt=login──> SIGN-IN form ──POST ok──┐
-       │ yes                                                   │
-       ▼                                                       ▼
+    signed in, and fresh enough? ──no, prompt=none──> back with error=login_required
+       │ no: no session, prompt=login without a proof, max_age passed
+       │     └──> SIGN-IN form ──POST ok (password + second factor)──┐ proof of this sign-in
+       │ yes                                                           ▼
     consent remembered for client ⊇ scopes? ──no──> CONSENT form ──allow──> code/token
-       │ yes (and no prompt=consent)                        └──deny──> ?error=access_denied
+       │ yes (and no prompt=consent)             (proof)        └──deny──> error=access_denied
        ▼
     code / token to the redirect URI
+
+"Fresh enough" (oauth/reauth.py) is decided again at the consent POST: posting the consent
+step is not a sign-in.
 """
 
 from __future__ import annotations
@@ -21,15 +25,15 @@ from typing import Any
 
 from anyio.to_thread import run_sync
 from authlib.oauth2.rfc6749.errors import OAuth2Error
-from authlib.oidc.core.errors import ConsentRequiredError
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from fastapi import Request
 from fastapi.responses import Response
 
 from relatch.core.errors import LoginFailed, RateLimited, TotpRequired
 from relatch.http.client import request_meta, secure_cookies, services, set_device_cookie
-from relatch.oauth import server, signin, store
+from relatch.oauth import params, reauth, server, signin, store
 from relatch.oauth.models import Client
-from relatch.services import accounts, mfa
+from relatch.services import accounts
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.storage.models import User
@@ -64,27 +68,60 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
     return response
 
 
+# The error page says what went wrong in words of its own, never Authlib's description:
+# those quote the request ("Redirect URI <anything> is not supported"), so anyone could
+# put a sentence of their choice on a page of this service (text injection).
+ERROR_TEXT = {
+    "invalid_client": "The application that sent you here is not registered with this service.",
+    "unsupported_response_type": "The application asked for a kind of answer this service "
+    "does not give.",
+}
+REQUEST_REFUSED = "The application that sent you here made a request this service cannot accept."
+
+
 def _error_page(request: Request, error: OAuth2Error) -> Response:
     return _render(
         request,
         "oauth/error.html",
         status=400,
         error=error.error,
-        description=error.get_error_description() or error.error,
+        description=ERROR_TEXT.get(str(error.error), REQUEST_REFUSED),
     )
 
 
 def _consent_grant(
     srv: server.RelatchAuthorizationServer, incoming: server.Incoming, user: User | None
 ) -> Any:
-    return srv.get_consent_grant(server.AuthorizeRequest(incoming), end_user=user)
+    return server.quotable(
+        lambda: srv.get_consent_grant(server.AuthorizeRequest(incoming), end_user=user)
+    )
+
+
+def _respond(srv: server.RelatchAuthorizationServer, grant: Any, user: User | None) -> Response:
+    response: Response = server.quotable(
+        lambda: srv.create_authorization_response(grant.request, user, grant)
+    )
+    return response
+
+
+def _refuse(srv: server.RelatchAuthorizationServer, grant: Any, error: OAuth2Error) -> Response:
+    """An OIDC refusal (login_required, consent_required) to the verified redirect URI, in
+    the response's encoding (fragment when it would have carried a token)."""
+    error.redirect_uri = grant.redirect_uri
+    error.redirect_fragment = params.carries_token(grant.request.payload.response_type)
+    error.state = grant.request.payload.state
+    return srv.handle_error_response(None, error)  # type: ignore[no-any-return]
 
 
 def _sign_in(svc: Services, meta: RequestMeta, form: dict[str, str]) -> User:
-    user = accounts.check_password(svc, form.get("username", ""), form.get("password", ""), meta)
     # The second factor is part of signing in here too (and after a reset, still).
-    mfa.check_second_factor(svc, user, form.get("totpToken"), meta)
-    return user
+    return accounts.sign_in(
+        svc,
+        form.get("username", ""),
+        form.get("password", ""),
+        form.get("totpToken"),
+        meta,
+    )
 
 
 async def handle(request: Request) -> Response:
@@ -96,8 +133,10 @@ async def handle(request: Request) -> Response:
     form = dict(incoming.form)
     signed = await run_sync(signin.current, svc, request)
     user = signed.user if signed else None
-    auth_time = signed.auth_time if signed else None
-    srv = server.RelatchAuthorizationServer(svc, request_meta(request), auth_time)
+    now = int(svc.clock().timestamp())
+    srv = server.RelatchAuthorizationServer(
+        svc, request_meta(request), signed.auth_time if signed else None
+    )
     try:
         grant = await run_sync(_consent_grant, srv, incoming, user)
     except OAuth2Error as error:
@@ -107,6 +146,8 @@ async def handle(request: Request) -> Response:
         return _error_page(request, error)
     client: Client = grant.request.client
     step = form.get("step") if request.method == "POST" else None
+    wanted = reauth.demand(grant.request.payload.data)
+    query = request.url.query
 
     if step is not None:
         try:
@@ -115,6 +156,7 @@ async def handle(request: Request) -> Response:
             return _signin_or_consent(request, grant, client, user, error=exc.message, status=403)
 
     new_cookie: User | None = None
+    proof = ""
     # Lockout: a browser that signs in becomes a known device of the account.
     signin_meta = request_meta(request, new_device=True)
     if step == "signin":
@@ -136,10 +178,21 @@ async def handle(request: Request) -> Response:
                 request, client, form, exc.message, need_totp=bool(form.get("totpToken"))
             )
         new_cookie = user
-        srv = server.RelatchAuthorizationServer(svc, request_meta(request), None)
+        # This sign-in is the request's own: what prompt=login and max_age ask for, and
+        # the auth_time of the ID token.
+        srv = server.RelatchAuthorizationServer(svc, request_meta(request), now)
         grant = await run_sync(_consent_grant, srv, incoming, user)
-    elif user is None or (grant.prompt == "login" and step != "consent"):
-        return _signin_page(request, client, {}, None)
+        proof = reauth.prove(svc, query, user.id, now)
+    else:
+        # Forced re-authentication (OIDC Core 3.1.2.1), decided here, at every request
+        # that could issue a code or token: a posted consent step is no proof of a sign-in.
+        posted = form.get(reauth.FIELD, "") if step == "consent" and signed else ""
+        proven = reauth.proven_at(svc, query, signed.user.id, posted, now) if signed else None
+        if signed is None or not reauth.fresh_enough(wanted, signed.auth_time, now, proven):
+            if wanted.silent:
+                return _refuse(srv, grant, LoginRequiredError())
+            return _signin_page(request, client, {}, None)
+        proof = posted if proven is not None else ""
 
     assert user is not None
     scope = grant.request.scope or ""
@@ -148,20 +201,15 @@ async def handle(request: Request) -> Response:
         allowed = form["decision"] == "allow"
         if allowed:
             await run_sync(store.remember_consent, svc, user.id, client.client_id, scope)
-        response = await run_sync(
-            srv.create_authorization_response, grant.request, user if allowed else None, grant
-        )
+        response = await run_sync(_respond, srv, grant, user if allowed else None)
     else:
-        prompt = grant.request.payload.data.get("prompt", "")
         remembered = await run_sync(store.has_consent, svc, user.id, client.client_id, scope)
-        if remembered and "consent" not in prompt.split():
-            response = await run_sync(srv.create_authorization_response, grant.request, user, grant)
-        elif prompt == "none":
-            refusal = ConsentRequiredError(redirect_uri=grant.redirect_uri)
-            refusal.state = grant.request.payload.state
-            response = srv.handle_error_response(None, refusal)
+        if remembered and "consent" not in wanted.prompts:
+            response = await run_sync(_respond, srv, grant, user)
+        elif wanted.silent:
+            response = _refuse(srv, grant, ConsentRequiredError())
         else:
-            response = _consent_page(request, client, user, scope)
+            response = _consent_page(request, client, user, scope, proof=proof)
     if new_cookie is not None:
         signin.issue(svc, new_cookie, response, secure=secure_cookies(request))
         set_device_cookie(request, response, signin_meta)
@@ -206,6 +254,7 @@ def _consent_page(
     scope: str,
     error: str | None = None,
     status: int = 200,
+    proof: str = "",
 ) -> Response:
     scopes = [SCOPE_TEXT.get(s, s) for s in scope.split()]
     return _render(
@@ -216,4 +265,6 @@ def _consent_page(
         account=user.username,
         scopes=scopes,
         error=error,
+        proof_field=reauth.FIELD,
+        proof=proof,
     )

@@ -26,9 +26,9 @@ from authlib.oidc.core.grants import OpenIDCode, OpenIDImplicitGrant
 from joserfc.jwk import RSAKey
 
 from relatch.core.errors import LoginFailed, TotpRequired
-from relatch.oauth import code_replay, keys, store
+from relatch.oauth import code_replay, keys, params, store
 from relatch.oauth.models import AuthorizationCode, Client, Token
-from relatch.services import accounts, mfa
+from relatch.services import accounts
 from relatch.services.context import Services
 from relatch.storage.models import User
 
@@ -135,7 +135,39 @@ def _server(grant: Any) -> RelatchAuthorizationServer:
     return server
 
 
-class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+class CheckedAuthorizeRequest:
+    """The authorization request's parameters are checked (oauth/params.py) right after
+    its redirect URI is verified, before the grant stores, looks up or returns any of them."""
+
+    def validate_authorization_redirect_uri(self, request: Any, client: Client) -> str:
+        payload = request.payload
+        if payload.redirect_uri and not client.check_redirect_uri(payload.redirect_uri):
+            # Open redirect (RFC 6749 4.1.2.1): no redirect. Text injection: unlike
+            # Authlib's message, the URI is not quoted back.
+            raise InvalidRequestError("The redirect URI is not registered for this client")
+        redirect_uri: str = super().validate_authorization_redirect_uri(  # type: ignore[misc]
+            request, client
+        )
+        fragment = params.carries_token(payload.response_type)
+        bad = params.bad_parameter(payload.datalist)
+        if bad == "state":
+            # The state is sent back with any error: a bad one gets the error page instead.
+            raise InvalidRequestError("'state' is too long or holds control characters")
+        if bad is not None:
+            raise InvalidRequestError(
+                f"'{bad}' is too long or holds control characters",
+                redirect_uri=redirect_uri,
+                redirect_fragment=fragment,
+            )
+        problem = params.mode_problem(payload.data)
+        if problem is not None:
+            raise InvalidRequestError(
+                problem, redirect_uri=redirect_uri, redirect_fragment=fragment
+            )
+        return redirect_uri
+
+
+class AuthorizationCodeGrant(CheckedAuthorizeRequest, grants.AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = WITH_PUBLIC
 
     def save_authorization_code(self, code: str, request: Any) -> None:
@@ -191,11 +223,16 @@ class ImplicitFrontChannel:
         return client  # type: ignore[no-any-return]
 
 
-class ImplicitGrant(ImplicitFrontChannel, grants.ImplicitGrant):  # type: ignore[misc]
+class ImplicitGrant(CheckedAuthorizeRequest, ImplicitFrontChannel, grants.ImplicitGrant):  # type: ignore[misc]
     pass
 
 
-class OpenIDImplicit(ImplicitFrontChannel, IdTokenSigner, OpenIDImplicitGrant):  # type: ignore[misc]
+class OpenIDImplicit(
+    CheckedAuthorizeRequest,
+    ImplicitFrontChannel,
+    IdTokenSigner,
+    OpenIDImplicitGrant,  # type: ignore[misc]
+):
     def __init__(self, request: Any, server: Any) -> None:
         super().__init__(request, server)
         self.svc = server.svc
@@ -212,18 +249,13 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):  # type: igno
 
     def authenticate_user(self, username: str, password: str) -> User | None:
         server = _server(self)
-        try:
-            user = accounts.check_password(server.svc, username, password, server.meta)
-        except LoginFailed as exc:
-            # Enumeration: one answer for an unknown user and a wrong password.
-            raise InvalidGrantError(description=exc.message) from exc
         # The second factor is not bypassed by this grant: the token goes in `totpToken`.
         token = self.request.form.get("totpToken")
         try:
-            mfa.check_second_factor(server.svc, user, token, server.meta)
+            return accounts.sign_in(server.svc, username, password, token, server.meta)
         except (TotpRequired, LoginFailed) as exc:
+            # Enumeration: one answer for an unknown user and a wrong password.
             raise InvalidGrantError(description=exc.message) from exc
-        return user
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]

@@ -57,10 +57,18 @@ async def _endpoint(request: Request, name: str | None) -> Response:
         except OAuth2Error as error:
             status, body, headers = error()
             return srv.handle_response(status, body, headers)
-        if name is None:
-            response: Response = srv.create_token_response(oauth_request)
-        else:
-            response = srv.create_endpoint_response(name, oauth_request)
+        try:
+            if name is None:
+                response: Response = server.quotable(
+                    lambda: srv.create_token_response(oauth_request)
+                )
+            else:
+                response = server.quotable(
+                    lambda: srv.create_endpoint_response(name, oauth_request)
+                )
+        except OAuth2Error as error:  # one Authlib could not word (server.quotable)
+            status, body, headers = error()
+            return srv.handle_response(status, body, headers)
         return response
 
     return await run_sync(run)
@@ -124,6 +132,8 @@ async def discovery(request: Request) -> JSONResponse:
             "introspection_endpoint": base + "/introspect",
             "scopes_supported": list(SCOPES),
             "response_types_supported": ["code", "token", "id_token", "id_token token"],
+            # Per response type (oauth/params.py): the code in the query only; a token
+            # or ID token in the fragment only, never the query; form_post is not served.
             "response_modes_supported": ["query", "fragment"],
             "grant_types_supported": list(GRANT_TYPES),
             "subject_types_supported": ["public"],

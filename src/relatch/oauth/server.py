@@ -12,17 +12,17 @@ import base64
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from authlib.oauth2.base import invalid_error_characters
-from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Payload, OAuth2Request
-from authlib.oauth2.rfc6749.errors import (
-    InvalidClientError,
-    InvalidGrantError,
-    UnsupportedResponseTypeError,
+from authlib.oauth2.rfc6749 import (
+    AuthorizationServer,
+    OAuth2Error,
+    OAuth2Payload,
+    OAuth2Request,
 )
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 # Bounded work per request: OAuth parameters are short; more is refused as a bad request.
 MAX_FIELDS = 64
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,43 @@ def basic_header_readable(auth: str | None) -> bool:
     return True
 
 
+def _unbuilt_error(exc: ValueError) -> OAuth2Error | None:
+    """The OAuth2Error Authlib was constructing when `exc` was raised, if it was."""
+    built: OAuth2Error | None = None
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "__init__":
+            candidate = frame.f_locals.get("self")
+            if isinstance(candidate, OAuth2Error):
+                built = candidate
+        tb = tb.tb_next
+    return built
+
+
+def quotable(call: Callable[[], T]) -> T:
+    """Run an Authlib call whose errors may quote the request.
+
+    Authlib writes request values into error_description ("Redirect URI <uri> is not
+    supported by client.", "The response type '<type>' ..."), and OAuth2Error refuses any
+    character outside RFC 6749's set (%x20-21 / %x23-5B / %x5D-7E): a `"`, `\\` or `é` in
+    the request made the error itself raise ValueError, a 500 (issue 8; once fixed for
+    response_type alone). Whichever error it was, it is raised again as the same error
+    code without a description, without error_uri and without a redirect: what it would
+    have quoted is untrusted, and no client-side redirect is owed for such a request.
+    Any other ValueError is a bug and stays one.
+    """
+    try:
+        return call()
+    except ValueError as exc:
+        built = _unbuilt_error(exc)
+        if built is None:
+            raise
+        kind = type(built)
+        code = kind.error or "invalid_request"
+        raise OAuth2Error(error=code, status_code=kind.status_code) from None
+
+
 class RelatchAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def __init__(self, svc: Services, meta: RequestMeta, auth_time: int | None = None) -> None:
         super().__init__(scopes_supported=list(SCOPES))
@@ -153,16 +191,6 @@ class RelatchAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     def query_client(self, client_id: str) -> Client | None:
         return store.load_client(self.svc, client_id)
-
-    def get_authorization_grant(self, request: OAuth2Request) -> Any:
-        # Authlib builds UnsupportedResponseTypeError with the raw response_type as its
-        # error_description, and OAuth2Error refuses (ValueError: a 500) any character
-        # outside RFC 6749's set (%x20-21 / %x23-5B / %x5D-7E), e.g. `"`, `\` or `é`. No
-        # grant has such a response_type: refuse it here, without echoing it and without a
-        # redirect (only a verified redirect URI may receive an error, RFC 6749 4.1.2.1).
-        if invalid_error_characters(request.payload.response_type or ""):
-            raise UnsupportedResponseTypeError("(unreadable)")
-        return super().get_authorization_grant(request)
 
     def authenticate_client(
         self, request: OAuth2Request, methods: list[str], endpoint: str = "token"

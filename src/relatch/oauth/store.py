@@ -7,6 +7,7 @@ the new token; a replay or a race finds the row already spent and issues nothing
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +33,7 @@ ACCESS_TTL = timedelta(hours=1)
 REFRESH_TTL = timedelta(days=30)
 ACCESS_MARK = "rlat_"
 REFRESH_MARK = "rlrt_"
+CLIENT_ID = re.compile("[\x20-\x7e]+")
 
 
 class SpentSecret(Exception):
@@ -89,7 +91,9 @@ def _client(svc: Services, row: OAuthClient) -> Client:
 
 
 def load_client(svc: Services, client_id: str | None) -> Client | None:
-    if not client_id or len(client_id) > 64:
+    # A client id is VSCHAR (RFC 6749 A.1): anything else names no client, and must not
+    # reach the database (PostgreSQL refuses NUL in text: a 500 on authorize and token).
+    if not client_id or len(client_id) > 64 or not CLIENT_ID.fullmatch(client_id):
         return None
     with svc.sessions() as s:
         row = s.scalars(

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from relatch.core import identity, passwords, tokens
 from relatch.core.errors import AccountExists, LoginFailed, NotAuthenticated, RateLimited
-from relatch.services import audit, known_clients
+from relatch.services import audit, known_clients, mfa
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.storage.db import transaction
@@ -69,6 +69,26 @@ def find_by_login(svc: Services, login: str) -> User | None:
 
 
 @audit.audited(audit.LOGIN, lambda args: args["login"])
+def sign_in(
+    svc: Services, login: str, password: str, totp_token: str | None, meta: RequestMeta
+) -> User:
+    """Every sign-in (login, the OAuth password grant and sign-in form): the password,
+    then the second factor. LoginFailed, TotpRequired or TotpRejected, else the account.
+
+    Audited as one event with the outcome the caller got (issue 8): "ok" only once the
+    second factor passed, so the trail never shows a sign-in that was refused at TOTP as
+    a success, and a guessed TOTP token shows as `totp_rejected`.
+    """
+    user = check_password(svc, login, password, meta)
+    # Second factor only after the password matched (else the usual one message).
+    mfa.check_second_factor(svc, user, totp_token, meta)
+    # Lockout (OWASP device cookies): after the whole sign-in, not the password alone (a
+    # password must not buy a budget of its own for guessing the token), the client is
+    # known to the account and keeps its own budget (services/known_clients.py).
+    known_clients.signed_in(svc, user, meta)
+    return user
+
+
 def check_password(svc: Services, login: str, password: str, meta: RequestMeta) -> User:
     """The account whose password this is, or LoginFailed.
 
@@ -76,7 +96,7 @@ def check_password(svc: Services, login: str, password: str, meta: RequestMeta) 
     Credential stuffing: a failure slot is taken before the verify (RateLimited):
     the client's own when it is known to the account, else the shared ones
     (services/known_clients.py). The client becomes known only after the whole sign-in,
-    second factor included (services/mfa.check_second_factor).
+    second factor included (`sign_in`).
     """
     user = find_by_login(svc, login)
     # Limit evasion (NIST 800-63B 5.2.2 counts failures per subscriber account): a known
@@ -115,7 +135,8 @@ def _rehash(svc: Services, user: User, password: str) -> None:
         )
 
 
-def issue_session(svc: Services, user: User) -> str:
+def issue_session(svc: Services, user: User, *, signed_in_at: int | None = None) -> str:
+    """A session JWT; `signed_in_at` renews the session of that sign-in (core/tokens.py)."""
     now = int(svc.clock().timestamp())
     return tokens.issue(
         svc.settings.secret,
@@ -124,6 +145,7 @@ def issue_session(svc: Services, user: User) -> str:
         user.credential_generation,
         now,
         svc.settings.jwt_ttl,
+        auth_time=signed_in_at,
     )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from relatch.core import apikeys, identity
 from relatch.core.errors import ApiKeyNotFound, InvalidInput, NotAuthenticated
+from relatch.services import audit
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.storage.db import rowcount, transaction
@@ -48,22 +49,25 @@ def _info(row: ApiKey) -> KeyInfo:
 
 
 def create(svc: Services, user_id: int, name: str | None, meta: RequestMeta) -> NewKey:
-    label = (name or "").strip()
-    if len(label) > NAME_MAX:
-        raise InvalidInput(f"The key name must be at most {NAME_MAX} characters")
-    key, prefix = apikeys.generate()
-    now = svc.clock()
-    with transaction(svc.sessions) as s:
-        row = ApiKey(
-            user_id=user_id,
-            name=label or f"key {now:%Y-%m-%d %H:%M}",
-            prefix=prefix,
-            digest=apikeys.digest(svc.settings.secret, key),
-            created_at=now,
-        )
-        s.add(row)
-        s.flush()
-        info = _info(row)
+    """A new key, audited (issue 8) with the account as actor, from HTTP or the CLI."""
+    with audit.trail(svc, audit.APIKEY_CREATE, meta, account_id=user_id) as t:
+        label = (name or "").strip()
+        if len(label) > NAME_MAX:
+            raise InvalidInput(f"The key name must be at most {NAME_MAX} characters")
+        key, prefix = apikeys.generate()
+        now = svc.clock()
+        with transaction(svc.sessions) as s:
+            row = ApiKey(
+                user_id=user_id,
+                name=label or f"key {now:%Y-%m-%d %H:%M}",
+                prefix=prefix,
+                digest=apikeys.digest(svc.settings.secret, key),
+                created_at=now,
+            )
+            s.add(row)
+            s.flush()
+            info = _info(row)
+            t.write(s)  # in the transaction that creates the key
     # Logs carry the prefix only, never the key.
     log.info("api key %s created for account %s", prefix, user_id)
     return NewKey(info, key)
@@ -83,9 +87,14 @@ def revoke(svc: Services, key_id: int, meta: RequestMeta, user_id: int | None = 
     """Revoke a live key; `user_id` limits it to that account's keys (HTTP), None is admin (CLI).
 
     Enumeration: another account's key and an unknown id give the same ApiKeyNotFound.
+    Audited (issue 8) on the caller's account (the key's owner from the CLI); a refusal
+    names only the caller, never the owner of someone else's key.
     """
     now = svc.clock()
-    with transaction(svc.sessions) as s:
+    with (
+        audit.trail(svc, audit.APIKEY_REVOKE, meta, account_id=user_id) as t,
+        transaction(svc.sessions) as s,
+    ):
         conditions = [ApiKey.id == key_id, ApiKey.revoked_at.is_(None)]
         if user_id is not None:
             conditions.append(ApiKey.user_id == user_id)
@@ -97,6 +106,8 @@ def revoke(svc: Services, key_id: int, meta: RequestMeta, user_id: int | None = 
         if done != 1:
             raise ApiKeyNotFound()
         info = _info(row)
+        t.account_id = row.user_id
+        t.write(s)  # in the transaction that revokes the key
     log.info("api key %s revoked", info.prefix)
     return info
 

@@ -47,6 +47,11 @@ RESET = "reset"
 PASSWORD_CHANGE = "password_change"  # noqa: S105 (an event name, not a password)
 NOT_ME_VIEW = "not_me_view"
 NOT_ME = "not_me"
+# Changes to how an account signs in, with the account as actor (issue 8).
+APIKEY_CREATE = "apikey_create"
+APIKEY_REVOKE = "apikey_revoke"
+TOTP_SET = "totp_set"
+TOTP_CLEAR = "totp_clear"
 
 OK = "ok"
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity, sealing, totp
 from relatch.core.errors import MfaState, TotpRejected, TotpRequired
-from relatch.services import known_clients
+from relatch.services import audit, known_clients
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.storage.db import rowcount, transaction
@@ -111,54 +111,57 @@ def set_key(svc: Services, user: User, key: str, token: str, meta: RequestMeta) 
     """Enable MFA with the pending key once a token proves a device holds it.
 
     Returns the recovery codes, shown this once; only their digests are stored.
+    Audited (issue 8) with the account as actor: a wrong token or a refusal too.
     """
-    with svc.sessions() as s:
-        row = s.get(TotpFactor, user.id)
-    if row is not None and row.sealed_secret is not None:
-        raise MfaState("MFA is already configured; clear it first")
-    if row is None or row.pending_secret is None:
-        raise MfaState("No pending MFA key: create one with create-key first")
-    pending = _open(svc, user.id, row.pending_secret)
-    given = key.strip().replace(" ", "").upper()
-    if not hmac.compare_digest(given.encode(), pending.encode()):
-        raise MfaState("This is not the key created by create-key")
-    match = totp.verify(pending, token, int(svc.clock().timestamp()), row.last_step)
-    if match is None:
-        raise TotpRejected()
-    recovery = [codes.generate() for _ in range(RECOVERY_CODES)]
-    now = svc.clock()
-    with transaction(svc.sessions) as s:
-        if not _consume_step(s, user.id, match.step, enabled=False):
+    with audit.trail(svc, audit.TOTP_SET, meta, account_id=user.id) as t:
+        with svc.sessions() as s:
+            row = s.get(TotpFactor, user.id)
+        if row is not None and row.sealed_secret is not None:
+            raise MfaState("MFA is already configured; clear it first")
+        if row is None or row.pending_secret is None:
+            raise MfaState("No pending MFA key: create one with create-key first")
+        pending = _open(svc, user.id, row.pending_secret)
+        given = key.strip().replace(" ", "").upper()
+        if not hmac.compare_digest(given.encode(), pending.encode()):
+            raise MfaState("This is not the key created by create-key")
+        match = totp.verify(pending, token, int(svc.clock().timestamp()), row.last_step)
+        if match is None:
             raise TotpRejected()
-        enabled = rowcount(
-            s.execute(
-                update(TotpFactor)
-                .where(
-                    TotpFactor.user_id == user.id,
-                    TotpFactor.sealed_secret.is_(None),
-                    TotpFactor.pending_secret == row.pending_secret,
-                )
-                .values(
-                    sealed_secret=row.pending_secret,
-                    enabled_at=now,
-                    pending_secret=None,
-                    pending_created_at=None,
-                )
-            )
-        )
-        if enabled != 1:
-            raise MfaState("The pending MFA key changed; create a new one")
-        s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-        for code in recovery:
-            s.add(
-                RecoveryCode(
-                    user_id=user.id,
-                    digest=codes.digest(svc.settings.secret, RECOVERY_PURPOSE, user.id, code),
-                    created_at=now,
+        recovery = [codes.generate() for _ in range(RECOVERY_CODES)]
+        now = svc.clock()
+        with transaction(svc.sessions) as s:
+            if not _consume_step(s, user.id, match.step, enabled=False):
+                raise TotpRejected()
+            enabled = rowcount(
+                s.execute(
+                    update(TotpFactor)
+                    .where(
+                        TotpFactor.user_id == user.id,
+                        TotpFactor.sealed_secret.is_(None),
+                        TotpFactor.pending_secret == row.pending_secret,
+                    )
+                    .values(
+                        sealed_secret=row.pending_secret,
+                        enabled_at=now,
+                        pending_secret=None,
+                        pending_created_at=None,
+                    )
                 )
             )
-    log.info("TOTP enabled for account %s", user.id)
-    return [codes.display(c) for c in recovery]
+            if enabled != 1:
+                raise MfaState("The pending MFA key changed; create a new one")
+            s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+            for code in recovery:
+                s.add(
+                    RecoveryCode(
+                        user_id=user.id,
+                        digest=codes.digest(svc.settings.secret, RECOVERY_PURPOSE, user.id, code),
+                        created_at=now,
+                    )
+                )
+            t.write(s)  # in the transaction that enables the factor
+        log.info("TOTP enabled for account %s", user.id)
+        return [codes.display(c) for c in recovery]
 
 
 def _use_totp(svc: Services, user_id: int, token: str) -> bool:
@@ -223,25 +226,24 @@ def _check(svc: Services, user: User, token: str, meta: RequestMeta) -> None:
 
 def check_second_factor(svc: Services, user: User, token: str | None, meta: RequestMeta) -> None:
     """At sign-in, after the password matched: nothing without MFA; else a valid token
-    (or an unused recovery code) is required. TotpRequired when none was sent.
-
-    The last step of every sign-in (API login, password grant, OAuth sign-in page): on
-    success the client becomes known to the account (services/known_clients.py). Not
-    earlier: a password alone must not buy a budget of one's own for guessing the token.
-    """
-    if is_configured(svc, user.id):
-        if not token or not token.strip():
-            raise TotpRequired()
-        _check(svc, user, token, meta)
-    known_clients.signed_in(svc, user, meta)
+    (or an unused recovery code) is required. TotpRequired when none was sent."""
+    if not is_configured(svc, user.id):
+        return
+    if not token or not token.strip():
+        raise TotpRequired()
+    _check(svc, user, token, meta)
 
 
 def clear(svc: Services, user: User, token: str, meta: RequestMeta) -> None:
-    """Disable MFA; needs a valid token (or a recovery code, for a lost device)."""
-    if not is_configured(svc, user.id):
-        raise MfaState("MFA is not configured")
-    _check(svc, user, token, meta)
-    with transaction(svc.sessions) as s:
-        s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-        s.execute(delete(TotpFactor).where(TotpFactor.user_id == user.id))
+    """Disable MFA; needs a valid token (or a recovery code, for a lost device).
+    Audited (issue 8) with the account as actor: a wrong token too (a guess at the factor).
+    """
+    with audit.trail(svc, audit.TOTP_CLEAR, meta, account_id=user.id) as t:
+        if not is_configured(svc, user.id):
+            raise MfaState("MFA is not configured")
+        _check(svc, user, token, meta)
+        with transaction(svc.sessions) as s:
+            s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+            s.execute(delete(TotpFactor).where(TotpFactor.user_id == user.id))
+            t.write(s)
     log.info("TOTP cleared for account %s", user.id)

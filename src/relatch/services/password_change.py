@@ -2,7 +2,11 @@
 
 The current password is checked again (ASVS 5.0 6.2.3): a stolen session alone must not
 be enough to take the account over. Success revokes every session (generation bump in
-apply_new_password) and hands the caller a fresh one, so only they stay signed in.
+apply_new_password) and hands the caller a renewed one, so only they stay signed in.
+
+Only a session JWT may call this (auth/dependencies.py `session_caller`), and the renewed
+token keeps that session's sign-in time and expiry: the password is checked here, the
+second factor is not, so what comes out must not count as a newer sign-in (issue 8).
 """
 
 from __future__ import annotations
@@ -23,9 +27,16 @@ from relatch.storage.models import User
 
 
 def change_password(
-    svc: Services, user: User, current_password: str, new_password: str, meta: RequestMeta
+    svc: Services,
+    user: User,
+    current_password: str,
+    new_password: str,
+    meta: RequestMeta,
+    *,
+    signed_in_at: int,
 ) -> str:
-    """Store the new password and return a fresh session JWT for the caller.
+    """Store the new password and return the caller's session JWT for the new generation,
+    with `signed_in_at`, the sign-in time of the caller's session.
 
     LoginFailed (the login's one message) if the current password is wrong;
     PasswordRejected, saying what to change, if the new one breaks the policy.
@@ -57,4 +68,5 @@ def change_password(
             t.write(s)
             s.flush()
             s.refresh(fresh)
-        return accounts.issue_session(svc, fresh)
+        # Second-factor bypass / sudo mode: the caller's sign-in time, never "now".
+        return accounts.issue_session(svc, fresh, signed_in_at=signed_in_at)

@@ -17,6 +17,7 @@ from relatch.core import codes, identity
 from relatch.core.errors import CodeRejected, InvalidInput
 from relatch.mail import outbox
 from relatch.services import api_keys, audit, known_clients, not_me_links
+from relatch.services import reset_retries as retries
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.services.password_policy import check_new_password
@@ -60,34 +61,56 @@ def request_reset(svc: Services, email: str, meta: RequestMeta) -> None:
 
 
 def process_requests(svc: Services, batch: int = 50) -> int:
-    """Worker step: turn recorded requests into codes and mails. Returns how many it handled."""
+    """Worker step: turn recorded requests into codes and mails. Returns how many it handled.
+
+    One hostile item must not stop recovery for everyone (issue 8): each request is
+    decided in its own transaction; one that raises is rolled back (its claim with it),
+    counted against itself, retried after a backoff, and after its tries set aside as a
+    dead letter that later passes skip (services/reset_retries.py). The others in the
+    batch go on either way.
+    """
+    now = svc.clock()
     with svc.sessions() as s:
-        ids = list(s.scalars(select(ResetRequest.id).order_by(ResetRequest.id).limit(batch)))
+        ids = list(
+            s.scalars(
+                select(ResetRequest.id)
+                .where(retries.due(now))
+                .order_by(ResetRequest.id)
+                .limit(batch)
+            )
+        )
     done = 0
     for request_id in ids:
-        with transaction(svc.sessions) as s:
-            # Claim: one conditional DELETE, so two workers never handle one request.
-            # Privacy: the row holds the typed address in clear (known or not); once decided
-            # it is gone, and only the audit row (a keyed digest for an unknown address,
-            # pruned after the retention period) remains. A rollback puts it back.
-            claimed = s.execute(
-                delete(ResetRequest)
-                .where(ResetRequest.id == request_id)
-                .returning(ResetRequest.email, ResetRequest.client_ip, ResetRequest.request_id)
-            ).first()
-            if claimed is None:
-                continue
-            user = s.scalars(
-                select(User).where(User.email_key == identity.email_key(claimed.email))
-            ).first()
-            origin = RequestMeta(client_ip=claimed.client_ip, request_id=claimed.request_id)
-            if user is not None:
-                _issue_code(svc, s, user)
-                audit.add(s, svc, audit.RESET_MAIL, "code_sent", origin, account_id=user.id)
-            else:
-                audit.add(s, svc, audit.RESET_MAIL, "no_account", origin, login=claimed.email)
-            done += 1
+        try:
+            done += _process_one(svc, request_id, now)
+        except Exception as exc:  # any cause: counted against this request alone
+            retries.count_failure(svc, request_id, exc)
     return done
+
+
+def _process_one(svc: Services, request_id: int, now: datetime) -> int:
+    with transaction(svc.sessions) as s:
+        # Claim: one conditional DELETE, so two workers never handle one request.
+        # Privacy: the row holds the typed address in clear (known or not); once decided
+        # it is gone, and only the audit row (a keyed digest for an unknown address,
+        # pruned after the retention period) remains. A rollback puts it back.
+        claimed = s.execute(
+            delete(ResetRequest)
+            .where(ResetRequest.id == request_id, retries.due(now))
+            .returning(ResetRequest.email, ResetRequest.client_ip, ResetRequest.request_id)
+        ).first()
+        if claimed is None:
+            return 0
+        user = s.scalars(
+            select(User).where(User.email_key == identity.email_key(claimed.email))
+        ).first()
+        origin = RequestMeta(client_ip=claimed.client_ip, request_id=claimed.request_id)
+        if user is not None:
+            _issue_code(svc, s, user)
+            audit.add(s, svc, audit.RESET_MAIL, "code_sent", origin, account_id=user.id)
+        else:
+            audit.add(s, svc, audit.RESET_MAIL, "no_account", origin, login=claimed.email)
+    return 1
 
 
 def _issue_code(svc: Services, s: Session, user: User) -> None:

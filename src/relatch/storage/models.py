@@ -65,11 +65,20 @@ class ResetRequest(Base):
     """
 
     __tablename__ = "reset_requests"
+    __table_args__ = (Index("ix_reset_requests_due", "failed_at", "next_attempt_at"),)
+
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     email: Mapped[str] = mapped_column(String(320))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
     client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Poison items (issue 8): tries that raised, when the next one is due (NULL: now),
+    # and the dead letter: set aside once its tries are spent (`relatch mail requests
+    # --failed`). last_error holds an exception class and code location, never its text.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(256), nullable=True)
 
 
 class ResetCode(Base):

@@ -3,6 +3,7 @@
 Steps (each a GET that renders, each form a POST that redirects on success, PRG):
   1. GET /reset-password                 -> POST /reset-password/ask  -> 2 (same answer always)
   2. GET /reset-password?email=..        -> POST /reset-password/new  -> 3
+     (after 1: GET /reset-password?sent=1, the address sealed in a cookie: sent_notice)
   3. GET /reset-password/done
 The mail's link `?email=..&code=..` opens step 2 filled in (web/code_carry.py drops the code
 from the URL). Works without JavaScript; web/static/reset.js only adds show/hide and a
@@ -23,7 +24,7 @@ from relatch.core import codes, identity, passwords
 from relatch.core.errors import CodeRejected, InvalidInput, PasswordRejected, RateLimited
 from relatch.http.client import request_meta, services, set_device_cookie
 from relatch.services import reset
-from relatch.web import code_carry, csrf, i18n
+from relatch.web import code_carry, csrf, i18n, sent_notice
 from relatch.web.forms import FormState, read_form
 from relatch.web.templating import templates
 
@@ -104,14 +105,17 @@ def _t(request: Request) -> Any:
 async def reset_page(request: Request) -> Response:
     q = request.query_params
     chosen = i18n.explicit_language(request)
-    email = (q.get("email") or "").strip()[:MAX_EMAIL]
+    # Text injection: the "a code is on its way to ..." notice names only the address this
+    # browser posted (sealed cookie, web/sent_notice.py), never a query parameter.
+    sent_to = sent_notice.read(request) if q.get("sent") == "1" else None
+    email = (sent_to or q.get("email") or "").strip()[:MAX_EMAIL]
     if "code" in q:
         # The code is read once and the URL that carried it is left at once (see code_carry).
         target = _url(PAGE, chosen, email=email, step="" if email else "code")
         response: Response = RedirectResponse(target, status_code=303)
         code_carry.stash(request, response, q.get("code") or "")
         return response
-    if q.get("again") or not (email or q.get("step") == "code"):
+    if q.get("again") or not (email or q.get("step") == "code" or q.get("sent") == "1"):
         return _render(
             request,
             "reset/ask.html",
@@ -122,9 +126,9 @@ async def reset_page(request: Request) -> Response:
     page = _render(
         request,
         "reset/new.html",
-        page_params={"email": email, "step": "code"},
-        sent=q.get("sent") == "1",
-        email=email,
+        page_params={"email": email, "step": "code", **({"sent": "1"} if sent_to else {})},
+        sent=sent_to is not None,
+        email=sent_to or "",
         form=FormState({"email": email, "code": carried}),
     )
     if request.cookies.get(code_carry.COOKIE):
@@ -148,8 +152,10 @@ async def ask_for_code(request: Request) -> Response:
             # Enumeration: request_reset records the request and never says whether an
             # account exists; every valid address gets the same redirect below.
             await run_sync(reset.request_reset, services(request), email, request_meta(request))
-            target = _url(PAGE, i18n.explicit_language(request), email=email, sent="1")
-            return RedirectResponse(target, status_code=303)
+            target = _url(PAGE, i18n.explicit_language(request), sent="1")
+            response = RedirectResponse(target, status_code=303)
+            sent_notice.remember(request, response, email)
+            return response
     except csrf.CSRFRejected:
         form.form_error = _("This form has expired. Please send it again.")
         status = 403

@@ -49,3 +49,36 @@ def test_signed_in_within_is_inclusive_at_the_window() -> None:
     assert not tokens.signed_in_within(claims, NOW + 901, 900)
     # Clock skew: a token from a little in the future (decode allows a minute) is recent.
     assert tokens.signed_in_within(claims, NOW - 30, 900)
+
+
+def test_renewed_token_keeps_the_sign_in_time_and_expiry() -> None:
+    # Issue 8: a token renewed later (password change) is no newer sign-in, and the
+    # session it renews ends when it would have.
+    token = tokens.issue(KEY, ISS, 1, 2, NOW + 5000, 7200, auth_time=NOW)
+    claims = tokens.decode(token, [KEY], ISS, NOW + 5000)
+    assert claims is not None
+    assert (claims.issued_at, claims.auth_time) == (NOW + 5000, NOW)
+    assert not tokens.signed_in_within(claims, NOW + 5000, 900)
+    assert tokens.decode(token, [KEY], ISS, NOW + 7199) is not None
+    assert tokens.decode(token, [KEY], ISS, NOW + 7200) is None
+    # A sign-in time in the future of the renewal cannot make it fresher.
+    later = tokens.issue(KEY, ISS, 1, 2, NOW, 3600, auth_time=NOW + 999)
+    assert (c := tokens.decode(later, [KEY], ISS, NOW)) is not None and c.auth_time == NOW
+
+
+def test_token_without_auth_time_signed_in_when_issued() -> None:
+    legacy = jwt.encode(
+        {"sub": "1", "gen": 0, "iat": NOW, "exp": NOW + 60, "iss": ISS, "aud": tokens.AUDIENCE},
+        KEY,
+        algorithm=tokens.ALGORITHM,
+    )
+    claims = tokens.decode(legacy, [KEY], ISS, NOW)
+    assert claims is not None and claims.auth_time == NOW
+    # A forged-looking auth_time later than iat is clamped to iat (never fresher).
+    odd = jwt.encode(
+        {"sub": "1", "gen": 0, "iat": NOW, "auth_time": NOW + 500, "exp": NOW + 600,
+         "iss": ISS, "aud": tokens.AUDIENCE},
+        KEY,
+        algorithm=tokens.ALGORITHM,
+    )  # fmt: skip
+    assert (c := tokens.decode(odd, [KEY], ISS, NOW)) is not None and c.auth_time == NOW

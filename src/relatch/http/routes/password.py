@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from anyio.to_thread import run_sync
 from fastapi import APIRouter, Depends, Request, Response
 
-from relatch.auth.dependencies import current_user
+from relatch.auth.dependencies import SessionCaller, session_caller
 from relatch.http.client import request_meta, secure_cookies, services
 from relatch.http.schemas import ChangePasswordRequest, GenericApiResponse
 from relatch.services.password_change import change_password
-from relatch.storage.models import User
 
 router = APIRouter(tags=["User"])
 
 SESSION_COOKIE = "jwt"
 SESSION_HEADER = "x-jwt-token"
+
+SESSION_ONLY: dict[int | str, dict[str, Any]] = {
+    401: {
+        "description": "Missing, bad, expired or revoked credentials, or not a session: this "
+        "operation needs a session JWT (x-jwt-token header or jwt cookie); an API key or "
+        "OAuth token is refused",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/GenericApiResponse"}}
+        },
+    }
+}
 
 
 @router.post(
@@ -27,25 +39,36 @@ SESSION_HEADER = "x-jwt-token"
     ),
     response_model=GenericApiResponse,
     response_model_exclude_none=True,
+    responses=SESSION_ONLY,
 )
 async def change_password_current_user(
     body: ChangePasswordRequest,
     request: Request,
     response: Response,
-    user: User = Depends(current_user),  # noqa: B008
+    caller: SessionCaller = Depends(session_caller),  # noqa: B008 (JWT only: see session_caller)
 ) -> GenericApiResponse:
     svc = services(request)
+    signed_in_at = caller.session.auth_time
     token = await run_sync(
-        change_password, svc, user, body.currentPassword, body.newPassword, request_meta(request)
+        lambda: change_password(
+            svc,
+            caller.user,
+            body.currentPassword,
+            body.newPassword,
+            request_meta(request),
+            signed_in_at=signed_in_at,
+        )
     )
     # Every older session is revoked (generation bump); the caller keeps working with a
-    # fresh JWT, handed over the two ways the seed reads one: the `jwt` cookie (browsers)
+    # renewed JWT, handed over the two ways the seed reads one: the `jwt` cookie (browsers)
     # and the `x-jwt-token` response header (API clients; the body schema has no token).
+    # It ends when the session it renews would have (core/tokens.py), and so does the cookie.
+    remaining = signed_in_at + svc.settings.jwt_ttl - int(svc.clock().timestamp())
     response.headers[SESSION_HEADER] = token
     response.set_cookie(
         SESSION_COOKIE,
         token,
-        max_age=svc.settings.jwt_ttl,
+        max_age=max(1, min(remaining, svc.settings.jwt_ttl)),
         httponly=True,  # XSS: page scripts cannot read the session
         samesite="lax",  # CSRF: not sent on cross-site POSTs
         secure=secure_cookies(request),  # session theft over plain http

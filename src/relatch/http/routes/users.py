@@ -58,9 +58,7 @@ async def create_user(body: CreateUserRequest, request: Request) -> CreateUserRe
 async def login(body: GetJWTRequest, request: Request) -> GetJWTResponse:
     svc = services(request)
     meta = request_meta(request)
-    user = await run_sync(accounts.check_password, svc, body.username, body.password, meta)
-    # Second factor only after the password matched (else the usual one message).
-    await run_sync(mfa.check_second_factor, svc, user, body.totpToken, meta)
+    user = await run_sync(accounts.sign_in, svc, body.username, body.password, body.totpToken, meta)
     return GetJWTResponse(success=True, token=accounts.issue_session(svc, user))
 
 
