@@ -96,6 +96,9 @@ def test_settings(tmp_path: Path, url: str, **overrides: Any) -> Settings:
         "limit_failures_per_account": "1000/15m",
         "limit_failures_per_ip": "1000/15m",
         "limit_signup_per_ip": "1000/1h",
+        # Known clients (a page's device cookie) too; tests/api/test_lockout*.py set theirs.
+        "limit_failures_per_known_device": "1000/15m",
+        "limit_failures_per_known_network": "1000/15m",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -53,6 +53,17 @@ class Settings(BaseSettings):
     limit_failures_per_account: str = "10/15m,30/1h,100/1d"
     limit_failures_per_ip: str = "50/15m,200/1h,500/1d"
     limit_signup_per_ip: str = "10/1h,50/1d"
+    # Lockout by strangers (OWASP "Slow Down Online Guessing Attacks with Device Cookies"):
+    # a client that signed in to, or reset, an account is "known" to it and has its own
+    # budget instead of the per-account one that strangers share (services/known_clients.py).
+    # A device cookie (pages, OAuth sign-in) is one browser; a network (/24, /64; API) may
+    # be a whole office or carrier NAT, hence the smaller budget.
+    limit_failures_per_known_device: str = "5/15m,20/1d"
+    limit_failures_per_known_network: str = "3/15m,10/1d"
+    # Reset requests of a known client: its own bucket, never the address's shared one.
+    limit_reset_per_known_client: str = "3/15m,10/1d"
+    # How long a device cookie or a network stays known after its last success.
+    known_client_days: int = Field(default=30, ge=1, le=365)
 
     @field_validator(
         "limit_reset_per_address",
@@ -60,6 +71,9 @@ class Settings(BaseSettings):
         "limit_failures_per_account",
         "limit_failures_per_ip",
         "limit_signup_per_ip",
+        "limit_failures_per_known_device",
+        "limit_failures_per_known_network",
+        "limit_reset_per_known_client",
     )
     @classmethod
     def _limit_format(cls, value: str) -> str:

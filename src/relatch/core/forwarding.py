@@ -47,6 +47,11 @@ def _trusted(addr: Address | None, networks: Sequence[Network]) -> bool:
     return addr is not None and any(addr in net for net in networks)
 
 
+def is_trusted(peer: str, networks: Sequence[Network]) -> bool:
+    """Whether the socket peer is a configured proxy (its X-Forwarded-For is believed)."""
+    return _trusted(parse_address(peer), networks)
+
+
 def client_ip(
     peer: str | None, forwarded: Iterable[str], networks: Sequence[Network]
 ) -> str | None:

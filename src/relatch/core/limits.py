@@ -24,6 +24,7 @@ UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _WINDOW_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
 MAX_WINDOW = 30 * 86400
 IPV6_PREFIX = 64
+IPV4_NETWORK_PREFIX = 24
 
 
 @dataclass(frozen=True, order=True)
@@ -125,3 +126,21 @@ def ip_subject(ip: str) -> str:
             return str(addr.ipv4_mapped)
         return str(ipaddress.IPv6Network((addr, IPV6_PREFIX), strict=False))
     return str(addr)
+
+
+def network_subject(ip: str) -> str | None:
+    """The network a known client is remembered by: the IPv4 /24 or the IPv6 /64; None
+    when `ip` is no address (a unix socket peer, the CLI): such a caller is never known.
+
+    Carrier NAT and office networks put many people behind one /24, so a known network is
+    shared by everyone in it; its budget is smaller than a device cookie's for that reason.
+    """
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is None:
+            return str(ipaddress.IPv6Network((addr, IPV6_PREFIX), strict=False))
+        addr = addr.ipv4_mapped
+    return str(ipaddress.IPv4Network((addr, IPV4_NETWORK_PREFIX), strict=False))

@@ -30,11 +30,12 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from relatch.core.errors import LoginFailed, RateLimited, TotpRequired
-from relatch.http.client import request_meta, secure_cookies, services
+from relatch.http.client import request_meta, secure_cookies, services, set_device_cookie
 from relatch.oauth import params, reauth, server, signin, store
 from relatch.oauth.models import Client
 from relatch.services import accounts
 from relatch.services.context import Services
+from relatch.services.meta import RequestMeta
 from relatch.storage.models import User
 from relatch.web import csrf
 from relatch.web.templating import templates
@@ -112,14 +113,14 @@ def _refuse(srv: server.RelatchAuthorizationServer, grant: Any, error: OAuth2Err
     return srv.handle_error_response(None, error)  # type: ignore[no-any-return]
 
 
-def _sign_in(svc: Services, request: Request, form: dict[str, str]) -> User:
+def _sign_in(svc: Services, meta: RequestMeta, form: dict[str, str]) -> User:
     # The second factor is part of signing in here too (and after a reset, still).
     return accounts.sign_in(
         svc,
         form.get("username", ""),
         form.get("password", ""),
         form.get("totpToken"),
-        request_meta(request),
+        meta,
     )
 
 
@@ -156,9 +157,11 @@ async def handle(request: Request) -> Response:
 
     new_cookie: User | None = None
     proof = ""
+    # Lockout: a browser that signs in becomes a known device of the account.
+    signin_meta = request_meta(request, new_device=True)
     if step == "signin":
         try:
-            user = await run_sync(_sign_in, svc, request, form)
+            user = await run_sync(_sign_in, svc, signin_meta, form)
         except TotpRequired as exc:
             return _signin_page(request, client, form, exc.message, need_totp=True)
         except RateLimited as exc:
@@ -209,6 +212,7 @@ async def handle(request: Request) -> Response:
             response = _consent_page(request, client, user, scope, proof=proof)
     if new_cookie is not None:
         signin.issue(svc, new_cookie, response, secure=secure_cookies(request))
+        set_device_cookie(request, response, signin_meta)
     return response
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from relatch.core import identity, passwords, tokens
 from relatch.core.errors import AccountExists, LoginFailed, NotAuthenticated, RateLimited
-from relatch.services import audit, mfa
+from relatch.services import audit, known_clients, mfa
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.storage.db import transaction
@@ -82,6 +82,10 @@ def sign_in(
     user = check_password(svc, login, password, meta)
     # Second factor only after the password matched (else the usual one message).
     mfa.check_second_factor(svc, user, totp_token, meta)
+    # Lockout (OWASP device cookies): after the whole sign-in, not the password alone (a
+    # password must not buy a budget of its own for guessing the token), the client is
+    # known to the account and keeps its own budget (services/known_clients.py).
+    known_clients.signed_in(svc, user, meta)
     return user
 
 
@@ -89,17 +93,21 @@ def check_password(svc: Services, login: str, password: str, meta: RequestMeta) 
     """The account whose password this is, or LoginFailed.
 
     Enumeration by timing: an unknown login still runs one argon2 verify (dummy hash).
-    Credential stuffing: the shared failure limits take a slot before the verify (RateLimited).
+    Credential stuffing: a failure slot is taken before the verify (RateLimited):
+    the client's own when it is known to the account, else the shared ones
+    (services/known_clients.py). The client becomes known only after the whole sign-in,
+    second factor included (`sign_in`).
     """
     user = find_by_login(svc, login)
     # Limit evasion (NIST 800-63B 5.2.2 counts failures per subscriber account): a known
     # account is keyed on its address, whether named by username or address, the key its
-    # code checks, TOTP tries and password changes use too; an unknown login on what was
-    # typed. Trade-off: once an account's budget is spent, both its names are refused, which
+    # TOTP tries and password changes use too; an unknown login on what was typed.
+    # Trade-off: once an account's budget is spent, both its names are refused, which
     # tells a prober that a username and an address belong together (weaker than the
     # "already exists" of createUser, and it costs the prober the whole budget).
     subject = user.email if user is not None else login
-    guess = svc.limits.guess(identity.email_key(subject), meta.client_ip, svc.clock())
+    account_id = user.id if user is not None else known_clients.NO_ACCOUNT
+    guess = known_clients.guess(svc, identity.email_key(subject), meta, account_id)
     normalised = passwords.normalise(password)
     if len(normalised) > passwords.MAX_LENGTH:
         normalised = normalised[: passwords.MAX_LENGTH + 1]  # bounded work; cannot match

@@ -1,8 +1,23 @@
 """Rate limits applied by the use cases: reset requests, failed guesses, sign-ups.
 
-Defaults and their sources: README "Limits" and settings.py. Every limit slows a caller
-down for at most its longest window; none locks an account (OWASP Forgot Password Cheat
-Sheet: the rightful owner must never be locked out by someone else's attempts).
+Defaults and their sources: README "Limits" and settings.py. Every limit only delays, for
+at most its longest window; none locks an account. What strangers spend is kept apart
+from what the owner needs (OWASP Forgot Password Cheat Sheet; OWASP "Slow Down Online
+Guessing Attacks with Device Cookies"):
+
+- Passwords and second factors (`guess`): clients unknown to the account share its
+  per-account budget; once that is spent, even a right password from an unknown client
+  is refused until the window ends. A *known* client (services/known_clients.py: a device
+  cookie or a network that signed in to, or reset, this account) spends only its own
+  small per-(account, client) budget instead, which strangers cannot spend (a stranger
+  inside a known network shares that network's budget: hence it is the smaller one).
+- Reset codes (`code_guess`): only the per-IP budget; guessing is bounded by 5 tries per
+  code and the codes per address per window (docs/security.md 6.3.1 has the bound), so
+  failures made from other addresses never refuse a valid code from the mailbox.
+- Reset requests (`reset_requested`): a known client has its own bucket, never the
+  address's shared one, which strangers can spend.
+The per-IP budgets apply to unknown clients, known networks and code checks (stuffing from
+one address across many accounts); a known device is one browser and skips them.
 """
 
 from __future__ import annotations
@@ -26,6 +41,19 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY = 60  # seconds between two prunes of old counters in one process
 
 
+DEVICE = "device"
+NETWORK = "network"
+
+
+@dataclass(frozen=True)
+class KnownClient:
+    """A client known to one account: `kind` DEVICE or NETWORK; `subject` names the
+    (account, client) pair for its own buckets (keyed again before it is stored)."""
+
+    kind: str
+    subject: str
+
+
 @dataclass(frozen=True)
 class Policy:
     reset_per_address: Rule
@@ -33,6 +61,9 @@ class Policy:
     failures_per_account: Rule
     failures_per_ip: Rule
     signup_per_ip: Rule
+    failures_per_known_device: Rule
+    failures_per_known_network: Rule
+    reset_per_known_client: Rule
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
@@ -45,6 +76,9 @@ class Policy:
             failures_per_account=rule("failures_per_account"),
             failures_per_ip=rule("failures_per_ip"),
             signup_per_ip=rule("signup_per_ip"),
+            failures_per_known_device=rule("failures_per_known_device"),
+            failures_per_known_network=rule("failures_per_known_network"),
+            reset_per_known_client=rule("reset_per_known_client"),
         )
 
 
@@ -107,34 +141,69 @@ class Limits:
     def _ip(ip: str | None) -> str | None:
         return limits.ip_subject(ip) if ip else None
 
-    def reset_requested(self, address_key: str, ip: str | None, now: datetime) -> None:
+    def reset_requested(
+        self, address_key: str, ip: str | None, now: datetime, known: KnownClient | None = None
+    ) -> None:
         """Count one reset request, or raise RateLimited; nothing is counted when refused.
 
         Mail bombing (OWASP Forgot Password CS): per target address and per client IP.
         Enumeration: `address_key` is the normalised submitted address, whether or not an
         account has it, so an unknown address trips at exactly the same count.
+        Lockout: strangers can spend the address's budget; a client known to the account
+        counts in its own bucket instead, so it can always ask for a code.
         """
-        buckets = self._buckets(
-            now,
-            (self.policy.reset_per_address, address_key),
-            (self.policy.reset_per_ip, self._ip(ip)),
-        )
-        self._acquire(buckets, now, "reset")
+        checks: list[tuple[Rule, str | None]]
+        if known is None:
+            checks = [(self.policy.reset_per_address, address_key)]
+        else:
+            checks = [(self.policy.reset_per_known_client, known.subject)]
+        if known is None or known.kind == NETWORK:
+            checks.append((self.policy.reset_per_ip, self._ip(ip)))
+        self._acquire(self._buckets(now, *checks), now, "reset")
 
-    def guess(self, identifier_key: str, ip: str | None, now: datetime) -> Guess:
-        """Before one code check, reset or sign-in: RateLimited once failures are over.
+    def guess(
+        self,
+        account_key: str,
+        ip: str | None,
+        now: datetime,
+        known: KnownClient | None = None,
+    ) -> Guess:
+        """Before one password or second-factor check: RateLimited once failures are over.
 
         Brute force and credential stuffing (ASVS 5.0 6.3.1, NIST 800-63B 5.2.2): the
         attempt takes a slot *before* it runs, atomically, so parallel guesses cannot
         exceed the budget. A failed guess keeps its slot; the caller gives it back with
-        `Guess.succeeded()` when the secret was right. Keyed on the submitted, normalised
-        identifier, so unknown and known accounts are limited alike (enumeration).
+        `Guess.succeeded()` when the secret was right.
+        Unknown clients share the per-account budget, keyed on the submitted, normalised
+        identifier, so unknown and known accounts are limited alike (enumeration); a known
+        client spends only its own budget (lockout by strangers), and a known device skips
+        the per-IP budget too (carrier NAT neighbours are strangers to it).
         """
-        buckets = self._buckets(
-            now,
-            (self.policy.failures_per_account, identifier_key),
-            (self.policy.failures_per_ip, self._ip(ip)),
-        )
+        checks: list[tuple[Rule, str | None]]
+        if known is None:
+            checks = [(self.policy.failures_per_account, account_key)]
+        elif known.kind == DEVICE:
+            checks = [(self.policy.failures_per_known_device, known.subject)]
+        else:
+            checks = [(self.policy.failures_per_known_network, known.subject)]
+        if known is None or known.kind == NETWORK:
+            checks.append((self.policy.failures_per_ip, self._ip(ip)))
+        buckets = self._buckets(now, *checks)
+        self._acquire(buckets, now, "failures")
+        return Guess(self.store, buckets)
+
+    def code_guess(self, ip: str | None, now: datetime, known: KnownClient | None = None) -> Guess:
+        """Before one reset-code check: only the per-IP failure budget (none for a known
+        device, like `guess`).
+
+        The mailbox always works: a code is guessed against 5 tries per code and the
+        codes per address per window (reset_requested), which bound guessing on their
+        own; a per-account budget here would let strangers refuse the owner's valid code.
+        """
+        checks: list[tuple[Rule, str | None]] = []
+        if known is None or known.kind == NETWORK:
+            checks.append((self.policy.failures_per_ip, self._ip(ip)))
+        buckets = self._buckets(now, *checks)
         self._acquire(buckets, now, "failures")
         return Guess(self.store, buckets)
 
@@ -162,7 +231,7 @@ class Limits:
 def unlimited() -> Limits:
     """No limits at all: for a Services built by hand (build() always sets real ones)."""
     off = Rule("off", ())
-    return Limits(Policy(off, off, off, off, off), Unlimited(), b"")
+    return Limits(Policy(off, off, off, off, off, off, off, off), Unlimited(), b"")
 
 
 def build_limits(settings: Settings, sessions: sessionmaker[Session]) -> Limits:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity, sealing, totp
 from relatch.core.errors import MfaState, TotpRejected, TotpRequired
-from relatch.services import audit
+from relatch.services import audit, known_clients
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.storage.db import rowcount, transaction
@@ -211,9 +211,10 @@ def _use_recovery_code(svc: Services, user_id: int, entered: str) -> bool:
 
 
 def _check(svc: Services, user: User, token: str, meta: RequestMeta) -> None:
-    # Brute force: 6 digits are few, so every try takes a slot of the shared failure
-    # limits (per account and per IP) before it runs; a right token gives it back.
-    guess = svc.limits.guess(identity.email_key(user.email), meta.client_ip, svc.clock())
+    # Brute force: 6 digits are few, so every try takes a failure slot before it runs
+    # (the client's own if known to the account, else the shared per-account and per-IP
+    # ones: services/known_clients.py); a right token gives it back.
+    guess = known_clients.guess(svc, identity.email_key(user.email), meta, user.id)
     if totp.looks_like_token(token):
         ok = _use_totp(svc, user.id, token)
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from relatch.core.errors import LinkRejected
-from relatch.services import audit, not_me_links, reset
+from relatch.services import audit, known_clients, not_me_links, reset
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.storage.db import rowcount, transaction
@@ -75,5 +75,8 @@ def confirm(svc: Services, token: str | None, meta: RequestMeta) -> None:
             .where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
             .values(revoked_at=now)
         )
+        # Takeover: a device or network the intruder signed in from loses its own failure
+        # budget; only the client confirming here (the mailbox holder) stays known.
+        known_clients.keep_only(svc, s, user, meta, now, add=False)
         reset._issue_code(svc, s, user)  # kills older codes, mails a fresh one
         t.write(s)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from relatch.core import identity, passwords
 from relatch.core.errors import LoginFailed, PasswordRejected
-from relatch.services import accounts, audit
+from relatch.services import accounts, audit, known_clients
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.services.password_policy import SAME_AS_CURRENT
@@ -44,8 +44,8 @@ def change_password(
     with audit.trail(svc, audit.PASSWORD_CHANGE, meta, account_id=user.id) as t:
         current = passwords.normalise(current_password)[: passwords.MAX_LENGTH + 1]
         # Guessing through a stolen session: the same argon2 verify and message as login,
-        # and the same failure budget (shared limits, keyed on the account's address).
-        guess = svc.limits.guess(identity.email_key(user.email), meta.client_ip, svc.clock())
+        # and the same failure budget (the client's own if known, else the shared ones).
+        guess = known_clients.guess(svc, identity.email_key(user.email), meta, user.id)
         if not svc.pool.verify(user.password_hash, current):
             raise LoginFailed()
         guess.succeeded()
@@ -63,6 +63,8 @@ def change_password(
             if fresh is None:
                 raise LoginFailed()
             apply_new_password(svc, s, fresh, new_hash)
+            # Takeover: only the client that changed the password stays known.
+            known_clients.keep_only(svc, s, fresh, meta, svc.clock(), add=True)
             t.write(s)
             s.flush()
             s.refresh(fresh)

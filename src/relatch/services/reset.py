@@ -10,13 +10,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity
 from relatch.core.errors import CodeRejected, InvalidInput
 from relatch.mail import outbox
-from relatch.services import api_keys, audit, not_me_links
+from relatch.services import api_keys, audit, known_clients, not_me_links
 from relatch.services import reset_retries as retries
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
@@ -39,8 +39,12 @@ def request_reset(svc: Services, email: str, meta: RequestMeta) -> None:
     # Audit: the address is unknown here by design (no lookup), so only its digest is kept.
     with audit.trail(svc, audit.RESET_REQUEST, meta, login=email, resolve=False) as t:
         address = identity.checked_email(email)
+        key = identity.email_key(address)
         # Mail bombing: per address (known or not: enumeration) and per IP; services/limits.
-        svc.limits.reset_requested(identity.email_key(address), meta.client_ip, svc.clock())
+        # Lockout: a client known to the address's account (found by digest, no account
+        # lookup, the same query for every address) has a bucket strangers cannot spend.
+        known = known_clients.find(svc, key, meta, known_clients.ANY_ACCOUNT)
+        svc.limits.reset_requested(key, meta.client_ip, svc.clock(), known)
         with transaction(svc.sessions) as s:
             s.add(
                 ResetRequest(
@@ -154,31 +158,40 @@ def _revoke_live_codes(s: Session, user_id: int, now: datetime) -> None:
 class _Match:
     user: User
     code_id: int
+    known: bool  # the try was counted in known_attempts (a client known to the account)
 
 
 def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta) -> _Match:
     """Count one try against the live code, then compare; CodeRejected on any failure.
 
     Brute force: the try is counted in its own committed statement *before* the
-    comparison, guarded by `attempts < max`, so parallel guesses cannot exceed the
-    budget. Enumeration: an unknown address runs the same statements and digest.
-    Guessing across codes: the shared failure limits take a slot first (RateLimited).
+    comparison, guarded by `attempts < max` (`known_attempts < max` for a client known to
+    the account), so parallel guesses cannot exceed the budget. Enumeration: an unknown
+    address runs the same statements and digest. Guessing across codes: the per-IP
+    failure budget takes a slot first (RateLimited).
+    Lockout: no per-account budget here, so strangers' failures never refuse the code
+    from the owner's mailbox (bound: 5 tries per code from unknown clients and 5 from known
+    ones, codes per address per window: docs/security.md 6.3.1).
     """
     try:
-        address: str | None = identity.checked_email(email)
+        address = identity.checked_email(email)
     except InvalidInput:
-        address = None
-    # Limit evasion: the budget is keyed on the address as the account lookup sees it
-    # (validated and normalised: a punycode domain is its Unicode form), so no other
-    # spelling of one address opens a fresh budget. Garbage still takes a per-IP slot.
-    guess = svc.limits.guess(identity.email_key(address or email), meta.client_ip, svc.clock())
-    if address is None:
-        raise CodeRejected()
+        svc.limits.code_guess(meta.client_ip, svc.clock())  # garbage still takes a slot
+        raise CodeRejected() from None
+    key = identity.email_key(address)
     canonical = codes.canonical(entered) or ""
     now = svc.clock()
+    with svc.sessions() as s:
+        user = s.scalars(select(User).where(User.email_key == key)).first()
+    account_id = user.id if user is not None else NO_ACCOUNT
+    # Lockout: strangers who spend a code's tries must not kill it for the owner's own
+    # device or network, so a client known to the account counts its tries apart (5 more
+    # per code, for known clients only). Enumeration: the lookup runs for every address.
+    known_client = known_clients.find(svc, key, meta, account_id)
+    known = known_client is not None
+    guess = svc.limits.code_guess(meta.client_ip, now, known_client)
+    tries = ResetCode.known_attempts if known else ResetCode.attempts
     with transaction(svc.sessions) as s:
-        user = s.scalars(select(User).where(User.email_key == identity.email_key(address))).first()
-        account_id = user.id if user is not None else NO_ACCOUNT
         rows: list[tuple[int, str]] = [
             (row.id, row.digest)
             for row in s.execute(
@@ -188,9 +201,9 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
                     ResetCode.consumed_at.is_(None),
                     ResetCode.revoked_at.is_(None),
                     ResetCode.expires_at > now,
-                    ResetCode.attempts < svc.settings.reset_code_max_attempts,
+                    tries < svc.settings.reset_code_max_attempts,
                 )
-                .values(attempts=ResetCode.attempts + 1)
+                .values({tries: tries + 1})
                 .returning(ResetCode.id, ResetCode.digest)
             )
         ]
@@ -199,19 +212,57 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
         # Constant time, current and fallback keys; no early exit.
         if codes.matches(svc.keys, PURPOSE, account_id, canonical, stored) and canonical:
             matched = code_id
+    # Run for every check, live code or not (timing would tell a live code, hence an
+    # account, from none).
+    spent = _spent_code_matches(svc, account_id, canonical, now, known)
+    if matched is None and spent:
+        # A race, not a guess: 20 parallel resets with one code use up its tries or find it
+        # consumed by the winner; the losers held the right code, so they spend no budget.
+        guess.succeeded()
     if user is None or matched is None:
         raise CodeRejected()
     guess.succeeded()  # the right code is not a failure
-    return _Match(user, matched)
+    return _Match(user, matched, known)
 
 
-def _give_back_try(svc: Services, code_id: int) -> None:
+def _spent_code_matches(
+    svc: Services, account_id: int, canonical: str, now: datetime, known: bool
+) -> bool:
+    """Whether `canonical` is a code of this account that is unexpired and not revoked but
+    already consumed or out of tries. Still refused; it only decides whether the try was
+    a guess. Enumeration: an unknown address runs the same query and a dummy compare.
+    Oracle: whether the slot came back tells a guesser only about a code that cannot be
+    used any more (consumed for good; out of tries, which only a right try in flight can
+    give back, and then one try at most), each query still spends a per-IP slot."""
+    tries = ResetCode.known_attempts if known else ResetCode.attempts
+    with svc.sessions() as s:
+        stored = list(
+            s.scalars(
+                select(ResetCode.digest).where(
+                    ResetCode.user_id == account_id,
+                    ResetCode.revoked_at.is_(None),
+                    ResetCode.expires_at > now,
+                    or_(
+                        ResetCode.consumed_at.is_not(None),
+                        tries >= svc.settings.reset_code_max_attempts,
+                    ),
+                )
+            )
+        )
+    found = False
+    for digest in stored or ["0" * 64]:  # (no early exit)
+        found |= codes.matches(svc.keys, PURPOSE, account_id, canonical, digest)
+    return found and bool(canonical)
+
+
+def _give_back_try(svc: Services, match: _Match) -> None:
     """A right code was shown without being used: that try was not a guess."""
+    tries = ResetCode.known_attempts if match.known else ResetCode.attempts
     with transaction(svc.sessions) as s:
         s.execute(
             update(ResetCode)
-            .where(ResetCode.id == code_id, ResetCode.attempts > 0)
-            .values(attempts=ResetCode.attempts - 1)
+            .where(ResetCode.id == match.code_id, tries > 0)
+            .values({tries: tries - 1})
         )
 
 
@@ -220,7 +271,7 @@ def verify(svc: Services, email: str, code: str, meta: RequestMeta) -> None:
     with audit.trail(svc, audit.CODE_CHECK, meta, login=email) as t:
         match = _count_and_match(svc, email, code, meta)
         t.account_id = match.user.id
-        _give_back_try(svc, match.code_id)
+        _give_back_try(svc, match)
 
 
 def reset(svc: Services, email: str, code: str, new_password: str, meta: RequestMeta) -> None:
@@ -243,7 +294,7 @@ def _reset(
             current_hash=user.password_hash,
         )
     except Exception:
-        _give_back_try(svc, match.code_id)
+        _give_back_try(svc, match)
         raise
     new_hash = svc.pool.hash(normalised)  # outside the transaction: no lock held while hashing
     now = svc.clock()
@@ -265,6 +316,9 @@ def _reset(
         if consumed != 1:
             raise CodeRejected()
         apply_new_password(svc, s, user, new_hash, verified=True)
+        # Lockout: the client that reset is known from now on (sign-in from it works at
+        # once); takeover: every other known client is forgotten (a phisher's device).
+        known_clients.keep_only(svc, s, user, meta, now, add=True)
         t.write(s)
 
 

@@ -92,6 +92,9 @@ class ResetCode(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Tries by clients known to the account (services/known_clients.py), counted apart:
+    # strangers who use up `attempts` cannot kill the code for the owner's own device.
+    known_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 

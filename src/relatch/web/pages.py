@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from relatch.core import codes, identity, passwords
 from relatch.core.errors import CodeRejected, InvalidInput, PasswordRejected, RateLimited
-from relatch.http.client import request_meta, services
+from relatch.http.client import request_meta, services, set_device_cookie
 from relatch.services import reset
 from relatch.web import code_carry, csrf, i18n, sent_notice
 from relatch.web.forms import FormState, read_form
@@ -223,18 +223,16 @@ async def set_new_password(request: Request) -> Response:
         _check_fields(_, form)
         if not form.errors:
             v = form.values
+            # Lockout: this browser becomes a known device of the account (device cookie).
+            meta = request_meta(request, new_device=True)
             await run_sync(
-                reset.reset,
-                services(request),
-                v["email"],
-                v["code"],
-                v["newPassword"],
-                request_meta(request),
+                reset.reset, services(request), v["email"], v["code"], v["newPassword"], meta
             )
             done = RedirectResponse(
                 _url(f"{PAGE}/done", i18n.explicit_language(request)), status_code=303
             )
             code_carry.forget(request, done)
+            set_device_cookie(request, done, meta)
             return done
     except csrf.CSRFRejected:
         form.form_error = _("This form has expired. Please send it again.")

@@ -64,3 +64,13 @@ def test_ip_subject_groups_ipv6_by_64() -> None:
     assert limits.ip_subject("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
     assert limits.ip_subject("::ffff:192.0.2.7") == "192.0.2.7"
     assert limits.ip_subject("testclient") == "testclient"
+
+
+def test_network_subject_is_the_ipv4_24_or_the_ipv6_64() -> None:
+    assert limits.network_subject("192.0.2.7") == "192.0.2.0/24"
+    assert limits.network_subject("192.0.2.250") == "192.0.2.0/24"
+    assert limits.network_subject("::ffff:192.0.2.7") == "192.0.2.0/24"
+    assert limits.network_subject("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    # No address (a unix socket peer, the CLI): never a known network.
+    assert limits.network_subject("unknown-peer") is None
+    assert limits.network_subject("testclient") is None

@@ -9,7 +9,7 @@ import pytest
 
 from relatch.core.errors import RateLimited
 from relatch.core.limits import Bucket
-from relatch.services.limits import Limits, Policy
+from relatch.services.limits import DEVICE, NETWORK, KnownClient, Limits, Policy
 from relatch.settings import Settings
 
 NOW = datetime(2026, 1, 1, 12, 5, tzinfo=UTC)
@@ -94,3 +94,59 @@ def test_bad_setting_stops_start_up() -> None:
         Settings(_env_file=None, limit_reset_per_ip="30 per hour")  # type: ignore[call-arg]
     with pytest.raises(ValueError):
         Settings(_env_file=None, trusted_proxies="10.0.0.0/8,proxy.local")  # type: ignore[call-arg]
+
+
+def windows(buckets: list[Bucket]) -> list[tuple[int, int]]:
+    return sorted((b.seconds, b.limit) for b in buckets)
+
+
+def test_unknown_clients_share_the_account_budget_and_the_ip_one() -> None:
+    store = FakeStore()
+    limits(store).guess("a@example.com", "192.0.2.1", NOW)
+    assert windows(store.acquired[0]) == [
+        (900, 10),
+        (900, 50),
+        (3600, 30),
+        (3600, 200),
+        (86400, 100),
+        (86400, 500),
+    ]
+
+
+def test_a_known_device_spends_only_its_own_budget() -> None:
+    store = FakeStore()
+    known = KnownClient(DEVICE, "device\x00a@example.com\x00id")
+    limits(store).guess("a@example.com", "192.0.2.1", NOW, known)
+    assert windows(store.acquired[0]) == [(900, 5), (86400, 20)]
+
+
+def test_a_known_network_spends_its_own_budget_and_the_ip_one() -> None:
+    store = FakeStore()
+    known = KnownClient(NETWORK, "network\x00a@example.com\x00192.0.2.0/24")
+    limits(store).guess("a@example.com", "192.0.2.1", NOW, known)
+    assert windows(store.acquired[0]) == [
+        (900, 3),
+        (900, 50),
+        (3600, 200),
+        (86400, 10),
+        (86400, 500),
+    ]
+
+
+def test_code_checks_spend_only_the_ip_budget() -> None:
+    store = FakeStore()
+    limits(store).code_guess("192.0.2.1", NOW)
+    assert windows(store.acquired[0]) == [(900, 50), (3600, 200), (86400, 500)]
+    # A known device skips it, as for passwords (5 tries per code still bound it).
+    limits(store).code_guess("192.0.2.1", NOW, KnownClient(DEVICE, "d"))
+    assert store.acquired[1] == []
+
+
+def test_a_known_client_asks_for_codes_from_its_own_bucket() -> None:
+    store = FakeStore()
+    device = KnownClient(DEVICE, "device\x00a@example.com\x00id")
+    network = KnownClient(NETWORK, "network\x00a@example.com\x00192.0.2.0/24")
+    limits(store).reset_requested("a@example.com", "192.0.2.1", NOW, device)
+    limits(store).reset_requested("a@example.com", "192.0.2.1", NOW, network)
+    assert windows(store.acquired[0]) == [(900, 3), (86400, 10)]
+    assert windows(store.acquired[1]) == [(900, 3), (3600, 30), (86400, 10)]

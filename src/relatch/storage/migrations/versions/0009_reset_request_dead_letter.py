@@ -1,7 +1,7 @@
 """reset_requests: tries, backoff and a dead-letter state for requests that keep failing
 
 Revision ID: 0009_reset_request_dead_letter
-Revises: 0007_reset_requests_delete
+Revises: 0008_known_clients
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from alembic import op
 from relatch.storage.types import UTCDateTime
 
 revision = "0009_reset_request_dead_letter"
-# Chained after 0007 for now: 0008 is written in parallel, the lead re-chains at merge.
-down_revision = "0007_reset_requests_delete"
+down_revision = "0008_known_clients"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,158 @@
+"""Known clients: who has signed in to, or reset, an account before (issue 8, lockout).
+
+Threat: with one failure budget per account, anyone could keep the owner out by spending
+it (about 100 wrong passwords a day). After OWASP "Slow Down Online Guessing Attacks with
+Device Cookies", a client that authenticated successfully is remembered per account and
+keeps its own small budget (services/limits.py), while strangers share the account's one.
+
+A client is seen as
+- a device: the signed cookie the pages and the OAuth sign-in set (core/devices.py);
+- a network: the /24 (IPv4) or /64 (IPv6) of its address (core/limits.network_subject),
+  for API clients; shared by everyone in it, hence a smaller budget.
+Each is stored as a keyed digest of (kind, the account's address key, device id or
+network): no cookie, IP or network in clear. The digest is keyed on the address, so a reset
+request (which never looks the account up, services/reset.py) can find it by digest alone;
+the row's account id is checked wherever the account is known.
+
+Takeover: a reset, a password change and "this was not me" forget every known client of
+the account but the one that did it (`keep_only`), so a phisher's device loses its budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, not_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from relatch.core import identity
+from relatch.core.limits import network_subject
+from relatch.services.context import Services
+from relatch.services.limits import DEVICE, NETWORK, Guess, KnownClient
+from relatch.services.meta import RequestMeta
+from relatch.storage.db import transaction
+from relatch.storage.models import User
+from relatch.storage.models_clients import KnownClient as KnownRow
+
+ANY_ACCOUNT = None
+NO_ACCOUNT = -1  # an unknown login: the lookup still runs (timing), and matches nothing
+
+
+@dataclass(frozen=True)
+class _Identity:
+    kind: str
+    subject: str
+
+
+def _identities(meta: RequestMeta) -> list[_Identity]:
+    """The ways this request's client can be known, strongest first."""
+    out: list[_Identity] = []
+    if meta.device:
+        out.append(_Identity(DEVICE, meta.device))
+    network = network_subject(meta.client_ip) if meta.client_ip else None
+    if network is not None:
+        out.append(_Identity(NETWORK, network))
+    return out
+
+
+def _digest(secret: bytes, address_key: str, ident: _Identity) -> str:
+    message = f"relatch-known-client\x00{ident.kind}\x00{address_key}\x00{ident.subject}"
+    return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _digests(svc: Services, address_key: str, ident: _Identity) -> list[str]:
+    """Under the current and every fallback key (a key rotation forgets no client)."""
+    return [_digest(key, address_key, ident) for key in svc.keys]
+
+
+def find(
+    svc: Services, address_key: str, meta: RequestMeta, account_id: int | None
+) -> KnownClient | None:
+    """The client as known to the account of `address_key`, or None for a stranger.
+
+    `account_id`: the account when it was looked up (NO_ACCOUNT for an unknown login),
+    ANY_ACCOUNT on the reset-request path, which does not look accounts up.
+    Enumeration: one indexed SELECT whether or not the address has an account; only a
+    client that already authenticated to it can get a row back.
+    """
+    idents = _identities(meta)
+    if not idents:
+        return None
+    by_digest = {d: ident for ident in idents for d in _digests(svc, address_key, ident)}
+    with svc.sessions() as s:
+        rows = s.execute(
+            select(KnownRow.digest, KnownRow.user_id).where(
+                KnownRow.digest.in_(list(by_digest)), KnownRow.expires_at > svc.clock()
+            )
+        ).all()
+    found = {
+        by_digest[r.digest].kind
+        for r in rows
+        if account_id is ANY_ACCOUNT or r.user_id == account_id
+    }
+    for ident in idents:  # a device is the stronger identity: its budget wins
+        if ident.kind in found:
+            return KnownClient(ident.kind, f"{ident.kind}\x00{address_key}\x00{ident.subject}")
+    return None
+
+
+def guess(svc: Services, address_key: str, meta: RequestMeta, account_id: int) -> Guess:
+    """Take a failure slot for one password or second-factor check (services/limits.py):
+    the client's own budget when it is known to the account, else the shared ones."""
+    known = find(svc, address_key, meta, account_id)
+    return svc.limits.guess(address_key, meta.client_ip, svc.clock(), known)
+
+
+def remember(svc: Services, s: Session, user: User, meta: RequestMeta, now: datetime) -> None:
+    """Inside the caller's transaction: this client (device and network) is now known to
+    the account, for RELATCH_KNOWN_CLIENT_DAYS from now."""
+    address_key = identity.email_key(user.email)
+    expires = now + timedelta(days=svc.settings.known_client_days)
+    insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    for ident in _identities(meta):
+        stmt = insert(KnownRow).values(
+            user_id=user.id,
+            kind=ident.kind,
+            digest=_digest(svc.settings.secret, address_key, ident),
+            created_at=now,
+            last_seen_at=now,
+            expires_at=expires,
+        )
+        s.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["user_id", "digest"],
+                set_={"last_seen_at": now, "expires_at": expires},
+            )
+        )
+    # Housekeeping: this account's expired rows go when it is next seen.
+    s.execute(delete(KnownRow).where(KnownRow.user_id == user.id, KnownRow.expires_at <= now))
+
+
+def signed_in(svc: Services, user: User, meta: RequestMeta) -> None:
+    """After a whole sign-in (password and second factor): the client becomes known."""
+    with transaction(svc.sessions) as s:
+        remember(svc, s, user, meta, svc.clock())
+
+
+def keep_only(
+    svc: Services, s: Session, user: User, meta: RequestMeta, now: datetime, *, add: bool
+) -> None:
+    """Inside the caller's transaction: forget every known client of the account but the
+    one making this request (a reset, a password change, "this was not me").
+
+    Takeover: a phisher who signed in with a stolen password must not keep a budget of
+    its own after the owner took the account back. `add`: also remember this client
+    (a reset or change is a successful authentication; the not-me link is not).
+    """
+    address_key = identity.email_key(user.email)
+    mine = [d for ident in _identities(meta) for d in _digests(svc, address_key, ident)]
+    condition = KnownRow.user_id == user.id
+    if mine:
+        condition = and_(condition, not_(KnownRow.digest.in_(mine)))
+    s.execute(delete(KnownRow).where(condition))
+    if add:
+        remember(svc, s, user, meta, now)
