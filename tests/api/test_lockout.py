@@ -26,7 +26,7 @@ from tests.api.lockout_support import (
     strangers,
 )
 from tests.conftest import DATABASES, FakeClock
-from tests.limit_backends import BACKENDS
+from tests.helpers.limit_backends import BACKENDS
 
 HOME = "192.0.2.10"  # the owner's home network, 192.0.2.0/24
 HOME_OTHER_HOST = "192.0.2.77"  # another device on the same network

@@ -1,0 +1,370 @@
+"""Databases for the suite: migrated once per session, handed out per test.
+
+Migrating through every Alembic revision costs about 0.3 s on SQLite and 0.7 s on
+PostgreSQL; done for each of ~500 database tests it was most of the suite's time. So:
+
+- SQLite: one file is migrated per session and copied for each test (its WAL checkpointed
+  first, so the main file is the whole database; the copy keeps WAL mode in its header).
+- PostgreSQL: a few schemas are migrated per session (one per database a test holds at
+  once); a test borrows one, emptied first: every table but `alembic_version` deleted
+  (children first), sequences set back and any rows the migrations wrote put back. DELETE,
+  not TRUNCATE: on these near-empty tables it takes ~12 ms where TRUNCATE ... RESTART
+  IDENTITY takes ~150 ms (new files for every table and index). A schema whose structure a
+  test changed (a downgrade, any DDL) is dropped and replaced by a freshly migrated one.
+
+Both are built from the migrations present when the session starts (never a checked-in
+snapshot), so a new revision is in the next run. Tests of the migrations themselves ask
+for an empty database (`database(kind, tmp_path)`, or `db_url` without `svc`) and migrate
+it for real.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import os
+import secrets
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
+
+from relatch.storage import migrate
+from relatch.storage.db import make_engine, normalise_url
+
+PG_ENV = "RELATCH_TEST_DATABASE_URL"
+SQLITE_NAME = "relatch.db"
+# Longest a reset or drop waits for a lock a test left behind (a connection it leaked).
+LOCK_TIMEOUT = "5s"
+
+# The structure of a schema, in names only (the same in every schema): every column of
+# every table, index and sequence, and every constraint. Compared before a schema is
+# reused, so that a test's DDL (a downgrade it did not undo) cannot leak into the next.
+_FINGERPRINT = text(
+    """
+    SELECT md5(
+      coalesce((
+        SELECT string_agg(c.relname || '.' || a.attname || ':' || t.typname || ':'
+                          || a.atttypmod || ':' || a.attnotnull || ':' || a.atthasdef,
+                          ',' ORDER BY c.relname, a.attname)
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+          JOIN pg_type t ON t.oid = a.atttypid
+        WHERE c.relnamespace = cast(:s AS regnamespace) AND a.attnum > 0
+          AND NOT a.attisdropped), '')
+      || '|' || coalesce((
+        SELECT string_agg(conname || ':' || contype::text, ',' ORDER BY conname)
+        FROM pg_constraint WHERE connamespace = cast(:s AS regnamespace)), ''))
+    """
+)
+
+
+def pg_base_url() -> str:
+    """RELATCH_TEST_DATABASE_URL, or skip: PostgreSQL is not optional when it is set (make
+    test and CI set it): an unreachable server then fails the test instead of skipping it."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set (make test sets it)")
+    return base
+
+
+def schema_url(base: str, schema: str) -> str:
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}"
+
+
+def new_schema_name() -> str:
+    return f"t_{secrets.token_hex(6)}"
+
+
+def _q(*names: str) -> str:
+    """A quoted, qualified identifier. Every name put into SQL text here is a schema name
+    made by new_schema_name() or a table or sequence name read from the catalog, quoted
+    by this function: hence the S608 waivers below."""
+    return ".".join('"' + n.replace('"', '""') + '"' for n in names)
+
+
+class SqliteTemplate:
+    """One SQLite file migrated to head, built on first use and copied per test."""
+
+    def __init__(self) -> None:
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._path: Path | None = None
+
+    def path(self) -> Path:
+        if self._path is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="relatch-template-")
+            path = Path(self._dir.name) / SQLITE_NAME
+            engine = make_engine(f"sqlite:///{path}")
+            try:
+                migrate.upgrade(engine)
+            finally:
+                engine.dispose()
+            # Everything into the main file: a copy of it alone is then the database.
+            raw = sqlite3.connect(path)
+            try:
+                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                raw.close()
+            wal = path.with_name(path.name + "-wal")
+            assert not wal.exists() or wal.stat().st_size == 0, "template WAL not checkpointed"
+            self._path = path
+        return self._path
+
+    def copy_to(self, dest: Path) -> None:
+        shutil.copyfile(self.path(), dest)
+
+    def close(self) -> None:
+        if self._dir is not None:
+            self._dir.cleanup()
+        self._dir = self._path = None
+
+
+@dataclass
+class _Reference:
+    """What a schema looks like right after the migrations: the state a reset restores."""
+
+    fingerprint: str
+    versions: list[str]
+    tables: list[str]  # parents before children; without alembic_version
+    sequences: dict[str, tuple[int | None, int]]  # name -> (last_value, start_value)
+    seeded: list[str]  # tables the migrations wrote rows into, copied into `seed`
+    seed: str  # schema holding those copies
+    cyclic: bool  # foreign keys in a cycle: no delete order, TRUNCATE ... CASCADE instead
+
+
+class PostgresPool:
+    """Migrated PostgreSQL schemas, lent one per database a test holds, reset on reuse."""
+
+    def __init__(self) -> None:
+        self._engine: Engine | None = None
+        self._base = ""
+        self._free: list[str] = []
+        self._all: list[str] = []
+        self._ref: _Reference | None = None
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._base = pg_base_url()
+            self._engine = create_engine(normalise_url(self._base), pool_size=1)
+        return self._engine
+
+    def url(self, schema: str) -> str:
+        return schema_url(self._base, schema)
+
+    @contextmanager
+    def borrow(self) -> Iterator[str]:
+        schema = self._take()
+        try:
+            yield self.url(schema)
+        finally:
+            self._free.append(schema)
+
+    def _take(self) -> str:
+        while self._free:
+            schema = self._free.pop()
+            if self._reset(schema):
+                return schema
+            self._drop(schema)
+        return self._create()
+
+    def _create(self) -> str:
+        schema = new_schema_name()
+        with self.engine().begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {_q(schema)}"))
+        self._all.append(schema)
+        migrated = make_engine(self.url(schema))
+        try:
+            migrate.upgrade(migrated)
+        finally:
+            migrated.dispose()
+        if self._ref is None:
+            with self.engine().begin() as conn:
+                self._ref = self._reference(conn, schema)
+        return schema
+
+    def _reference(self, conn: Connection, schema: str) -> _Reference:
+        s = {"s": schema}
+        names = conn.execute(
+            text(
+                "SELECT relname FROM pg_class WHERE relnamespace = cast(:s AS regnamespace)"
+                " AND relkind IN ('r', 'p') AND NOT relispartition"
+                " AND relname <> 'alembic_version'"
+            ),
+            s,
+        ).scalars()
+        graph: dict[str, set[str]] = {name: set() for name in names}
+        for child, parent in conn.execute(
+            text(
+                "SELECT c.relname, p.relname FROM pg_constraint k"
+                " JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class p ON p.oid = k.confrelid"
+                " WHERE k.contype = 'f' AND k.connamespace = cast(:s AS regnamespace)"
+            ),
+            s,
+        ):
+            if child != parent and child in graph:
+                graph[child].add(parent)
+        try:
+            tables, cyclic = list(graphlib.TopologicalSorter(graph).static_order()), False
+        except graphlib.CycleError:
+            tables, cyclic = sorted(graph), True
+        seeded = []
+        for t in tables:
+            probe = f"SELECT EXISTS (SELECT FROM {_q(schema, t)})"  # noqa: S608
+            if conn.execute(text(probe)).scalar():
+                seeded.append(t)
+        seed = schema + "_seed"
+        if seeded:
+            conn.execute(text(f"CREATE SCHEMA {_q(seed)}"))
+            self._all.append(seed)
+            for t in seeded:
+                copy = f"CREATE TABLE {_q(seed, t)} AS SELECT * FROM {_q(schema, t)}"  # noqa: S608
+                conn.execute(text(copy))
+        sequences = {
+            name: (last, start)
+            for name, last, start in conn.execute(
+                text(
+                    "SELECT sequencename, last_value, start_value FROM pg_sequences"
+                    " WHERE schemaname = :s"
+                ),
+                s,
+            )
+        }
+        return _Reference(
+            fingerprint=self._fingerprint(conn, schema),
+            versions=self._versions(conn, schema),
+            tables=tables,
+            sequences=sequences,
+            seeded=seeded,
+            seed=seed,
+            cyclic=cyclic,
+        )
+
+    @staticmethod
+    def _fingerprint(conn: Connection, schema: str) -> str:
+        return str(conn.execute(_FINGERPRINT, {"s": schema}).scalar_one())
+
+    @staticmethod
+    def _versions(conn: Connection, schema: str) -> list[str]:
+        rows = conn.execute(text(f"SELECT version_num FROM {_q(schema, 'alembic_version')}"))  # noqa: S608
+        return sorted(rows.scalars())
+
+    def _reset(self, schema: str) -> bool:
+        """Back to the state right after the migrations; False if the structure changed."""
+        ref = self._ref
+        assert ref is not None
+        try:
+            with self.engine().begin() as conn:
+                conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+                if (
+                    self._fingerprint(conn, schema) != ref.fingerprint
+                    or self._versions(conn, schema) != ref.versions
+                ):
+                    return False
+                if ref.cyclic:
+                    every = ", ".join(_q(schema, t) for t in ref.tables)
+                    statements = [f"TRUNCATE {every} CASCADE"]
+                else:
+                    statements = [f"DELETE FROM {_q(schema, t)}" for t in reversed(ref.tables)]  # noqa: S608
+                statements += [
+                    f"INSERT INTO {_q(schema, t)} OVERRIDING SYSTEM VALUE"  # noqa: S608
+                    f" SELECT * FROM {_q(ref.seed, t)}"
+                    for t in ref.seeded
+                ]
+                conn.exec_driver_sql("; ".join(statements))
+                if ref.sequences:
+                    conn.exec_driver_sql(
+                        "SELECT "
+                        + ", ".join(
+                            f"setval('{_q(schema, name)}', {last}, true)"
+                            if last is not None
+                            else f"setval('{_q(schema, name)}', {start}, false)"
+                            for name, (last, start) in ref.sequences.items()
+                        )
+                    )
+            return True
+        except DBAPIError:  # a lock a leaked connection holds: use another schema
+            return False
+
+    def _drop(self, schema: str) -> None:
+        try:
+            with self.engine().begin() as conn:
+                conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {_q(schema)} CASCADE"))
+            self._all.remove(schema)
+        except DBAPIError:
+            pass  # still locked: close() tries again at the end of the session
+
+    def close(self) -> None:
+        if self._engine is None:
+            return
+        for schema in list(self._all):
+            self._drop(schema)
+        left, self._all = self._all, []
+        self._engine.dispose()
+        self._engine, self._free, self._ref = None, [], None
+        if left:  # a connection a test leaked still holds them: say so, do not hang
+            raise RuntimeError(f"PostgreSQL schemas left behind (locked): {left}")
+
+
+SQLITE_TEMPLATE = SqliteTemplate()
+POSTGRES_POOL = PostgresPool()
+# URLs handed out already migrated: `svc` skips migrating those.
+MIGRATED: set[str] = set()
+
+
+def close_templates() -> None:
+    """End of session: drop the pooled schemas, delete the template file."""
+    try:
+        POSTGRES_POOL.close()
+    finally:
+        SQLITE_TEMPLATE.close()
+        MIGRATED.clear()
+
+
+@contextmanager
+def database(kind: str, tmp_path: Path, *, migrated: bool = False) -> Iterator[str]:
+    """A database URL of its own: an SQLite file, or a PostgreSQL schema.
+
+    Empty by default (the caller migrates it: the migration tests do); `migrated=True`
+    gives one already at head, from the session's template.
+    """
+    if kind == "sqlite":
+        path = tmp_path / SQLITE_NAME
+        url = f"sqlite:///{path}"
+        # A second call in one test names the same file, as it always did: never copy
+        # over a database in use, and call it migrated only if the template made it.
+        mine = migrated and not path.exists()
+        if mine:
+            SQLITE_TEMPLATE.copy_to(path)
+            MIGRATED.add(url)
+        try:
+            yield url
+        finally:
+            if mine:
+                MIGRATED.discard(url)
+        return
+    if migrated:
+        with POSTGRES_POOL.borrow() as url:
+            MIGRATED.add(url)
+            try:
+                yield url
+            finally:
+                MIGRATED.discard(url)
+        return
+    base = pg_base_url()
+    schema = new_schema_name()
+    admin = create_engine(normalise_url(base), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {_q(schema)}"))
+    try:
+        yield schema_url(base, schema)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {_q(schema)} CASCADE"))
+        admin.dispose()
