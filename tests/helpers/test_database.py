@@ -13,11 +13,19 @@ from relatch.storage import migrate
 from relatch.storage.db import make_engine
 from tests.helpers import database as d
 
-CLIENT = (
-    "INSERT INTO oauth_clients (client_id, name, redirect_uris, grant_types, scopes, created_at)"
-    " VALUES ('{}', 'N', '', '', '', now()) RETURNING id"
-)
-REQUEST = "INSERT INTO reset_requests (email, requested_at) VALUES ('a@example.com', now())"
+
+def tiny_migration(engine: Engine, revision: str = "head") -> None:
+    """Stands in for the migrations: a parent, a child, and a row written by a migration."""
+    with engine.begin() as conn:
+        for sql in (
+            "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)",
+            "INSERT INTO alembic_version VALUES ('tiny')",
+            "CREATE TABLE parents (id serial PRIMARY KEY, name text NOT NULL)",
+            "CREATE TABLE children (id serial PRIMARY KEY,"
+            " parent_id integer NOT NULL REFERENCES parents (id))",
+            "INSERT INTO parents (name) VALUES ('seed')",
+        ):
+            conn.execute(text(sql))
 
 
 def run(url: str, sql: str) -> list[Any]:
@@ -44,32 +52,27 @@ def test_sqlite_copy_is_migrated_and_in_wal_mode(tmp_path: Path) -> None:
 
 def test_postgresql_schema_comes_back_as_migrated(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows and ids reset, rows a migration wrote put back, a changed structure replaced."""
-    real = migrate.upgrade
-
-    def seeding(engine: Engine, revision: str = "head") -> None:
-        real(engine, revision)
-        with engine.begin() as conn:  # as a migration that writes a row would
-            conn.execute(text(CLIENT.format("seed")))
-
-    monkeypatch.setattr(migrate, "upgrade", seeding)
+    monkeypatch.setattr(migrate, "upgrade", tiny_migration)
     pool = d.PostgresPool()
     try:
         with pool.borrow() as first:
-            assert run(first, "SELECT client_id FROM oauth_clients") == [("seed",)]
-            run(first, REQUEST)
-            run(first, CLIENT.format("mine"))
+            assert run(first, "SELECT name FROM parents") == [("seed",)]
+            run(first, "INSERT INTO parents (name) VALUES ('mine')")
+            run(first, "INSERT INTO children (parent_id) VALUES (2)")  # deleted first
             with pool.borrow() as second:  # two at once: two schemas
                 assert second != first
         with pool.borrow() as url:
-            assert url in (first, second)
-            assert run(url, "SELECT client_id FROM oauth_clients") == [("seed",)]
-            assert run(url, "SELECT count(*) FROM reset_requests") == [(0,)]
-            assert run(url, REQUEST + " RETURNING id") == [(1,)]
-            assert run(url, CLIENT.format("next")) == [(2,)]  # after the seed row's 1
-            run(url, "ALTER TABLE users ADD COLUMN extra integer")
+            assert url in (first, second) and len(pool._all) == 2  # reset, not replaced
+            assert run(url, "SELECT version_num FROM alembic_version") == [("tiny",)]
+            assert run(url, "SELECT id, name FROM parents") == [(1, "seed")]
+            assert run(url, "SELECT count(*) FROM children") == [(0,)]
+            assert run(url, "INSERT INTO parents (name) VALUES ('x') RETURNING id") == [(2,)]
+            assert run(url, "INSERT INTO children (parent_id) VALUES (2) RETURNING id") == [(1,)]
+            run(url, "ALTER TABLE parents ADD COLUMN extra integer")
             changed = url
         with pool.borrow() as url, pool.borrow() as url2:
             assert changed not in (url, url2)
+            assert run(url, "SELECT id, name FROM parents") == [(1, "seed")]
     finally:
         made = list(pool._all)
         pool.close()
@@ -80,6 +83,7 @@ def test_postgresql_schema_comes_back_as_migrated(monkeypatch: pytest.MonkeyPatc
 def test_postgresql_leaked_lock_costs_a_schema_not_a_hang(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(migrate, "upgrade", tiny_migration)
     monkeypatch.setattr(d, "LOCK_TIMEOUT", "300ms")
     pool = d.PostgresPool()
     leak = None
@@ -87,7 +91,7 @@ def test_postgresql_leaked_lock_costs_a_schema_not_a_hang(
         with pool.borrow() as first:
             leak = make_engine(first)
             conn = leak.connect()
-            conn.execute(text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))
+            conn.execute(text("LOCK TABLE children IN ACCESS EXCLUSIVE MODE"))
         with pool.borrow() as url:
             assert url != first
         conn.rollback()
