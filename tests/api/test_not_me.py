@@ -9,19 +9,9 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import Account, FakeClock, Mailbox
 from tests.helpers.api import login, post
-from tests.helpers.not_me import CSRF_RE, NEW, change_password, notice_link, token_of
+from tests.helpers.not_me import NEW, change_password, notice_link, open_page, token_of
 
 WEEK = 7 * 24 * 3600
-
-
-def open_page(client: TestClient, path: str) -> tuple[Any, str]:
-    page = client.get(path)
-    assert page.status_code == 200, page.text
-    assert page.headers["content-type"].startswith("text/html")
-    assert page.headers["cache-control"] == "no-store"
-    found = CSRF_RE.search(page.text)
-    assert found
-    return page, found.group(1)
 
 
 def test_whole_not_me_flow(client: TestClient, mailbox: Mailbox, make_account: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -38,6 +39,16 @@ def notice_link(mailbox: Mailbox, address: str) -> str:
     html = notices[0].get_body(preferencelist=("html",))
     assert html is not None and found.group(1).replace("&", "&amp;") in html.get_content()
     return found.group(1).removeprefix("http://relatch.test")
+
+
+def open_page(client: TestClient, path: str) -> tuple[Any, str]:
+    page = client.get(path)
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["cache-control"] == "no-store"
+    found = CSRF_RE.search(page.text)
+    assert found
+    return page, found.group(1)
 
 
 def token_of(path: str) -> str:
