@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 
 from relatch.storage import migrate
 from relatch.storage.db import make_engine
-from tests.helpers import database as d
+from tests.helpers import database, pg_pool
 
 
 def tiny_migration(engine: Engine, revision: str = "head") -> None:
@@ -28,7 +28,7 @@ def tiny_migration(engine: Engine, revision: str = "head") -> None:
             conn.execute(text(sql))
 
 
-def ref_seed(pool: d.PostgresPool) -> str:
+def ref_seed(pool: pg_pool.PostgresPool) -> str:
     assert pool._ref is not None
     return pool._ref.seed
 
@@ -44,7 +44,7 @@ def run(url: str, sql: str) -> list[Any]:
 
 
 def test_sqlite_copy_is_migrated_and_in_wal_mode(tmp_path: Path) -> None:
-    template = d.SqliteTemplate()
+    template = database.SqliteTemplate()
     try:
         template.copy_to(tmp_path / "copy.db")
         url = f"sqlite:///{tmp_path / 'copy.db'}"
@@ -58,7 +58,7 @@ def test_sqlite_copy_is_migrated_and_in_wal_mode(tmp_path: Path) -> None:
 def test_postgresql_schema_comes_back_as_migrated(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows and ids reset, rows a migration wrote put back, a changed structure replaced."""
     monkeypatch.setattr(migrate, "upgrade", tiny_migration)
-    pool = d.PostgresPool()
+    pool = pg_pool.PostgresPool()
     try:
         with pool.borrow() as first:
             assert run(first, "SELECT name FROM parents") == [("seed",)]
@@ -83,7 +83,7 @@ def test_postgresql_schema_comes_back_as_migrated(monkeypatch: pytest.MonkeyPatc
     finally:
         made = list(pool._all)
         pool.close()
-    left = {name for (name,) in run(d.pg_base_url(), "SELECT nspname FROM pg_namespace")}
+    left = {name for (name,) in run(pg_pool.pg_base_url(), "SELECT nspname FROM pg_namespace")}
     assert made and not left & set(made)
 
 
@@ -91,8 +91,8 @@ def test_postgresql_leaked_lock_costs_a_schema_not_a_hang(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(migrate, "upgrade", tiny_migration)
-    monkeypatch.setattr(d, "LOCK_TIMEOUT", "300ms")
-    pool = d.PostgresPool()
+    monkeypatch.setattr(pg_pool, "LOCK_TIMEOUT", "300ms")
+    pool = pg_pool.PostgresPool()
     leak = None
     try:
         with pool.borrow() as first:
