@@ -361,8 +361,8 @@ def _match_link(svc: Services, token: str, meta: RequestMeta) -> LinkHolder:
     row_id, secret = codes.split_link_token(token) or (0, "")
     with svc.sessions() as s:
         row = s.get(ResetCode, row_id)
-        user = s.get(User, row.user_id) if row is not None else None
-    account_id = row.user_id if row is not None else NO_ACCOUNT
+        account_id = row.user_id if row is not None else NO_ACCOUNT
+        user = s.get(User, account_id)  # (queried for a missing row too: equal work)
     stored = (row.link_digest if row is not None else None) or "0" * 64
     proven = codes.matches(svc.keys, LINK_PURPOSE, account_id, secret, stored) and bool(secret)
     if proven:
