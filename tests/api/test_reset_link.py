@@ -152,7 +152,8 @@ def test_the_mail_keeps_the_code_alone_on_its_line_and_links_the_page(
 
 
 @pytest.mark.parametrize(
-    "kind", ["wrong", "forged", "other_account", "malformed", "expired", "used", "replaced"]
+    "kind",
+    ["wrong", "forged", "other_account", "malformed", "nul", "huge", "expired", "used", "replaced"],
 )
 def test_a_bad_link_gets_the_one_error(
     client: TestClient,
@@ -177,7 +178,11 @@ def test_a_bad_link_gets_the_one_error(
         other_id = (codes.split_link_token(token_of(other_link)) or (0, ""))[0]
         link = f"/reset-password?token={other_id}.{secret}"  # a secret of another row
     elif kind == "malformed":
-        link = "/reset-password?token=%C2%B2.abc"
+        link = "/reset-password?token=%C2%B2.abc"  # "²".isdigit() is true, int() refuses it
+    elif kind == "nul":
+        link = f"/reset-password?token={row_id}.%00{secret}"  # PostgreSQL refuses NUL
+    elif kind == "huge":
+        link = f"/reset-password?token={row_id}.{secret * 200}"
     elif kind == "expired":
         clock.advance(svc.settings.reset_code_ttl)
     elif kind == "used":
@@ -311,3 +316,29 @@ def test_the_token_never_reaches_a_log_line_or_the_final_url(
     )
     RedactPageQueries().filter(access)
     assert secret not in access.getMessage()
+
+
+@pytest.mark.parametrize("deploy", DATABASES, indirect=True)
+def test_junk_tokens_spend_the_ip_budget_and_the_right_one_gives_its_slot_back(
+    deploy: Callable[..., Deployment], clock: FakeClock
+) -> None:
+    """Hygiene: no try counter on the link, but wrong tokens spend the per-IP failure budget
+    like wrong codes; the right token, even of a used link (a reload), spends nothing."""
+    d = deploy(failures_per_ip="3/15m")
+    email, _ = d.create("203.0.113.1", 1)
+    assert d.ask_code(CAFE, email).json() == {"success": True}
+    link = d.mailbox.last_link(email)
+    row_id = (codes.split_link_token(token_of(link)) or (0, ""))[0]
+    owner, prober = d.browser(), d.browser()
+    home, junk = {"X-Forwarded-For": CAFE}, {"X-Forwarded-For": "100.64.9.9"}
+    for _ in range(5):  # the right link, used or not, never spends the owner's budget
+        assert follow_link(owner, link, home).status_code == 200
+    for _ in range(3):
+        bad = f"/reset-password?token={row_id}.{codes.link_secret()}"
+        assert follow_link(prober, bad, junk).status_code == 400
+    refused = follow_link(prober, link, junk)  # even the right token, from that IP, waits
+    assert refused.status_code == 429 and "retry-after" in refused.headers
+    assert done(set_password_by_link(owner, follow_link(owner, link, home), "still works", home))
+    for _ in range(3):
+        assert follow_link(owner, link, home).status_code == 400  # used: no slot spent
+    assert d.login(CAFE, email, "still works").json()["success"] is True
