@@ -179,7 +179,8 @@ async def _link_step(request: Request) -> Response:
         status=status,
         headers=headers,
     )
-    code_carry.forget(request, page)
+    if status == 400:
+        code_carry.forget(request, page)  # this link does not work: nothing left to carry
     return page
 
 
