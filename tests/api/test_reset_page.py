@@ -219,7 +219,25 @@ def test_api_keeps_its_own_headers(client: TestClient) -> None:
     assert "content-security-policy" not in resp.headers
 
 
-def test_code_in_the_link_is_dropped_from_the_url(client: TestClient) -> None:
+def test_token_in_the_link_is_dropped_from_the_url(
+    client: TestClient, make_account: Any, mailbox: Mailbox
+) -> None:
+    acct: Account = make_account()
+    client.post("/v1/api-user-request-reset-password", json={"email": acct.email})
+    link = mailbox.last_link(acct.email)
+    secret = link.rpartition(".")[2]
+    resp = client.get(link, follow_redirects=False)
+    assert resp.status_code == 303
+    assert resp.headers["location"] == "/reset-password?step=link"
+    sealed = resp.cookies.get("relatch_reset_code")
+    assert sealed and secret not in sealed  # encrypted, not just signed
+    page = client.get(resp.headers["location"])
+    assert f'value="{acct.email}"' in page.text  # the account's address, from the code
+    assert secret not in page.text  # the cookie carries it to the form's POST
+    assert page.headers["cache-control"] == "no-store"
+
+
+def test_a_code_in_an_old_link_is_dropped_unread(client: TestClient) -> None:
     resp = client.get(
         "/reset-password",
         params={"email": "ada@example.com", "code": "abcd-1234"},
@@ -227,13 +245,8 @@ def test_code_in_the_link_is_dropped_from_the_url(client: TestClient) -> None:
     )
     assert resp.status_code == 303
     assert resp.headers["location"] == "/reset-password?email=ada%40example.com"
-    sealed = resp.cookies.get("relatch_reset_code")
-    assert sealed and "abcd" not in sealed.lower()  # encrypted, not just signed
-    page = client.get(resp.headers["location"])
-    assert 'value="abcd-1234"' in page.text
-    assert page.headers["cache-control"] == "no-store"
-    again = client.get(resp.headers["location"])  # read once
-    assert "abcd-1234" not in again.text
+    assert "relatch_reset_code" not in resp.cookies
+    assert "abcd-1234" not in client.get(resp.headers["location"]).text
 
 
 def test_forged_code_cookie_is_ignored(client: TestClient) -> None:
@@ -241,6 +254,9 @@ def test_forged_code_cookie_is_ignored(client: TestClient) -> None:
     page = client.get("/reset-password", params={"email": "ada@example.com"})
     assert page.status_code == 200
     assert re.search(r'<input id="code"[^>]*value=', page.text) is None
+    link_step = client.get("/reset-password", params={"step": "link"})
+    assert link_step.status_code == 400  # no working link: the code field and one error
+    assert re.search(r'<input id="code"[^>]*aria-invalid="true"', link_step.text)
 
 
 def test_odd_forms_never_give_a_server_error(client: TestClient) -> None:

@@ -91,7 +91,13 @@ def test_stored_name_cannot_add_lines_to_the_mails(
 
 def test_renderer_keeps_every_value_on_its_line() -> None:
     renderer = TemplateRenderer("https://relatch.test")
-    context = {"name": EVIL_NAME, "code": "ABCD-EFGH", "email": "a@example.com", "minutes": 15}
+    context = {
+        "name": EVIL_NAME,
+        "code": "ABCD-EFGH",
+        "link_token": "1.abc",
+        "email": "a@example.com",
+        "minutes": 15,
+    }
     subject, text, html = renderer.render("reset_code", context)
     assert "Hello Ada Your reset code is" in text
     for part in (subject, text, html):

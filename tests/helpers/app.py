@@ -20,6 +20,7 @@ from relatch.settings import Settings
 
 # A reset code alone on its line, as the contract puts it in the mail (CRLF after SMTP).
 CODE_LINE = re.compile(r"^([0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4})\r?$", re.MULTILINE)
+LINK_LINE = re.compile(r"^\S+(/reset-password\?token=\S+?)\r?$", re.MULTILINE)
 
 
 @dataclass
@@ -93,6 +94,17 @@ class Mailbox:
         assert body is not None
         found = CODE_LINE.search(body.get_content())
         assert found, "no code alone on a line in the mail"
+        return found.group(1)
+
+    def last_link(self, address: str) -> str:
+        """The mailed link of the newest reset mail, as a path with its query."""
+        self.run_workers()
+        mails = [m for m in self.to(address) if "reset code" in str(m["Subject"])]
+        assert mails, f"no reset mail for {address}"
+        body = mails[0].get_body(preferencelist=("plain",))
+        assert body is not None
+        found = LINK_LINE.search(body.get_content())
+        assert found, "no reset link in the mail"
         return found.group(1)
 
 

@@ -1,7 +1,8 @@
 """The reset use cases: request (record only), issue (worker), verify, reset.
 
 Flow and states: core/reset_flow.md. Every failure of verify and reset is CodeRejected,
-whatever its cause (unknown address, wrong, expired, used, revoked, exhausted code).
+whatever its cause (unknown address, wrong, expired, used, revoked, exhausted code, and
+for the mailed link a wrong, forged, expired or used token).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from relatch.storage.models import ResetCode, ResetRequest, User
 log = logging.getLogger(__name__)
 
 PURPOSE = "reset-code"
+LINK_PURPOSE = "reset-link"  # the mailed link's secret: a digest apart from the code's
 NO_ACCOUNT = -1  # stands in for a missing account so unknown addresses do the same work
 
 
@@ -118,15 +120,19 @@ def _issue_code(svc: Services, s: Session, user: User) -> None:
     # A new request invalidates older codes: only the newest mail works.
     _revoke_live_codes(s, user.id, now)
     code = codes.generate()
-    s.add(
-        ResetCode(
-            user_id=user.id,
-            digest=codes.digest(svc.settings.secret, PURPOSE, user.id, code),
-            created_at=now,
-            expires_at=now + timedelta(seconds=svc.settings.reset_code_ttl),
-            attempts=0,
-        )
+    # Lockout: the link's 256-bit secret cannot be guessed, so it needs no try counter and
+    # strangers who use up the code's tries cannot kill it: the mailbox always works.
+    secret = codes.link_secret()
+    row = ResetCode(
+        user_id=user.id,
+        digest=codes.digest(svc.settings.secret, PURPOSE, user.id, code),
+        link_digest=codes.digest(svc.settings.secret, LINK_PURPOSE, user.id, secret),
+        created_at=now,
+        expires_at=now + timedelta(seconds=svc.settings.reset_code_ttl),
+        attempts=0,
     )
+    s.add(row)
+    s.flush()  # the row id is part of the link's token
     outbox.enqueue(
         s,
         svc.renderer,
@@ -135,6 +141,7 @@ def _issue_code(svc: Services, s: Session, user: User) -> None:
         {
             "name": user.name,
             "code": codes.display(code),
+            "link_token": codes.link_token(row.id, secret),
             "email": user.email,
             "minutes": svc.settings.reset_code_ttl // 60,
         },
@@ -296,16 +303,26 @@ def _reset(
     except Exception:
         _give_back_try(svc, match)
         raise
-    new_hash = svc.pool.hash(normalised)  # outside the transaction: no lock held while hashing
+    _consume(svc, match.code_id, user, svc.pool.hash(normalised), meta, t)
+
+
+def _consume(
+    svc: Services, code_id: int, user: User, new_hash: str, meta: RequestMeta, t: audit.Trail
+) -> None:
+    """Use the code's row up (by code or by link: one row) and set the password.
+
+    The hash comes in computed outside the transaction: no lock held while hashing.
+    """
     now = svc.clock()
     with transaction(svc.sessions) as s:
         # Replay: consume with one conditional UPDATE; only the request that flips
-        # consumed_at gets row count 1, so 20 parallel resets give one success.
+        # consumed_at gets row count 1, so 20 parallel resets give one success, and a code
+        # used through its link (or the link after its code) is refused.
         consumed = rowcount(
             s.execute(
                 update(ResetCode)
                 .where(
-                    ResetCode.id == match.code_id,
+                    ResetCode.id == code_id,
                     ResetCode.consumed_at.is_(None),
                     ResetCode.revoked_at.is_(None),
                     ResetCode.expires_at > now,
@@ -320,6 +337,72 @@ def _reset(
         # once); takeover: every other known client is forgotten (a phisher's device).
         known_clients.keep_only(svc, s, user, meta, now, add=True)
         t.write(s)
+
+
+@dataclass(frozen=True)
+class LinkHolder:
+    """What a live link proves: its code's row and the account (the page shows its address)."""
+
+    code_id: int
+    user: User
+
+
+def _match_link(svc: Services, token: str, meta: RequestMeta) -> LinkHolder:
+    """The live code row the mailed link's token proves; CodeRejected on any failure.
+
+    No try counter: the secret has 256 bits (guessing is hopeless), so strangers who use up
+    the code's tries, or send wrong tokens, cannot kill the owner's link (lockout). Still
+    behind the per-IP failure budget (hygiene: a flood of junk tokens is refused early).
+    Enumeration and equal work: a malformed, unknown, forged, expired or used token runs the
+    same lookup and a keyed compare, and gets the same CodeRejected.
+    """
+    now = svc.clock()
+    guess = svc.limits.code_guess(meta.client_ip, now)
+    row_id, secret = codes.split_link_token(token) or (0, "")
+    with svc.sessions() as s:
+        row = s.get(ResetCode, row_id)
+        account_id = row.user_id if row is not None else NO_ACCOUNT
+        user = s.get(User, account_id)  # (queried for a missing row too: equal work)
+    stored = (row.link_digest if row is not None else None) or "0" * 64
+    proven = codes.matches(svc.keys, LINK_PURPOSE, account_id, secret, stored) and bool(secret)
+    if proven:
+        # The right secret, even of a used or expired link, is no guess (a race, a reload).
+        guess.succeeded()
+    if (
+        not proven
+        or row is None
+        or user is None
+        or row.consumed_at is not None
+        or row.revoked_at is not None
+        or row.expires_at <= now
+    ):
+        raise CodeRejected()
+    return LinkHolder(row.id, user)
+
+
+def check_link(svc: Services, token: str, meta: RequestMeta) -> str:
+    """The account address of a live mailed link (the page shows it), without using it up.
+    CodeRejected if the link does not work."""
+    with audit.trail(svc, audit.CODE_CHECK, meta) as t:
+        holder = _match_link(svc, token, meta)
+        t.account_id = holder.user.id
+        return holder.user.email
+
+
+def reset_with_link(svc: Services, token: str, new_password: str, meta: RequestMeta) -> None:
+    """Set a password with the mailed link's token instead of address and code (the page)."""
+    with audit.trail(svc, audit.RESET, meta) as t:
+        holder = _match_link(svc, token, meta)
+        user = holder.user
+        t.account_id = user.id
+        normalised = check_new_password(
+            svc,
+            new_password,
+            username=user.username,
+            email=user.email,
+            current_hash=user.password_hash,
+        )
+        _consume(svc, holder.code_id, user, svc.pool.hash(normalised), meta, t)
 
 
 def apply_new_password(

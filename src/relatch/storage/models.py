@@ -95,6 +95,9 @@ class ResetCode(Base):
     # Tries by clients known to the account (services/known_clients.py), counted apart:
     # strangers who use up `attempts` cannot kill the code for the owner's own device.
     known_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The mailed link's secret (core/codes.link_token), as a keyed digest bound to the
+    # account: 256 bits, so it needs no try counter and strangers cannot use it up.
+    link_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 

@@ -1,11 +1,14 @@
-"""Carrying a reset code from the mail's link into the form, without leaving it in the URL.
+"""Carrying the reset mail's link token to the set-password step, without leaving it in the URL.
 
-Design: `GET /reset-password?email=..&code=..` does not render the code. It seals the code
-into a short-lived cookie and redirects (303) to the same page without `code`, which reads
-the cookie once, deletes it, and puts the code only in the form's value of a `no-store`
-response. So the code is gone from the address bar, the history, bookmarks and any Referer
-(leak of a secret in a URL: OWASP Forgot Password CS, "URL tokens"), and the access log
-filter (web/logs.py) drops it from the server's log line of the first request.
+Design: `GET /reset-password?token=..` does not render the token. It seals the token into a
+short-lived cookie and redirects (303) to `?step=link`, which shows the form without a code
+field (the token proves the mailbox; services/reset.py `reset_with_link`). The token never
+enters the page: the cookie alone carries it to `POST /reset-password/new`, is sealed again
+on each render of that form (so `MAX_AGE` counts from the last render) and deleted once the
+password is set or the token fails. So the token is gone from the address bar, the history,
+bookmarks, any Referer and the DOM (leak of a secret in a URL: OWASP Forgot Password CS,
+"URL tokens"), and the access log filter (web/logs.py) drops it from the server's log line
+of the first request.
 
 The cookie is encrypted and authenticated (Fernet: AES-CBC + HMAC-SHA256, with a timestamp
 checked on read), HttpOnly (no script reads it), SameSite=Lax (it must survive the
@@ -23,12 +26,13 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from starlette.requests import Request
 from starlette.responses import Response
 
+from relatch.core import codes
 from relatch.http.client import secure_cookies
 
-COOKIE = "relatch_reset_code"
+COOKIE = "relatch_reset_code"  # name kept from when it carried the code
 PATH = "/reset-password"
 MAX_AGE = 300
-MAX_CODE_CHARS = 64  # anything longer is not a code; not worth sealing
+MAX_CHARS = codes.MAX_LINK_TOKEN  # anything longer is not a token; not worth sealing
 
 
 def _fernet(secrets: list[bytes]) -> MultiFernet:
@@ -47,9 +51,10 @@ def _secrets(request: Request) -> list[bytes]:
     return [settings.secret, *settings.fallback_secrets]
 
 
-def stash(request: Request, response: Response, code: str) -> None:
-    """Seal `code` into the cookie of `response` (the redirect that drops it from the URL)."""
-    token = _fernet(_secrets(request)).encrypt(code[:MAX_CODE_CHARS].encode()).decode()
+def stash(request: Request, response: Response, carried: str) -> None:
+    """Seal `carried` into the cookie of `response` (the redirect that drops it from the URL,
+    and each render of the form it is for)."""
+    token = _fernet(_secrets(request)).encrypt(carried[:MAX_CHARS].encode()).decode()
     response.set_cookie(
         COOKIE,
         token,
@@ -62,7 +67,7 @@ def stash(request: Request, response: Response, code: str) -> None:
 
 
 def read(request: Request) -> str:
-    """The carried code ('' if none, expired or forged); call `forget` on the response."""
+    """The carried token ('' if none, expired or forged)."""
     token = request.cookies.get(COOKIE)
     if not token:
         return ""

@@ -5,8 +5,11 @@ Steps (each a GET that renders, each form a POST that redirects on success, PRG)
   2. GET /reset-password?email=..        -> POST /reset-password/new  -> 3
      (after 1: GET /reset-password?sent=1, the address sealed in a cookie: sent_notice)
   3. GET /reset-password/done
-The mail's link `?email=..&code=..` opens step 2 filled in (web/code_carry.py drops the code
-from the URL). Works without JavaScript; web/static/reset.js only adds show/hide and a
+The mail's link `?token=..` opens step 2 without a code to type (`?step=link`): web/code_carry.py
+drops the token from the URL and carries it sealed to the POST, the address shown is the
+account's (from the code's row, never from the URL), and the person types the new password
+twice. A link that does not work (whatever the cause: one message) falls back to the code.
+Works without JavaScript; web/static/reset.js only adds show/hide and a
 strength hint. Refusals re-render the step with each message tied to its field.
 """
 
@@ -69,6 +72,7 @@ def _render(
         "max_length": passwords.MAX_LENGTH,
         "code_minutes": max(1, services(request).settings.reset_code_ttl // 60),
         "form": FormState(),
+        "link": False,
         **context,
     }
     response = templates.TemplateResponse(
@@ -109,12 +113,21 @@ async def reset_page(request: Request) -> Response:
     # browser posted (sealed cookie, web/sent_notice.py), never a query parameter.
     sent_to = sent_notice.read(request) if q.get("sent") == "1" else None
     email = (sent_to or q.get("email") or "").strip()[:MAX_EMAIL]
-    if "code" in q:
-        # The code is read once and the URL that carried it is left at once (see code_carry).
-        target = _url(PAGE, chosen, email=email, step="" if email else "code")
+    if "token" in q or "code" in q:
+        # Secrets in URLs: the token is read once and the URL that carried it is left at
+        # once (see code_carry). A `code` (links mailed before the token existed) is dropped
+        # unread: the person types it from the mail.
+        target = (
+            _url(PAGE, chosen, step="link")
+            if "token" in q
+            else _url(PAGE, chosen, email=email, step="" if email else "code")
+        )
         response: Response = RedirectResponse(target, status_code=303)
-        code_carry.stash(request, response, q.get("code") or "")
+        if "token" in q:
+            code_carry.stash(request, response, q.get("token") or "")
         return response
+    if q.get("step") == "link":
+        return await _link_step(request)
     if q.get("again") or not (email or q.get("step") == "code" or q.get("sent") == "1"):
         return _render(
             request,
@@ -122,18 +135,64 @@ async def reset_page(request: Request) -> Response:
             page_params={"email": email},
             form=FormState({"email": email}),
         )
-    carried = code_carry.read(request)
-    page = _render(
+    return _render(
         request,
         "reset/new.html",
         page_params={"email": email, "step": "code", **({"sent": "1"} if sent_to else {})},
         sent=sent_to is not None,
         email=sent_to or "",
-        form=FormState({"email": email, "code": carried}),
+        form=FormState({"email": email}),
     )
-    if request.cookies.get(code_carry.COOKIE):
-        code_carry.forget(request, page)  # read once: a reload shows an empty code field
+
+
+def _link_failed(_: Any, form: FormState) -> None:
+    # Enumeration: one message for a wrong, forged, expired or used link.
+    form.errors["code"] = _(
+        "This link is wrong, already used or expired. Enter the code from the newest mail, "
+        "or ask for a new code."
+    )
+
+
+async def _link_step(request: Request) -> Response:
+    """Step 2 opened by the mail's link: the account's address and the password fields."""
+    _ = _t(request)
+    carried = code_carry.read(request)
+    form = FormState()
+    status, headers = 200, None
+    try:
+        email = await run_sync(reset.check_link, services(request), carried, request_meta(request))
+    except CodeRejected:
+        _link_failed(_, form)
+        status = 400
+    except RateLimited as exc:
+        form.form_error = _too_many(_, exc)
+        status, headers = 429, {"Retry-After": str(exc.retry_after)}
+    else:
+        page = _render_link_form(request, email, form)
+        code_carry.stash(request, page, carried)  # sealed again: 5 minutes from this render
+        return page
+    page = _render(
+        request,
+        "reset/new.html",
+        page_params={"step": "code"},
+        form=form,
+        status=status,
+        headers=headers,
+    )
+    if status == 400:
+        code_carry.forget(request, page)  # this link does not work: nothing left to carry
     return page
+
+
+def _render_link_form(request: Request, email: str, form: FormState) -> HTMLResponse:
+    form.values["email"] = email  # the account's address, from the code's row
+    return _render(
+        request,
+        "reset/new.html",
+        page_params={"step": "link"},
+        link=True,
+        form=form,
+    )
 
 
 @router.post(f"{PAGE}/ask", response_class=HTMLResponse)
@@ -181,17 +240,19 @@ def _too_many(_: Any, exc: RateLimited) -> str:
     }
 
 
-def _check_fields(_: Any, form: FormState) -> None:
-    """Refusals that need no database, each tied to its field (no attempt is counted)."""
+def _check_fields(_: Any, form: FormState, *, link: bool = False) -> None:
+    """Refusals that need no database, each tied to its field (no attempt is counted).
+    With the mail's link (`link`), there is no address or code to check."""
     v, errors = form.values, form.errors
-    if not v["email"]:
-        errors["email"] = _("Enter the e-mail address the code was sent to")
-    if not v["code"]:
-        errors["code"] = _("Enter the code from the mail")
-    elif codes.canonical(v["code"]) is None:
-        errors["code"] = _(
-            "A code has 8 letters and digits, like 7KQ2-M9XA: copy it from the newest mail"
-        )
+    if not link:
+        if not v["email"]:
+            errors["email"] = _("Enter the e-mail address the code was sent to")
+        if not v["code"]:
+            errors["code"] = _("Enter the code from the mail")
+        elif codes.canonical(v["code"]) is None:
+            errors["code"] = _(
+                "A code has 8 letters and digits, like 7KQ2-M9XA: copy it from the newest mail"
+            )
     size = len(passwords.normalise(v["newPassword"]))
     if not v["newPassword"]:
         errors["newPassword"] = _("Choose a new password")
@@ -215,19 +276,28 @@ def _check_fields(_: Any, form: FormState) -> None:
 async def set_new_password(request: Request) -> Response:
     _ = _t(request)
     form = await read_form(request, ("email", "code", "newPassword", "newPasswordRepeat"))
+    # The mail's link: the token comes sealed in the cookie (web/code_carry.py), and the
+    # form then has no code field; a code typed in the form is used as a code.
+    carried = "" if form.values["code"] else code_carry.read(request)
+    link = bool(carried)
     status = 400
     headers: dict[str, str] | None = None
     try:
         # CSRF: a forged post could set a password the attacker chose with a leaked code.
         csrf.verify_csrf(request, form.csrf)
-        _check_fields(_, form)
+        _check_fields(_, form, link=link)
         if not form.errors:
             v = form.values
             # Lockout: this browser becomes a known device of the account (device cookie).
             meta = request_meta(request, new_device=True)
-            await run_sync(
-                reset.reset, services(request), v["email"], v["code"], v["newPassword"], meta
-            )
+            if link:
+                await run_sync(
+                    reset.reset_with_link, services(request), carried, v["newPassword"], meta
+                )
+            else:
+                await run_sync(
+                    reset.reset, services(request), v["email"], v["code"], v["newPassword"], meta
+                )
             done = RedirectResponse(
                 _url(f"{PAGE}/done", i18n.explicit_language(request)), status_code=303
             )
@@ -238,11 +308,16 @@ async def set_new_password(request: Request) -> Response:
         form.form_error = _("This form has expired. Please send it again.")
         status = 403
     except CodeRejected:
-        # Enumeration: one message for an unknown address and a wrong, used or expired code.
-        form.errors["code"] = _(
-            "This code is wrong, already used or expired. Check the newest mail, or ask for "
-            "a new code."
-        )
+        if link:
+            _link_failed(_, form)
+            link = False  # back to the code: this link does not work
+        else:
+            # Enumeration: one message for an unknown address and a wrong, used or expired
+            # code.
+            form.errors["code"] = _(
+                "This code is wrong, already used or expired. Check the newest mail, or ask "
+                "for a new code."
+            )
     except PasswordRejected as exc:
         form.errors["newPassword"] = _(exc.message)
     except InvalidInput:
@@ -253,15 +328,21 @@ async def set_new_password(request: Request) -> Response:
     # Never echo a password back into the page; the code and address are kept for a retry.
     form.values["newPassword"] = form.values["newPasswordRepeat"] = ""
     email = form.values["email"]
-    return _render(
+    page = _render(
         request,
         "reset/new.html",
-        page_params={"email": email, "step": "code"},
+        page_params={"step": "link"} if link else {"email": email, "step": "code"},
+        link=link,
         email=email,
         form=form,
         status=status,
         headers=headers,
     )
+    if link:
+        code_carry.stash(request, page, carried)  # sealed again for the next try
+    elif carried or request.cookies.get(code_carry.COOKIE):
+        code_carry.forget(request, page)
+    return page
 
 
 @router.get(f"{PAGE}/done", response_class=HTMLResponse)

@@ -45,3 +45,16 @@ def test_matches_accepts_fallback_keys() -> None:
     assert codes.matches([SECRET, old], "reset-code", 7, "ABCD2345", stored)
     assert not codes.matches([SECRET], "reset-code", 7, "ABCD2345", stored)
     assert not codes.matches([SECRET, old], "reset-code", 7, "ABCD2346", stored)
+
+
+def test_link_token_has_256_bits_and_round_trips() -> None:
+    secret = codes.link_secret()
+    assert len(secret) == 43 and re.fullmatch(r"[A-Za-z0-9_-]+", secret)
+    assert codes.link_secret() != secret
+    assert codes.split_link_token(codes.link_token(17, secret)) == (17, secret)
+
+
+def test_split_link_token_refuses_what_cannot_be_one() -> None:
+    # "²".isdigit() is true and int() refuses it: ASCII digits only, never a 500.
+    for bad in ("", "17", "17.", ".abc", "².abc", "1.a b", "1.a/b", "x.abc", "1." + "a" * 200):
+        assert codes.split_link_token(bad) is None, bad
