@@ -12,12 +12,11 @@ the longer windows of the same limit bound that.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import re
 from dataclasses import dataclass
 
+from relatch.core import keyed
 from relatch.core.errors import RateLimited
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -97,8 +96,7 @@ def describe(windows: tuple[Window, ...]) -> str:
 
 def key_digest(secret: bytes, rule: str, subject: str) -> str:
     """The stored key: a keyed digest, so the counter store holds no address or IP in clear."""
-    message = f"relatch-limit\x00{rule}\x00{subject}".encode()
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:40]
+    return keyed.digest(secret, keyed.RATE_LIMIT, rule, subject)[:40]
 
 
 def buckets(rule: Rule, key: str, now: int) -> list[Bucket]:

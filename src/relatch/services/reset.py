@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from relatch.core import codes, identity
+from relatch.core import codes, identity, keyed
 from relatch.core.errors import CodeRejected, InvalidInput
 from relatch.mail import outbox
 from relatch.services import api_keys, audit, known_clients, not_me_links
@@ -26,7 +26,7 @@ from relatch.storage.models import ResetCode, ResetRequest, User
 
 log = logging.getLogger(__name__)
 
-PURPOSE = "reset-code"
+PURPOSE = keyed.RESET_CODE
 NO_ACCOUNT = -1  # stands in for a missing account so unknown addresses do the same work
 
 
@@ -121,7 +121,7 @@ def _issue_code(svc: Services, s: Session, user: User) -> None:
     s.add(
         ResetCode(
             user_id=user.id,
-            digest=codes.digest(svc.settings.secret, PURPOSE, user.id, code),
+            digest=keyed.digest(svc.keys, PURPOSE, user.id, code),
             created_at=now,
             expires_at=now + timedelta(seconds=svc.settings.reset_code_ttl),
             attempts=0,
@@ -210,7 +210,7 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
     matched: int | None = None
     for code_id, stored in rows or [(0, "0" * 64)]:
         # Constant time, current and fallback keys; no early exit.
-        if codes.matches(svc.keys, PURPOSE, account_id, canonical, stored) and canonical:
+        if keyed.matches(svc.keys, PURPOSE, account_id, canonical, stored=stored) and canonical:
             matched = code_id
     # Run for every check, live code or not (timing would tell a live code, hence an
     # account, from none).
@@ -251,7 +251,7 @@ def _spent_code_matches(
         )
     found = False
     for digest in stored or ["0" * 64]:  # (no early exit)
-        found |= codes.matches(svc.keys, PURPOSE, account_id, canonical, digest)
+        found |= keyed.matches(svc.keys, PURPOSE, account_id, canonical, stored=digest)
     return found and bool(canonical)
 
 
