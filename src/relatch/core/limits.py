@@ -82,18 +82,6 @@ def parse(text: str) -> tuple[Window, ...]:
     return tuple(sorted(windows, key=lambda w: w.seconds))
 
 
-def describe(windows: tuple[Window, ...]) -> str:
-    if not windows:
-        return "off"
-    parts = []
-    for w in windows:
-        for unit in ("d", "h", "m", "s"):
-            if w.seconds % UNITS[unit] == 0:
-                parts.append(f"{w.count}/{w.seconds // UNITS[unit]}{unit}")
-                break
-    return ",".join(parts)
-
-
 def key_digest(secret: bytes, rule: str, subject: str) -> str:
     """The stored key: a keyed digest, so the counter store holds no address or IP in clear."""
     return keyed.digest(secret, keyed.RATE_LIMIT, rule, subject)[:40]
