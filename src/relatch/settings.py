@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from relatch.core import forwarding, limits
+from relatch.core import forwarding, keyed, limits
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,11 @@ class Settings(BaseSettings):
             return []
         raw = self.secret_key_fallbacks.get_secret_value()
         return [k.strip().encode() for k in raw.split(",") if k.strip()]
+
+    @cached_property
+    def keys(self) -> keyed.KeyRing:
+        """The current key, then the fallbacks: every keyed digest is made and checked with it."""
+        return keyed.KeyRing(self.secret, self.fallback_secrets)
 
     @property
     def issuer(self) -> str:

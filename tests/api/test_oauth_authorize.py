@@ -431,3 +431,22 @@ def test_quotable_rewords_any_authlib_error_and_nothing_else() -> None:
     assert error.redirect_uri is None and error.uri is None
     with pytest.raises(ValueError, match="invalid literal"):
         server.quotable(lambda: int("x"))  # a bug stays a bug
+
+
+def test_non_ascii_sign_in_cookie_or_proof_is_refused_not_an_error(
+    svc: Services, web: TestClient, make_account: Any, clock: FakeClock
+) -> None:
+    """A forged sign-in cookie or re-authentication proof holding non-ASCII text: both are
+    compared as bytes (core/keyed.py); compare_digest on such a str raised (a 500)."""
+    app, _ = signed_in_with_consent(svc, web, make_account)
+    query = code_query(app, prompt="login")
+    page = web.get(AUTHORIZE, params=query)
+    clock.advance(5)
+    forged = post(web, query, page, step="consent", decision="allow", flow="1." + "é" * 64)
+    assert is_signin(forged), forged.status_code
+    value = web.cookies.get("relatch_oauth_signin", path="/v1/oauth")
+    assert value
+    web.cookies.clear()
+    cookie = f"relatch_oauth_signin={value.rpartition('.')[0]}.{'é' * 43}"
+    page = web.get(AUTHORIZE, params=code_query(app), headers={"cookie": cookie.encode()})
+    assert is_signin(page), page.status_code

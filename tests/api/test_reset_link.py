@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from relatch.core import codes
+from relatch.core import codes, keyed
 from relatch.services.context import Services
 from relatch.storage.models import ResetCode
 from relatch.web.logs import RedactPageQueries
@@ -148,7 +148,7 @@ def test_the_mail_keeps_the_code_alone_on_its_line_and_links_the_page(
         row = s.scalars(select(ResetCode).order_by(ResetCode.id.desc())).first()
         assert row is not None and row.link_digest
         assert secret not in row.link_digest and secret not in row.digest
-        assert row.link_digest != codes.digest(svc.settings.secret, "reset-link", 0, secret)
+        assert row.link_digest != keyed.digest(svc.keys, keyed.RESET_LINK, 0, secret)
 
 
 @pytest.mark.parametrize(

@@ -1,19 +1,15 @@
 """API keys: `ei_<prefix>_<secret>`, looked up by prefix, stored only as a keyed digest.
 
 The prefix (8 characters, not secret) is the index and the name shown in lists and logs;
-the whole key is checked against a purpose-salted HMAC digest in constant time, so a
-database dump holds nothing that authenticates (OWASP ASVS 5.0 6.4 / 11.4).
+the whole key is checked against a purpose-salted HMAC digest in constant time (core/keyed.py,
+API_KEY), so a database dump holds nothing that authenticates (OWASP ASVS 5.0 6.4 / 11.4).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-PURPOSE = "api-key"
 # `ei_` as Edge Impulse's own keys: the official npm client's `authenticate({method: "apiKey"})`
 # refuses any key that does not start with it. Keys issued before with `rl_` stay valid.
 MARK = "ei_"
@@ -46,21 +42,3 @@ def parse(presented: str) -> ParsedKey | None:
     if sep != "_" or not rest or any(c not in PREFIX_ALPHABET for c in prefix[len(MARK) :]):
         return None
     return ParsedKey(prefix=prefix, key=key)
-
-
-def digest(secret: bytes, key: str) -> str:
-    """HMAC-SHA256 of the whole key under a key derived for this purpose only.
-
-    Purpose salt: a digest made for API keys can never match a reset code or a token.
-    """
-    purpose_key = hmac.new(secret, b"relatch:" + PURPOSE.encode(), hashlib.sha256).digest()
-    return hmac.new(purpose_key, key.encode(), hashlib.sha256).hexdigest()
-
-
-def matches(secrets_: Iterable[bytes], key: str, stored: str) -> bool:
-    """Constant-time match under the current key and every fallback key (rotation)."""
-    found = False
-    for secret in secrets_:
-        # Timing: compare_digest, and no early exit between keys.
-        found |= hmac.compare_digest(digest(secret, key), stored)
-    return found

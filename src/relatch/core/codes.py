@@ -1,16 +1,15 @@
-"""Reset codes: 8 Crockford base32 characters shown as XXXX-XXXX, stored as keyed digests.
+"""Reset codes: 8 Crockford base32 characters shown as XXXX-XXXX, stored as keyed digests
+(core/keyed.py: RESET_CODE, RECOVERY_CODE).
 
 Beside each code, the mail's link carries a token `<row id>.<secret>` (`link_token`): the
-id finds the code's row, the 256-bit secret proves the link (stored as a keyed digest too).
+id finds the code's row, the 256-bit secret proves the link (stored as a keyed digest too,
+core/keyed.py: RESET_LINK).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import secrets
-from collections.abc import Iterable
 
 # Crockford base32: digits and letters without I, L, O, U (no look-alikes, no accidental words).
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -43,28 +42,6 @@ def canonical(entered: str) -> str | None:
     if len(text) != LENGTH or any(ch not in ALPHABET for ch in text):
         return None
     return text
-
-
-def _digest_key(secret: bytes, purpose: str) -> bytes:
-    # Purpose-salted key: a digest made for one use cannot be replayed as another.
-    return hmac.new(secret, b"relatch:" + purpose.encode(), hashlib.sha256).digest()
-
-
-def digest(secret: bytes, purpose: str, account_id: int, code: str) -> str:
-    """Keyed digest of a code, bound to its account (a code is worthless for another account)."""
-    msg = f"{account_id}:{code}".encode()
-    return hmac.new(_digest_key(secret, purpose), msg, hashlib.sha256).hexdigest()
-
-
-def matches(
-    secrets_: Iterable[bytes], purpose: str, account_id: int, code: str, stored: str
-) -> bool:
-    """Constant-time match against the current key and every fallback key (rotation)."""
-    found = False
-    for key in secrets_:
-        # Timing: compare_digest, and no early exit between keys.
-        found |= hmac.compare_digest(digest(key, purpose, account_id, code), stored)
-    return found
 
 
 def link_secret() -> str:

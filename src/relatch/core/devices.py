@@ -13,21 +13,14 @@ on one account is an unknown client on every other one, and a reset forgets it.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
 import secrets
 from collections.abc import Iterable
 
+from relatch.core import keyed
+
 _ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
 MAX_COOKIE = 100
-
-
-def _mac(secret: bytes, device_id: str) -> str:
-    key = hmac.new(secret, b"relatch:device-cookie", hashlib.sha256).digest()
-    raw = hmac.new(key, device_id.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def new_id() -> str:
@@ -35,7 +28,7 @@ def new_id() -> str:
 
 
 def cookie_value(secret: bytes, device_id: str) -> str:
-    return f"{device_id}.{_mac(secret, device_id)}"
+    return f"{device_id}.{keyed.digest(secret, keyed.DEVICE_COOKIE, device_id)}"
 
 
 def read(keys: Iterable[bytes], value: str | None) -> str | None:
@@ -45,8 +38,6 @@ def read(keys: Iterable[bytes], value: str | None) -> str | None:
     device_id, _, mac = value.partition(".")
     if not _ID.match(device_id):
         return None
-    ok = False
-    for key in keys:
-        # Timing: compare_digest, and no early exit between keys.
-        ok |= hmac.compare_digest(_mac(key, device_id).encode(), mac.encode())
+    # Timing: constant-time compare under every key, no early exit (core/keyed.py).
+    ok = keyed.matches(keys, keyed.DEVICE_COOKIE, device_id, stored=mac)
     return device_id if ok else None

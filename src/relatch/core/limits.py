@@ -12,12 +12,11 @@ the longer windows of the same limit bound that.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import re
 from dataclasses import dataclass
 
+from relatch.core import keyed
 from relatch.core.errors import RateLimited
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -83,22 +82,9 @@ def parse(text: str) -> tuple[Window, ...]:
     return tuple(sorted(windows, key=lambda w: w.seconds))
 
 
-def describe(windows: tuple[Window, ...]) -> str:
-    if not windows:
-        return "off"
-    parts = []
-    for w in windows:
-        for unit in ("d", "h", "m", "s"):
-            if w.seconds % UNITS[unit] == 0:
-                parts.append(f"{w.count}/{w.seconds // UNITS[unit]}{unit}")
-                break
-    return ",".join(parts)
-
-
 def key_digest(secret: bytes, rule: str, subject: str) -> str:
     """The stored key: a keyed digest, so the counter store holds no address or IP in clear."""
-    message = f"relatch-limit\x00{rule}\x00{subject}".encode()
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:40]
+    return keyed.digest(secret, keyed.RATE_LIMIT, rule, subject)[:40]
 
 
 def buckets(rule: Rule, key: str, now: int) -> list[Bucket]:

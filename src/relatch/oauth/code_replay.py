@@ -26,6 +26,7 @@ from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from relatch.core import keyed
 from relatch.oauth import digests
 from relatch.oauth.models import Client
 from relatch.services.context import Services
@@ -69,7 +70,7 @@ def _proves_pkce(code: OAuthCode, verifier: str | None) -> bool:
 def revoke_if_replayed(svc: Services, code: str, client: Client, code_verifier: str | None) -> int:
     """Called when no live code matched: if `code` is one this client already redeemed,
     revoke every token issued from it, in this same transaction. How many died."""
-    wanted = digests.candidates(svc.keys, digests.CODE, code)
+    wanted = digests.candidates(svc.keys, keyed.OAUTH_CODE, code)
     if not wanted:
         return 0
     with transaction(svc.sessions) as s:

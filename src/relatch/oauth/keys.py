@@ -17,7 +17,7 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from relatch.core import sealing
+from relatch.core import keyed, sealing
 from relatch.services.context import Services
 from relatch.storage.db import transaction
 from relatch.storage.models_oauth import OAuthSigningKey
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 ALG = "RS256"
 RSA_BITS = 2048
-SEAL_PURPOSE = "oauth-signing-key"
+SEAL_PURPOSE = keyed.SEAL_OAUTH_SIGNING_KEY
 # Longer than any ID token lives (ID_TOKEN_TTL) plus generous JWKS caching by clients.
 PUBLISH_GRACE = timedelta(days=2)
 

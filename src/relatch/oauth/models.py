@@ -13,6 +13,7 @@ from datetime import datetime
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, TokenMixin
 from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
 
+from relatch.core import keyed
 from relatch.oauth import digests
 from relatch.storage.models import User
 
@@ -56,7 +57,9 @@ class Client(ClientMixin):  # type: ignore[misc]
     def check_client_secret(self, client_secret: str) -> bool:
         if self.secret_digest is None:
             return False
-        return digests.matches(self.keys, digests.CLIENT_SECRET, client_secret, self.secret_digest)
+        return digests.matches(
+            self.keys, keyed.OAUTH_CLIENT_SECRET, client_secret, self.secret_digest
+        )
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         # A confidential client must always prove its secret (RFC 6749 3.2.1); a public

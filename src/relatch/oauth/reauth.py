@@ -24,10 +24,10 @@ The ID token carries auth_time (the cookie's, or this sign-in's) whenever one is
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from relatch.core import keyed
 from relatch.services.context import Services
 
 FIELD = "flow"
@@ -55,15 +55,14 @@ def demand(data: Mapping[str, str]) -> Demand:
     )
 
 
-def _mac(secret: bytes, query: str, user_id: int, signed_at: int) -> str:
-    key = hmac.new(secret, b"relatch:oauth-reauth-proof", hashlib.sha256).digest()
-    message = f"{user_id}.{signed_at}.{hashlib.sha256(query.encode()).hexdigest()}"
-    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+def _query_hash(query: str) -> str:
+    return hashlib.sha256(query.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def prove(svc: Services, query: str, user_id: int, signed_at: int) -> str:
     """The proof that the password was given at `signed_at` for this request."""
-    return f"{signed_at}.{_mac(svc.settings.secret, query, user_id, signed_at)}"
+    mac = keyed.digest(svc.keys, keyed.OAUTH_REAUTH, user_id, signed_at, _query_hash(query))
+    return f"{signed_at}.{mac}"
 
 
 def proven_at(svc: Services, query: str, user_id: int, proof: str, now: int) -> int | None:
@@ -72,9 +71,9 @@ def proven_at(svc: Services, query: str, user_id: int, proof: str, now: int) -> 
     if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12) or len(mac) != 64:
         return None
     signed_at = int(stamp)
-    ok = False
-    for secret in svc.keys:
-        ok |= hmac.compare_digest(_mac(secret, query, user_id, signed_at), mac)
+    ok = keyed.matches(
+        svc.keys, keyed.OAUTH_REAUTH, user_id, signed_at, _query_hash(query), stored=mac
+    )
     if not ok or not 0 <= now - signed_at <= PROOF_TTL:
         return None
     return signed_at

@@ -11,14 +11,12 @@ credential generation, under an HMAC. No server-side state.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from relatch.core import keyed
 from relatch.oauth import store
 from relatch.services.context import Services
 from relatch.storage.models import User
@@ -34,16 +32,10 @@ class SignedIn:
     auth_time: int
 
 
-def _mac(secret: bytes, payload: str) -> str:
-    key = hmac.new(secret, b"relatch:oauth-signin-cookie", hashlib.sha256).digest()
-    raw = hmac.new(key, payload.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 def issue(svc: Services, user: User, response: Response, secure: bool) -> int:
     now = int(svc.clock().timestamp())
     payload = f"{user.id}.{user.credential_generation}.{now}.{now + TTL_SECONDS}"
-    value = f"{payload}.{_mac(svc.settings.secret, payload)}"
+    value = f"{payload}.{keyed.digest(svc.keys, keyed.OAUTH_SIGNIN, payload)}"
     response.set_cookie(
         COOKIE,
         value,
@@ -66,10 +58,7 @@ def current(svc: Services, request: Request) -> SignedIn | None:
     if not value or len(value) > 200:
         return None
     payload, _, mac = value.rpartition(".")
-    ok = False
-    for key in svc.keys:
-        ok |= hmac.compare_digest(_mac(key, payload), mac)
-    if not ok:
+    if not keyed.matches(svc.keys, keyed.OAUTH_SIGNIN, payload, stored=mac):
         return None
     try:
         user_id, generation, auth_time, expires = (int(p) for p in payload.split("."))

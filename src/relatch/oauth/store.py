@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from relatch.core import keyed
 from relatch.oauth import code_replay, digests
 from relatch.oauth.models import AuthorizationCode, Client, Token
 from relatch.services.context import Services
@@ -65,9 +66,7 @@ def create_client(
                 client_id=client_id,
                 name=name,
                 secret_digest=(
-                    digests.digest(svc.settings.secret, digests.CLIENT_SECRET, secret)
-                    if secret
-                    else None
+                    keyed.digest(svc.keys, keyed.OAUTH_CLIENT_SECRET, secret) if secret else None
                 ),
                 redirect_uris=" ".join(redirect_uris),
                 grant_types=" ".join(grant_types),
@@ -112,7 +111,7 @@ def save_code(svc: Services, code: str, client: Client, user: User, **fields: ob
     with transaction(svc.sessions) as s:
         s.add(
             OAuthCode(
-                digest=digests.digest(svc.settings.secret, digests.CODE, code),
+                digest=keyed.digest(svc.keys, keyed.OAUTH_CODE, code),
                 client_id=client.client_id,
                 user_id=user.id,
                 generation=user.credential_generation,
@@ -125,7 +124,7 @@ def save_code(svc: Services, code: str, client: Client, user: User, **fields: ob
 
 def find_code(svc: Services, code: str, client: Client) -> AuthorizationCode | None:
     """A live code issued to this client (RFC 6749 4.1.3: bound to the client)."""
-    wanted = digests.candidates(svc.keys, digests.CODE, code)
+    wanted = digests.candidates(svc.keys, keyed.OAUTH_CODE, code)
     if not wanted:
         return None
     with svc.sessions() as s:
@@ -229,9 +228,9 @@ def _token_row(
     access = str(token["access_token"])
     refresh = token.get("refresh_token")
     return OAuthToken(
-        access_digest=digests.digest(svc.settings.secret, digests.ACCESS, access),
+        access_digest=keyed.digest(svc.keys, keyed.OAUTH_ACCESS, access),
         refresh_digest=(
-            digests.digest(svc.settings.secret, digests.REFRESH, str(refresh)) if refresh else None
+            keyed.digest(svc.keys, keyed.OAUTH_REFRESH, str(refresh)) if refresh else None
         ),
         client_id=client.client_id,
         user_id=user.id if user else None,
@@ -246,7 +245,7 @@ def _token_row(
 
 
 def _find(svc: Services, kind: str, value: str) -> tuple[OAuthToken, User | None] | None:
-    purpose = digests.ACCESS if kind == "access_token" else digests.REFRESH
+    purpose = keyed.OAUTH_ACCESS if kind == "access_token" else keyed.OAUTH_REFRESH
     wanted = digests.candidates(svc.keys, purpose, value)
     if not wanted:
         return None

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from relatch.core import apikeys, identity
+from relatch.core import apikeys, identity, keyed
 from relatch.core.errors import ApiKeyNotFound, InvalidInput, NotAuthenticated
 from relatch.services import audit
 from relatch.services.context import Services
@@ -61,7 +61,7 @@ def create(svc: Services, user_id: int, name: str | None, meta: RequestMeta) -> 
                 user_id=user_id,
                 name=label or f"key {now:%Y-%m-%d %H:%M}",
                 prefix=prefix,
-                digest=apikeys.digest(svc.settings.secret, key),
+                digest=keyed.digest(svc.keys, keyed.API_KEY, key),
                 created_at=now,
             )
             s.add(row)
@@ -136,7 +136,7 @@ def user_from_key(svc: Services, presented: str) -> User:
     with svc.sessions() as s:
         row = s.scalars(select(ApiKey).where(ApiKey.prefix == parsed.prefix)).first()
         stored = row.digest if row is not None else "0" * 64
-        ok = apikeys.matches(svc.keys, parsed.key, stored)
+        ok = keyed.matches(svc.keys, keyed.API_KEY, parsed.key, stored=stored)
         if row is None or not ok or row.revoked_at is not None:
             raise NotAuthenticated()
         user = s.get(User, row.user_id)

@@ -24,7 +24,7 @@ from typing import Any, ParamSpec, TypeVar
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from relatch.core import codes, identity
+from relatch.core import identity, keyed
 from relatch.core.errors import RelatchError
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
@@ -34,7 +34,7 @@ from relatch.storage.models_audit import AuditEvent
 
 log = logging.getLogger(__name__)
 
-PURPOSE = "audit-target"  # purpose salt: an audit digest is useless as a code digest
+PURPOSE = keyed.AUDIT_TARGET  # purpose salt: an audit digest is useless as a code digest
 PRUNE_EVERY = timedelta(minutes=10)
 
 # Event names, as printed by `relatch audit`.
@@ -69,12 +69,12 @@ def target_digest(secret: bytes, login: str) -> str:
     Privacy: the trail of an unknown address is findable by whoever knows the address
     and the key, but a database dump does not list the addresses people typed.
     """
-    return codes.digest(secret, PURPOSE, 0, identity.email_key(login))
+    return keyed.digest(secret, PURPOSE, identity.email_key(login))
 
 
 def target_digests(svc: Services, login: str) -> list[str]:
     """The digest under the current key and every fallback key (key rotation)."""
-    return [codes.digest(key, PURPOSE, 0, identity.email_key(login)) for key in svc.keys]
+    return keyed.candidates(svc.keys, PURPOSE, identity.email_key(login))
 
 
 def add(

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from relatch.core.hashing import Argon2Params
+from relatch.core.keyed import KeyRing
 from relatch.core.passwords import DEFAULT_RULES, Rule
 from relatch.services.hashing_pool import HashingPool
 from relatch.services.limits import Limits, build_limits, unlimited
@@ -46,9 +47,9 @@ class Services:
     audit_pruned_at: datetime | None = None
 
     @property
-    def keys(self) -> list[bytes]:
-        """Current secret first, then fallbacks (rotation)."""
-        return [self.settings.secret, *self.settings.fallback_secrets]
+    def keys(self) -> KeyRing:
+        """Current secret first, then fallbacks (rotation): core/keyed.py."""
+        return self.settings.keys
 
     def close(self) -> None:
         self.pool.close()

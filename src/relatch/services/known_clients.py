@@ -20,8 +20,6 @@ the account but the one that did it (`keep_only`), so a phisher's device loses i
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,7 +27,7 @@ from sqlalchemy import and_, delete, not_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from relatch.core import identity
+from relatch.core import identity, keyed
 from relatch.core.limits import network_subject
 from relatch.services.context import Services
 from relatch.services.limits import DEVICE, NETWORK, Guess, KnownClient
@@ -60,13 +58,12 @@ def _identities(meta: RequestMeta) -> list[_Identity]:
 
 
 def _digest(secret: bytes, address_key: str, ident: _Identity) -> str:
-    message = f"relatch-known-client\x00{ident.kind}\x00{address_key}\x00{ident.subject}"
-    return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()
+    return keyed.digest(secret, keyed.KNOWN_CLIENT, ident.kind, address_key, ident.subject)
 
 
 def _digests(svc: Services, address_key: str, ident: _Identity) -> list[str]:
     """Under the current and every fallback key (a key rotation forgets no client)."""
-    return [_digest(key, address_key, ident) for key in svc.keys]
+    return keyed.candidates(svc.keys, keyed.KNOWN_CLIENT, ident.kind, address_key, ident.subject)
 
 
 def find(

@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from relatch.core import codes, identity, sealing, totp
+from relatch.core import codes, identity, keyed, sealing, totp
 from relatch.core.errors import MfaState, TotpRejected, TotpRequired
 from relatch.services import audit, known_clients
 from relatch.services.context import Services
@@ -28,8 +28,8 @@ from relatch.storage.models_auth import RecoveryCode, TotpFactor
 
 log = logging.getLogger(__name__)
 
-SEAL_PURPOSE = "totp-secret"
-RECOVERY_PURPOSE = "totp-recovery-code"
+SEAL_PURPOSE = keyed.SEAL_TOTP_SECRET
+RECOVERY_PURPOSE = keyed.RECOVERY_CODE
 RECOVERY_CODES = 10
 
 
@@ -155,7 +155,7 @@ def set_key(svc: Services, user: User, key: str, token: str, meta: RequestMeta) 
                 s.add(
                     RecoveryCode(
                         user_id=user.id,
-                        digest=codes.digest(svc.settings.secret, RECOVERY_PURPOSE, user.id, code),
+                        digest=keyed.digest(svc.keys, RECOVERY_PURPOSE, user.id, code),
                         created_at=now,
                     )
                 )
@@ -193,7 +193,7 @@ def _use_recovery_code(svc: Services, user_id: int, entered: str) -> bool:
     matched: int | None = None
     for code_id, stored in rows:
         # Timing: every unused code compared, no early exit.
-        if codes.matches(svc.keys, RECOVERY_PURPOSE, user_id, canonical, stored):
+        if keyed.matches(svc.keys, RECOVERY_PURPOSE, user_id, canonical, stored=stored):
             matched = code_id
     if matched is None:
         return False

@@ -15,11 +15,11 @@ from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
-from relatch.core import codes
+from relatch.core import keyed
 from relatch.services.context import Services
 from relatch.storage.models_audit import NotMeLink
 
-PURPOSE = "not-me-link"
+PURPOSE = keyed.NOT_ME_LINK
 TTL = timedelta(days=7)
 MAX_TOKEN = 128
 ROW_ID = re.compile(r"[0-9]{1,18}")
@@ -30,7 +30,7 @@ def issue(svc: Services, s: Session, user_id: int, now: datetime) -> str:
     secret = secrets.token_urlsafe(32)
     link = NotMeLink(
         user_id=user_id,
-        digest=codes.digest(svc.settings.secret, PURPOSE, user_id, secret),
+        digest=keyed.digest(svc.keys, PURPOSE, user_id, secret),
         created_at=now,
         expires_at=now + TTL,
     )
@@ -59,6 +59,6 @@ def find_live(svc: Services, s: Session, token: str | None, now: datetime) -> Li
     if link is None or link.used_at is not None or link.expires_at <= now:
         return None
     # Forgery: constant-time match against the current and fallback keys.
-    if not codes.matches(svc.keys, PURPOSE, link.user_id, secret, link.digest):
+    if not keyed.matches(svc.keys, PURPOSE, link.user_id, secret, stored=link.digest):
         return None
     return LiveLink(link.id, link.user_id)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from relatch.core import codes, identity
+from relatch.core import codes, identity, keyed
 from relatch.core.errors import CodeRejected, InvalidInput
 from relatch.mail import outbox
 from relatch.services import api_keys, audit, known_clients, not_me_links
@@ -27,8 +27,8 @@ from relatch.storage.models import ResetCode, ResetRequest, User
 
 log = logging.getLogger(__name__)
 
-PURPOSE = "reset-code"
-LINK_PURPOSE = "reset-link"  # the mailed link's secret: a digest apart from the code's
+PURPOSE = keyed.RESET_CODE
+LINK_PURPOSE = keyed.RESET_LINK  # the mailed link's secret: a digest apart from the code's
 NO_ACCOUNT = -1  # stands in for a missing account so unknown addresses do the same work
 
 
@@ -125,8 +125,8 @@ def _issue_code(svc: Services, s: Session, user: User) -> None:
     secret = codes.link_secret()
     row = ResetCode(
         user_id=user.id,
-        digest=codes.digest(svc.settings.secret, PURPOSE, user.id, code),
-        link_digest=codes.digest(svc.settings.secret, LINK_PURPOSE, user.id, secret),
+        digest=keyed.digest(svc.keys, PURPOSE, user.id, code),
+        link_digest=keyed.digest(svc.keys, LINK_PURPOSE, user.id, secret),
         created_at=now,
         expires_at=now + timedelta(seconds=svc.settings.reset_code_ttl),
         attempts=0,
@@ -217,7 +217,7 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
     matched: int | None = None
     for code_id, stored in rows or [(0, "0" * 64)]:
         # Constant time, current and fallback keys; no early exit.
-        if codes.matches(svc.keys, PURPOSE, account_id, canonical, stored) and canonical:
+        if keyed.matches(svc.keys, PURPOSE, account_id, canonical, stored=stored) and canonical:
             matched = code_id
     # Run for every check, live code or not (timing would tell a live code, hence an
     # account, from none).
@@ -258,7 +258,7 @@ def _spent_code_matches(
         )
     found = False
     for digest in stored or ["0" * 64]:  # (no early exit)
-        found |= codes.matches(svc.keys, PURPOSE, account_id, canonical, digest)
+        found |= keyed.matches(svc.keys, PURPOSE, account_id, canonical, stored=digest)
     return found and bool(canonical)
 
 
@@ -364,7 +364,9 @@ def _match_link(svc: Services, token: str, meta: RequestMeta) -> LinkHolder:
         account_id = row.user_id if row is not None else NO_ACCOUNT
         user = s.get(User, account_id)  # (queried for a missing row too: equal work)
     stored = (row.link_digest if row is not None else None) or "0" * 64
-    proven = codes.matches(svc.keys, LINK_PURPOSE, account_id, secret, stored) and bool(secret)
+    proven = keyed.matches(svc.keys, LINK_PURPOSE, account_id, secret, stored=stored) and bool(
+        secret
+    )
     if proven:
         # The right secret, even of a used or expired link, is no guess (a race, a reload).
         guess.succeeded()

@@ -19,14 +19,13 @@ to the reset page's path, and lives `MAX_AGE` seconds.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
+from collections.abc import Iterable
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relatch.core import codes
+from relatch.core import codes, keyed
 from relatch.http.client import secure_cookies
 
 COOKIE = "relatch_reset_code"  # name kept from when it carried the code
@@ -35,20 +34,17 @@ MAX_AGE = 300
 MAX_CHARS = codes.MAX_LINK_TOKEN  # anything longer is not a token; not worth sealing
 
 
-def _fernet(secrets: list[bytes]) -> MultiFernet:
+def _fernet(secrets: Iterable[bytes]) -> MultiFernet:
     # A purpose-derived key: the signing secret itself is never used as an encryption key.
     keys = [
-        Fernet(
-            base64.urlsafe_b64encode(hmac.new(s, b"relatch:code-carry", hashlib.sha256).digest())
-        )
-        for s in secrets
+        Fernet(base64.urlsafe_b64encode(keyed.derive_key(s, keyed.CODE_CARRY))) for s in secrets
     ]
     return MultiFernet(keys)
 
 
-def _secrets(request: Request) -> list[bytes]:
-    settings = request.app.state.services.settings
-    return [settings.secret, *settings.fallback_secrets]
+def _secrets(request: Request) -> keyed.KeyRing:
+    keys: keyed.KeyRing = request.app.state.services.keys
+    return keys
 
 
 def stash(request: Request, response: Response, carried: str) -> None:

@@ -7,12 +7,11 @@ can make the browser send the cookie but can neither read it nor forge the HMAC.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 
 from fastapi import Request, Response
 
+from relatch.core import keyed
 from relatch.core.errors import RelatchError
 from relatch.http.client import secure_cookies
 
@@ -22,14 +21,6 @@ FIELD = "csrf_token"
 
 class CSRFRejected(RelatchError):
     public_message = "This form has expired. Reload the page and try again."
-
-
-def _key(secret: bytes) -> bytes:
-    return hmac.new(secret, b"relatch:csrf", hashlib.sha256).digest()
-
-
-def _sign(secret: bytes, nonce: str) -> str:
-    return hmac.new(_key(secret), nonce.encode(), hashlib.sha256).hexdigest()
 
 
 def _nonce(request: Request) -> str:
@@ -47,7 +38,7 @@ def _nonce(request: Request) -> str:
 def csrf_token(request: Request) -> str:
     """The hidden-field value for a form on this page."""
     svc = request.app.state.services
-    return _sign(svc.settings.secret, _nonce(request))
+    return keyed.digest(svc.keys, keyed.CSRF, _nonce(request))
 
 
 def set_cookie(request: Request, response: Response) -> None:
@@ -66,12 +57,7 @@ def verify_csrf(request: Request, submitted: str | None) -> None:
     if not nonce or not submitted:
         raise CSRFRejected()
     svc = request.app.state.services
-    keys = [svc.settings.secret, *svc.settings.fallback_secrets]
-    # As bytes: compare_digest raises TypeError for a str with non-ASCII characters, and the
-    # submitted field is whatever the client typed (a 500 before, found by fuzzing).
-    given = submitted.encode("utf-8", "surrogatepass")
-    ok = False
-    for key in keys:
-        ok |= hmac.compare_digest(_sign(key, nonce).encode(), given)
-    if not ok:
+    # The submitted field is whatever the client typed: keyed.matches compares bytes (a str
+    # with non-ASCII characters made compare_digest raise, a 500 found by fuzzing).
+    if not keyed.matches(svc.keys, keyed.CSRF, nonce, stored=submitted):
         raise CSRFRejected()

@@ -19,12 +19,12 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relatch.core import sealing
+from relatch.core import keyed, sealing
 from relatch.http.client import secure_cookies, services
 
 COOKIE = "relatch_reset_sent"
 PATH = "/reset-password"
-PURPOSE = "reset-page-sent-notice"
+PURPOSE = keyed.SEAL_SENT_NOTICE
 MAX_AGE = 900  # the page of step 2 is usually opened at once; a reload later still works
 
 

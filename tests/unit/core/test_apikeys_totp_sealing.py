@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyotp
 
-from relatch.core import apikeys, sealing, totp
+from relatch.core import apikeys, keyed, sealing, totp
 
 KEY = b"k" * 32
 OLD = b"o" * 32
@@ -25,13 +25,12 @@ def test_key_format_and_parse() -> None:
     assert earlier is not None and earlier.prefix == "rl_" + prefix[3:]
 
 
-def test_key_digest_is_keyed_and_rotates() -> None:
+def test_key_digest_is_keyed() -> None:
+    # Rotation: tests/unit/core/test_keyed.py::test_key_rotation, for every purpose.
     key, _ = apikeys.generate()
-    stored = apikeys.digest(OLD, key)
+    stored = keyed.digest(OLD, keyed.API_KEY, key)
     assert key not in stored and len(stored) == 64
-    assert apikeys.matches([KEY, OLD], key, stored)  # fallback key still accepted
-    assert not apikeys.matches([KEY], key, stored)
-    assert not apikeys.matches([KEY, OLD], key[:-1] + ("A" if key[-1] != "A" else "B"), stored)
+    assert not keyed.matches([KEY], keyed.API_KEY, key, stored=stored)
 
 
 def test_totp_window_and_replay() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 
-from relatch.core import codes
+from relatch.core import codes, keyed
 
 SECRET = b"k" * 32
 
@@ -32,19 +32,15 @@ def test_canonical_refuses_wrong_length_and_letters() -> None:
 
 
 def test_digest_is_bound_to_account_and_purpose() -> None:
-    d = codes.digest(SECRET, "reset-code", 1, "ABCD2345")
-    assert d != codes.digest(SECRET, "reset-code", 2, "ABCD2345")
-    assert d != codes.digest(SECRET, "other", 1, "ABCD2345")
-    assert d != codes.digest(b"x" * 32, "reset-code", 1, "ABCD2345")
+    d = keyed.digest(SECRET, keyed.RESET_CODE, 1, "ABCD2345")
+    assert d != keyed.digest(SECRET, keyed.RESET_CODE, 2, "ABCD2345")
+    assert d != keyed.digest(SECRET, keyed.RECOVERY_CODE, 1, "ABCD2345")
+    assert d != keyed.digest(b"x" * 32, keyed.RESET_CODE, 1, "ABCD2345")
     assert "ABCD2345" not in d
 
 
-def test_matches_accepts_fallback_keys() -> None:
-    old = b"o" * 32
-    stored = codes.digest(old, "reset-code", 7, "ABCD2345")
-    assert codes.matches([SECRET, old], "reset-code", 7, "ABCD2345", stored)
-    assert not codes.matches([SECRET], "reset-code", 7, "ABCD2345", stored)
-    assert not codes.matches([SECRET, old], "reset-code", 7, "ABCD2346", stored)
+# Key rotation (fallback keys accepted, a removed key not, another code not) is one test
+# for every purpose: tests/unit/core/test_keyed.py::test_key_rotation.
 
 
 def test_link_token_has_256_bits_and_round_trips() -> None:
