@@ -21,10 +21,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from relatch.http.app import create_app
+from relatch import workers as background
+from relatch.app import build, create_app
 from relatch.mail.transports import MailDirTransport, list_messages
-from relatch.services import background
-from relatch.services.context import Services, build
+from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage import migrate
 from relatch.storage.db import normalise_url

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from relatch.cli.main import app as cli_app
+from relatch.app import cli as cli_app
 from relatch.core import totp
 from relatch.services.context import Services
 from relatch.storage.models_audit import AuditEvent

@@ -21,10 +21,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select, text
 from typer.testing import CliRunner
 
-from relatch.cli.main import app as cli_app
+from relatch import workers as background
+from relatch.app import cli as cli_app
 from relatch.mail import worker
 from relatch.mail.transports import MailDirTransport
-from relatch.services import background, reset, reset_retries
+from relatch.services import reset, reset_retries
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.services.ports import MailRenderer

@@ -16,9 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from relatch.core import totp
-from relatch.oauth import store
 from relatch.services.context import Services
 from relatch.settings import Settings
+from relatch.storage import oauth_repo as store
 from tests.api.test_audit import rows as audit_rows
 from tests.api.test_recent_sign_in import (
     KEYS,

@@ -110,7 +110,7 @@ def test_no_cycle_between_folders() -> None:
     def visit(unit: str, trail: list[str]) -> None:
         for target in sorted(graph.get(unit, ())):
             if target in trail:
-                cycle = trail[trail.index(target) :] + [target]
+                cycle = [*trail[trail.index(target) :], target]
                 # Report each cycle once, from its smallest folder name.
                 if cycle[0] == min(cycle[:-1]):
                     cycles.append(" -> ".join(cycle))

@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
-from relatch.oauth import store
-from relatch.oauth.models import Client, Token
+from relatch.storage import oauth_repo as store
+from relatch.storage.oauth_records import Client, Token
 
 
 class Revocation(RevocationEndpoint):  # type: ignore[misc]

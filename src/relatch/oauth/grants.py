@@ -26,11 +26,13 @@ from authlib.oidc.core.grants import OpenIDCode, OpenIDImplicitGrant
 from joserfc.jwk import RSAKey
 
 from relatch.core.errors import LoginFailed, TotpRequired
-from relatch.oauth import code_replay, keys, params, store
-from relatch.oauth.models import AuthorizationCode, Client, Token
+from relatch.oauth import keys, params
 from relatch.services import accounts
 from relatch.services.context import Services
+from relatch.storage import oauth_code_replay as code_replay
+from relatch.storage import oauth_repo as store
 from relatch.storage.models import User
+from relatch.storage.oauth_records import AuthorizationCode, Client, Token
 
 if TYPE_CHECKING:
     from relatch.oauth.server import RelatchAuthorizationServer

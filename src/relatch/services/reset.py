@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity
 from relatch.core.errors import CodeRejected, InvalidInput
-from relatch.mail import outbox
 from relatch.services import api_keys, audit, known_clients, not_me_links
 from relatch.services import reset_retries as retries
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.services.password_policy import check_new_password
+from relatch.storage import outbox
 from relatch.storage.db import rowcount, transaction
 from relatch.storage.models import ResetCode, ResetRequest, User
 

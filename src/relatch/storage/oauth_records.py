@@ -13,7 +13,7 @@ from datetime import datetime
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, TokenMixin
 from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
 
-from relatch.oauth import digests
+from relatch.core import oauth_digests as digests
 from relatch.storage.models import User
 
 GRANT_TYPES = ("authorization_code", "implicit", "password", "client_credentials", "refresh_token")

@@ -16,9 +16,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from relatch.oauth import code_replay, digests
-from relatch.oauth.models import AuthorizationCode, Client, Token
-from relatch.services.context import Services
+from relatch.core import oauth_digests as digests
+from relatch.storage import oauth_code_replay as code_replay
+from relatch.storage.context import StoreContext
 from relatch.storage.db import rowcount, transaction
 from relatch.storage.models import User
 from relatch.storage.models_oauth import (
@@ -27,6 +27,7 @@ from relatch.storage.models_oauth import (
     OAuthConsent,
     OAuthToken,
 )
+from relatch.storage.oauth_records import AuthorizationCode, Client, Token
 
 CODE_TTL = timedelta(minutes=2)  # RFC 6749 4.1.2: short-lived; a maximum of 10 minutes
 ACCESS_TTL = timedelta(hours=1)
@@ -50,7 +51,7 @@ class NewClient:
 
 
 def create_client(
-    svc: Services,
+    svc: StoreContext,
     name: str,
     redirect_uris: list[str],
     grant_types: list[str],
@@ -78,7 +79,7 @@ def create_client(
     return NewClient(client_id, secret)
 
 
-def _client(svc: Services, row: OAuthClient) -> Client:
+def _client(svc: StoreContext, row: OAuthClient) -> Client:
     return Client(
         client_id=row.client_id,
         name=row.name,
@@ -90,7 +91,7 @@ def _client(svc: Services, row: OAuthClient) -> Client:
     )
 
 
-def load_client(svc: Services, client_id: str | None) -> Client | None:
+def load_client(svc: StoreContext, client_id: str | None) -> Client | None:
     # A client id is VSCHAR (RFC 6749 A.1): anything else names no client, and must not
     # reach the database (PostgreSQL refuses NUL in text: a 500 on authorize and token).
     if not client_id or len(client_id) > 64 or not CLIENT_ID.fullmatch(client_id):
@@ -107,7 +108,7 @@ def load_client(svc: Services, client_id: str | None) -> Client | None:
 # Authorization codes -----------------------------------------------------------------
 
 
-def save_code(svc: Services, code: str, client: Client, user: User, **fields: object) -> None:
+def save_code(svc: StoreContext, code: str, client: Client, user: User, **fields: object) -> None:
     now = svc.clock()
     with transaction(svc.sessions) as s:
         s.add(
@@ -123,7 +124,7 @@ def save_code(svc: Services, code: str, client: Client, user: User, **fields: ob
         )
 
 
-def find_code(svc: Services, code: str, client: Client) -> AuthorizationCode | None:
+def find_code(svc: StoreContext, code: str, client: Client) -> AuthorizationCode | None:
     """A live code issued to this client (RFC 6749 4.1.3: bound to the client)."""
     wanted = digests.candidates(svc.keys, digests.CODE, code)
     if not wanted:
@@ -153,7 +154,7 @@ def find_code(svc: Services, code: str, client: Client) -> AuthorizationCode | N
     )
 
 
-def nonce_used(svc: Services, client_id: str, nonce: str) -> bool:
+def nonce_used(svc: StoreContext, client_id: str, nonce: str) -> bool:
     with svc.sessions() as s:
         found = s.scalar(
             select(OAuthCode.id).where(OAuthCode.client_id == client_id, OAuthCode.nonce == nonce)
@@ -161,7 +162,7 @@ def nonce_used(svc: Services, client_id: str, nonce: str) -> bool:
     return found is not None
 
 
-def user_by_id(svc: Services, user_id: int) -> User | None:
+def user_by_id(svc: StoreContext, user_id: int) -> User | None:
     with svc.sessions() as s:
         return s.get(User, user_id)
 
@@ -170,7 +171,7 @@ def user_by_id(svc: Services, user_id: int) -> User | None:
 
 
 def save_token(
-    svc: Services,
+    svc: StoreContext,
     token: dict[str, object],
     client: Client,
     user: User | None,
@@ -218,7 +219,7 @@ def save_token(
 
 
 def _token_row(
-    svc: Services,
+    svc: StoreContext,
     token: dict[str, object],
     client: Client,
     user: User | None,
@@ -245,7 +246,7 @@ def _token_row(
     )
 
 
-def _find(svc: Services, kind: str, value: str) -> tuple[OAuthToken, User | None] | None:
+def _find(svc: StoreContext, kind: str, value: str) -> tuple[OAuthToken, User | None] | None:
     purpose = digests.ACCESS if kind == "access_token" else digests.REFRESH
     wanted = digests.candidates(svc.keys, purpose, value)
     if not wanted:
@@ -259,7 +260,7 @@ def _find(svc: Services, kind: str, value: str) -> tuple[OAuthToken, User | None
     return row, user
 
 
-def find_token(svc: Services, value: str, hint: str | None = None) -> Token | None:
+def find_token(svc: StoreContext, value: str, hint: str | None = None) -> Token | None:
     """The token with this value, access or refresh (the hint only orders the lookups)."""
     kinds = (
         ["refresh_token", "access_token"]
@@ -293,12 +294,12 @@ def find_token(svc: Services, value: str, hint: str | None = None) -> Token | No
     return None
 
 
-def was_rotated(svc: Services, token_id: int) -> bool:
+def was_rotated(svc: StoreContext, token_id: int) -> bool:
     with svc.sessions() as s:
         return bool(s.scalar(select(OAuthToken.rotated).where(OAuthToken.id == token_id)))
 
 
-def revoke(svc: Services, token_id: int) -> None:
+def revoke(svc: StoreContext, token_id: int) -> None:
     with transaction(svc.sessions) as s:
         s.execute(
             update(OAuthToken)
@@ -307,7 +308,7 @@ def revoke(svc: Services, token_id: int) -> None:
         )
 
 
-def revoke_grant(svc: Services, user_id: int, client_id: str) -> None:
+def revoke_grant(svc: StoreContext, user_id: int, client_id: str) -> None:
     """Every live token of this account at this client (a replayed refresh token)."""
     with transaction(svc.sessions) as s:
         s.execute(
@@ -339,7 +340,7 @@ def revoke_for_user(s: Session, user: User, now: datetime) -> None:
 # Consent -----------------------------------------------------------------------------
 
 
-def has_consent(svc: Services, user_id: int, client_id: str, scope: str) -> bool:
+def has_consent(svc: StoreContext, user_id: int, client_id: str, scope: str) -> bool:
     with svc.sessions() as s:
         granted = s.scalar(
             select(OAuthConsent.scope).where(
@@ -351,7 +352,7 @@ def has_consent(svc: Services, user_id: int, client_id: str, scope: str) -> bool
     return set(scope.split()) <= set(granted.split())
 
 
-def remember_consent(svc: Services, user_id: int, client_id: str, scope: str) -> None:
+def remember_consent(svc: StoreContext, user_id: int, client_id: str, scope: str) -> None:
     now = svc.clock()
     for _ in range(2):  # a parallel first consent may insert the row first: retry as update
         try:

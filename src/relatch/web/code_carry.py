@@ -23,7 +23,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relatch.http.client import secure_cookies
+from relatch.auth.request import secure_cookies
 
 COOKIE = "relatch_reset_code"
 PATH = "/reset-password"

@@ -13,8 +13,8 @@ import secrets
 
 from fastapi import Request, Response
 
+from relatch.auth.request import secure_cookies
 from relatch.core.errors import RelatchError
-from relatch.http.client import secure_cookies
 
 COOKIE = "relatch_csrf"
 FIELD = "csrf_token"

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relatch.oauth import store
 from relatch.services.context import Services
+from relatch.storage import oauth_repo as store
 from relatch.storage.models import User
 
 COOKIE = "relatch_oauth_signin"

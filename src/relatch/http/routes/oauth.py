@@ -15,10 +15,12 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from relatch.http.client import request_meta, services
-from relatch.oauth import authorize_page, bearer, keys, server
+from relatch.auth import bearer
+from relatch.auth.request import request_meta, services
+from relatch.oauth import keys, server
 from relatch.oauth.grants import user_info
-from relatch.oauth.models import GRANT_TYPES, SCOPES
+from relatch.storage.oauth_records import GRANT_TYPES, SCOPES
+from relatch.web import authorize_page
 
 log = logging.getLogger(__name__)
 
