@@ -273,7 +273,6 @@ def test_a_hanging_relay_never_holds_up_reset_requests(svc: Services, make_accou
                 while not await anyio.to_thread.run_sync(handled):
                     await anyio.sleep(0.05)
             stopping.set()
-            svc.wake.set()
             tg.cancel_scope.cancel()
 
     anyio.run(main)

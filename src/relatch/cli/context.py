@@ -1,24 +1,27 @@
 """How a command gets its services: through the builder relatch/app.py hands the CLI.
 
-The CLI sits below the assembly (layer test): it never imports relatch/app.py, so
-`make_cli(build)` puts the builder in the root click context and every command asks it.
+The CLI sits below the assembly (layer test): it never imports relatch/app.py. The
+assembly calls `cli.main.make_cli(build)`, which registers the builder here once per
+process; every command then asks `build`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import click
-
 from relatch.services.context import Services
 from relatch.settings import Settings
 
 Builder = Callable[[Settings], Services]
 
+_builder: list[Builder] = []
+
+
+def use(builder: Builder) -> None:
+    _builder[:] = [builder]
+
 
 def build(settings: Settings) -> Services:
-    builder = click.get_current_context().find_root().obj
-    if not callable(builder):
+    if not _builder:
         raise RuntimeError("the CLI runs through relatch.app.cli, which supplies its builder")
-    services: Services = builder(settings)
-    return services
+    return _builder[0](settings)

@@ -11,7 +11,7 @@ from relatch.cli import apikeys as apikey_cli
 from relatch.cli import audit as audit_cli
 from relatch.cli import mail, users
 from relatch.cli import oauth as oauth_cli
-from relatch.cli.context import Builder
+from relatch.cli.context import Builder, use
 from relatch.settings import get_settings
 from relatch.storage import migrate as migrations
 from relatch.storage.db import make_engine
@@ -23,8 +23,8 @@ def make_cli(builder: Builder) -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         help="Relatch: account recovery",
-        context_settings={"obj": builder},
     )
+    use(builder)
     app.callback()(_private_files)
     app.command()(migrate)
     app.command()(serve)
