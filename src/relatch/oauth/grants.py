@@ -32,7 +32,13 @@ from relatch.services.context import Services
 from relatch.storage import oauth_code_replay as code_replay
 from relatch.storage import oauth_repo as store
 from relatch.storage.models import User
-from relatch.storage.oauth_records import AuthorizationCode, Client, Token
+from relatch.storage.oauth_records import (
+    ANY_METHOD,
+    SECRET_METHODS,
+    AuthorizationCode,
+    Client,
+    Token,
+)
 
 if TYPE_CHECKING:
     from relatch.oauth.server import RelatchAuthorizationServer
@@ -40,8 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ID_TOKEN_TTL = 3600
-WITH_PUBLIC = ["client_secret_basic", "client_secret_post", "none"]
-SECRET_ONLY = ["client_secret_basic", "client_secret_post"]
+WITH_PUBLIC = list(ANY_METHOD)
+SECRET_ONLY = list(SECRET_METHODS)
 
 
 def user_info(user: User, scope: str) -> UserInfo:

@@ -18,7 +18,12 @@ from relatch.storage.models import User
 
 GRANT_TYPES = ("authorization_code", "implicit", "password", "client_credentials", "refresh_token")
 SCOPES = ("openid", "email", "profile")
+# Client authentication (RFC 6749 2.3), the one list every grant and endpoint uses: a
+# confidential client proves its secret one of SECRET_METHODS ways; a public client
+# ("none") only names itself, and only where PKCE or its own tokens protect it.
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+PUBLIC_METHOD = "none"
+ANY_METHOD = (*SECRET_METHODS, PUBLIC_METHOD)
 
 
 @dataclass
@@ -62,7 +67,7 @@ class Client(ClientMixin):  # type: ignore[misc]
         # A confidential client must always prove its secret (RFC 6749 3.2.1); a public
         # client has none and is identified only (PKCE protects its codes).
         if self.is_public:
-            return method == "none"
+            return method == PUBLIC_METHOD
         return method in SECRET_METHODS
 
     def check_response_type(self, response_type: str | None) -> bool:
