@@ -1,5 +1,5 @@
 """The grants Relatch allows, as Authlib subclasses: Authlib runs every protocol step,
-these classes only tell it where the data lives (store.py) and who the user is.
+these classes only tell it where the data lives (storage/oauth_repo.py) and who the user is.
 
 | grant                | client auth             | notes                                   |
 | authorization_code   | secret, or none + PKCE  | S256 PKCE required for public clients   |
@@ -200,7 +200,7 @@ class AuthorizationCodeGrant(CheckedAuthorizeRequest, grants.AuthorizationCodeGr
         found = store.find_code(svc, code, client)
         if found is None:
             # Code replay (RFC 6749 4.1.2): still invalid_grant (Authlib raises it on
-            # None), and the tokens the first use bought are revoked (oauth/code_replay.py).
+            # None), and the tokens the first use bought are revoked (storage/oauth_code_replay.py).
             verifier = self.request.payload.data.get("code_verifier")
             code_replay.revoke_if_replayed(svc, code, client, verifier)
         return found

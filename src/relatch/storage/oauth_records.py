@@ -1,7 +1,7 @@
 """Authlib's model mixins over Relatch rows: clients, authorization codes, tokens.
 
 Plain, detached objects (no live database session): Authlib calls them from inside a
-grant, and every write goes through store.py in its own short transaction.
+grant, and every write goes through oauth_repo.py in its own short transaction.
 """
 
 from __future__ import annotations

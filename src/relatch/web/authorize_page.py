@@ -14,7 +14,7 @@ States (query string = the client's OAuth request, unchanged throughout):
        ▼
     code / token to the redirect URI
 
-"Fresh enough" (oauth/reauth.py) is decided again at the consent POST: posting the consent
+"Fresh enough" (web/reauth.py) is decided again at the consent POST: posting the consent
 step is not a sign-in.
 """
 
