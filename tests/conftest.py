@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from relatch.http.app import create_app
-from relatch.services.context import Services, build
+from relatch.app import build, create_app
+from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage import migrate
 from tests.helpers.app import CODE_LINE, Account, FakeClock, Mailbox, test_settings

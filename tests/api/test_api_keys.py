@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from relatch.cli.main import app as cli_app
+from relatch.app import cli as cli_app
 from relatch.services.context import Services
 from relatch.storage.models_auth import ApiKey
 from tests.conftest import Mailbox

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from relatch.cli.main import app as cli_app
+from relatch.app import cli as cli_app
 from relatch.core import totp
 from relatch.services.context import Services
 from tests.conftest import Account, FakeClock, Mailbox

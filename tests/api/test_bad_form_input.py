@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from relatch.oauth import store
 from relatch.services.context import Services
 from relatch.settings import Settings
+from relatch.storage import oauth_repo as store
 from relatch.storage.models import ResetRequest
 from tests import conftest
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
-from relatch.http.client import NO_PEER, client_ip
+from relatch.auth.request import NO_PEER, client_ip
 
 
 def request(client: TestClient, peer: Any, xff: str | None = None) -> Request:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from relatch.http.app import create_app
+from relatch.app import create_app
 from relatch.services.context import Services
 from relatch.settings import Settings
 from tests.conftest import test_settings as make_settings

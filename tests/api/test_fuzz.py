@@ -42,12 +42,12 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
+from relatch.app import build, create_app
 from relatch.core import text
-from relatch.http.app import create_app
-from relatch.oauth import store
-from relatch.oauth.models import GRANT_TYPES, SCOPES
-from relatch.services.context import Services, build
+from relatch.services.context import Services
 from relatch.settings import Settings
+from relatch.storage import oauth_repo as store
+from relatch.storage.oauth_records import GRANT_TYPES, SCOPES
 from tests import conftest
 
 # Bounded for `make test`; RELATCH_FUZZ_EXAMPLES=500 digs deeper by hand.

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from relatch.http.app import create_app
-from relatch.services.context import Services, build
+from relatch.app import build, create_app
+from relatch.services.context import Services
 from relatch.storage import migrate
 from tests.conftest import FakeClock
 from tests.conftest import test_settings as make_settings

@@ -13,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from relatch.app import build, create_app
 from relatch.core import codes
-from relatch.http.app import create_app
 from relatch.services import reset
-from relatch.services.context import Services, build
+from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage import migrate
 from relatch.storage.models import ResetCode

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from relatch.http import client as http_client
+from relatch.auth import request as http_client
 from tests.conftest import DATABASES, FakeClock
 from tests.helpers.lockout import (
     CSRF_RE,
@@ -144,11 +144,11 @@ def test_forwarded_header_from_an_untrusted_peer_is_warned_about_once(
 ) -> None:
     """Behind a proxy missing from RELATCH_TRUSTED_PROXIES every client looks like the
     proxy (one per-IP budget, one known network for all): say so, once per peer."""
-    from relatch.http.app import create_app
+    from relatch.app import create_app
 
     monkeypatch.setattr(http_client, "_warned_peers", set(), raising=False)
     monkeypatch.setattr(http_client, "MAX_WARNED_PEERS", 3, raising=False)
-    caplog.set_level(logging.WARNING, logger="relatch.http.client")
+    caplog.set_level(logging.WARNING, logger="relatch.auth.request")
 
     def ask(peer: str, xff: str | None = "198.51.100.1") -> None:
         headers = {"X-Forwarded-For": xff} if xff else {}

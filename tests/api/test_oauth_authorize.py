@@ -19,10 +19,11 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from relatch.http.app import create_app
-from relatch.oauth import server, store
+from relatch.app import create_app
+from relatch.oauth import server
 from relatch.services.context import Services
 from relatch.settings import Settings
+from relatch.storage import oauth_repo as store
 from relatch.storage.models_oauth import OAuthCode, OAuthToken
 from tests.conftest import Account, FakeClock
 from tests.conftest import test_settings as make_settings

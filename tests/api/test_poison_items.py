@@ -21,10 +21,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select, text
 from typer.testing import CliRunner
 
-from relatch.cli.main import app as cli_app
+from relatch import workers as background
+from relatch.app import cli as cli_app
 from relatch.mail import worker
 from relatch.mail.transports import MailDirTransport
-from relatch.services import background, reset, reset_retries
+from relatch.services import reset, reset_retries
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.services.ports import MailRenderer
@@ -272,7 +273,6 @@ def test_a_hanging_relay_never_holds_up_reset_requests(svc: Services, make_accou
                 while not await anyio.to_thread.run_sync(handled):
                     await anyio.sleep(0.05)
             stopping.set()
-            svc.wake.set()
             tg.cancel_scope.cancel()
 
     anyio.run(main)

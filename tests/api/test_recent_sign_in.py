@@ -13,9 +13,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from relatch.app import build, create_app
 from relatch.core import totp
-from relatch.http.app import create_app
-from relatch.services.context import Services, build
+from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage import migrate
 from tests.conftest import FakeClock

@@ -16,9 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from relatch.core import totp
-from relatch.oauth import store
 from relatch.services.context import Services
 from relatch.settings import Settings
+from relatch.storage import oauth_repo as store
 from tests.conftest import FakeClock
 from tests.conftest import test_settings as make_settings
 from tests.helpers.audit import rows as audit_rows

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
-from relatch.cli.main import app as cli_app
+from relatch.app import cli as cli_app
 from relatch.mail.render import TemplateRenderer
 from relatch.mail.transports import MailDirTransport
 from relatch.services.context import Services

@@ -13,8 +13,8 @@ from typing import Any
 
 import anyio
 
+from relatch import workers as background
 from relatch.mail.transports import MailDirTransport, list_messages
-from relatch.services import background
 from relatch.services.context import Services
 from relatch.settings import Settings
 

@@ -14,11 +14,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from relatch.http.app import create_app
-from relatch.oauth import store
-from relatch.services.context import Services, build
+from relatch.app import build, create_app
+from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage import migrate
+from relatch.storage import oauth_repo as store
 from tests.conftest import FakeClock, Mailbox
 from tests.conftest import test_settings as make_settings
 from tests.helpers.limit_backends import backend_settings

@@ -9,8 +9,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from relatch.core import totp
-from relatch.oauth import store
 from relatch.services.context import Services
+from relatch.storage import oauth_repo as store
 from tests.helpers.app import Account, FakeClock
 
 KEYS = "/v1/api/user/apikeys"

@@ -17,10 +17,11 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select
 
-from relatch.oauth import keys, store
+from relatch.oauth import keys
 from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage import migrate
+from relatch.storage import oauth_repo as store
 from relatch.storage.models import User
 from relatch.storage.models_oauth import OAuthClient, OAuthSigningKey, OAuthToken
 from tests.conftest import Account, FakeClock, Mailbox

@@ -16,9 +16,9 @@ import anyio.to_thread
 from fastapi import Request
 
 from relatch.auth.api_key import api_key_header
+from relatch.auth.bearer import oauth_bearer
 from relatch.core import tokens
 from relatch.core.errors import NotAuthenticated, ReauthRequired
-from relatch.oauth.bearer import oauth_bearer
 from relatch.services import accounts
 from relatch.services.context import Services
 from relatch.storage.models import User

@@ -8,10 +8,11 @@ from typing import TypeVar
 
 import typer
 
+from relatch.cli.context import build
 from relatch.cli.output import cell, one_line
 from relatch.core.errors import RelatchError
 from relatch.services import api_keys
-from relatch.services.context import Services, build
+from relatch.services.context import Services
 from relatch.services.meta import CLI
 from relatch.settings import get_settings
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import typer
 from sqlalchemy import ColumnElement, or_, select
 
+from relatch.cli.context import build
 from relatch.cli.output import cell
 from relatch.core import identity
 from relatch.services import audit
-from relatch.services.context import build
 from relatch.settings import get_settings
 from relatch.storage.models import User
 from relatch.storage.models_audit import AuditEvent

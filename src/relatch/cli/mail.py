@@ -10,9 +10,9 @@ from pathlib import Path
 import typer
 from sqlalchemy import select
 
+from relatch.cli.context import build
 from relatch.cli.output import block, cell, escaped
 from relatch.mail.transports import list_messages
-from relatch.services.context import build
 from relatch.settings import get_settings
 from relatch.storage.models import OutboxMessage, ResetRequest
 

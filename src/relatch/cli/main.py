@@ -1,4 +1,4 @@
-"""The `relatch` command line."""
+"""The `relatch` command line (assembled with its builder in relatch/app.py: `cli`)."""
 
 from __future__ import annotations
 
@@ -11,20 +11,32 @@ from relatch.cli import apikeys as apikey_cli
 from relatch.cli import audit as audit_cli
 from relatch.cli import mail, users
 from relatch.cli import oauth as oauth_cli
+from relatch.cli.context import Builder, use
 from relatch.settings import get_settings
 from relatch.storage import migrate as migrations
 from relatch.storage.db import make_engine
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Relatch: account recovery")
-app.add_typer(users.app, name="user")
-app.add_typer(mail.app, name="mail")
-app.add_typer(oauth_cli.clients, name="oauth-client")
-app.add_typer(oauth_cli.signing_keys, name="oauth-key")
-app.command("audit")(audit_cli.audit_command)
-app.add_typer(apikey_cli.app, name="apikey")
+
+def make_cli(builder: Builder) -> typer.Typer:
+    """The command line; every command that needs services gets them from `builder`."""
+    app = typer.Typer(
+        no_args_is_help=True,
+        add_completion=False,
+        help="Relatch: account recovery",
+    )
+    use(builder)
+    app.callback()(_private_files)
+    app.command()(migrate)
+    app.command()(serve)
+    app.add_typer(users.app, name="user")
+    app.add_typer(mail.app, name="mail")
+    app.add_typer(oauth_cli.clients, name="oauth-client")
+    app.add_typer(oauth_cli.signing_keys, name="oauth-key")
+    app.command("audit")(audit_cli.audit_command)
+    app.add_typer(apikey_cli.app, name="apikey")
+    return app
 
 
-@app.callback()
 def _private_files() -> None:
     """Every command: files this process creates are 0600 and folders 0700.
 
@@ -43,14 +55,12 @@ def _migrate() -> None:
         engine.dispose()
 
 
-@app.command()
 def migrate() -> None:
     """Bring the database schema up to date."""
     _migrate()
     typer.echo("database is up to date")
 
 
-@app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="port to listen on"),
@@ -66,7 +76,7 @@ def serve(
     _ = settings.secret  # create the key file once, before worker processes race for it
     _migrate()
     uvicorn.run(
-        "relatch.http.app:create_app_from_env",
+        "relatch.app:create_app_from_env",
         factory=True,
         host=host,
         port=port,
@@ -80,7 +90,3 @@ def serve(
         # No limit_concurrency: its plain 503 is replaced by the 429 of http/protocol.py.
         ws="none",  # no WebSocket route: an upgrade must not take the connection elsewhere
     )
-
-
-if __name__ == "__main__":
-    app()

@@ -8,10 +8,11 @@ from urllib.parse import urlsplit
 
 import typer
 
-from relatch.oauth import keys, store
-from relatch.oauth.models import GRANT_TYPES, SCOPES
-from relatch.services.context import build
+from relatch.cli.context import build
+from relatch.oauth import keys
 from relatch.settings import get_settings
+from relatch.storage import oauth_repo as store
+from relatch.storage.oauth_records import GRANT_TYPES, SCOPES
 
 clients = typer.Typer(no_args_is_help=True, help="OAuth2 clients")
 signing_keys = typer.Typer(no_args_is_help=True, help="OpenID Connect signing keys")

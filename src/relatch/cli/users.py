@@ -6,10 +6,10 @@ import sys
 
 import typer
 
+from relatch.cli.context import build
 from relatch.cli.output import one_line
 from relatch.core.errors import RelatchError
 from relatch.services import accounts
-from relatch.services.context import build
 from relatch.services.meta import CLI
 from relatch.settings import get_settings
 

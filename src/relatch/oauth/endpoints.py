@@ -7,13 +7,13 @@ from typing import Any, ClassVar
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
-from relatch.oauth import store
-from relatch.oauth.models import Client, Token
+from relatch.storage import oauth_repo as store
+from relatch.storage.oauth_records import ANY_METHOD, SECRET_METHODS, Client, Token
 
 
 class Revocation(RevocationEndpoint):  # type: ignore[misc]
     # Public clients may revoke their own tokens: they are identified by client_id.
-    CLIENT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "client_secret_post", "none"]
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = list(ANY_METHOD)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
         return store.find_token(self.server.svc, token_string, token_type_hint)
@@ -25,7 +25,7 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
 
 class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
     # Only confidential clients introspect: a public client could probe tokens.
-    CLIENT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "client_secret_post"]
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = list(SECRET_METHODS)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
         return store.find_token(self.server.svc, token_string, token_type_hint)

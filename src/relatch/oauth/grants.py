@@ -1,5 +1,5 @@
 """The grants Relatch allows, as Authlib subclasses: Authlib runs every protocol step,
-these classes only tell it where the data lives (store.py) and who the user is.
+these classes only tell it where the data lives (storage/oauth_repo.py) and who the user is.
 
 | grant                | client auth             | notes                                   |
 | authorization_code   | secret, or none + PKCE  | S256 PKCE required for public clients   |
@@ -26,11 +26,19 @@ from authlib.oidc.core.grants import OpenIDCode, OpenIDImplicitGrant
 from joserfc.jwk import RSAKey
 
 from relatch.core.errors import LoginFailed, TotpRequired
-from relatch.oauth import code_replay, keys, params, store
-from relatch.oauth.models import AuthorizationCode, Client, Token
+from relatch.oauth import keys, params
 from relatch.services import accounts
 from relatch.services.context import Services
+from relatch.storage import oauth_code_replay as code_replay
+from relatch.storage import oauth_repo as store
 from relatch.storage.models import User
+from relatch.storage.oauth_records import (
+    ANY_METHOD,
+    SECRET_METHODS,
+    AuthorizationCode,
+    Client,
+    Token,
+)
 
 if TYPE_CHECKING:
     from relatch.oauth.server import RelatchAuthorizationServer
@@ -38,8 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ID_TOKEN_TTL = 3600
-WITH_PUBLIC = ["client_secret_basic", "client_secret_post", "none"]
-SECRET_ONLY = ["client_secret_basic", "client_secret_post"]
+WITH_PUBLIC = list(ANY_METHOD)
+SECRET_ONLY = list(SECRET_METHODS)
 
 
 def user_info(user: User, scope: str) -> UserInfo:
@@ -192,7 +200,7 @@ class AuthorizationCodeGrant(CheckedAuthorizeRequest, grants.AuthorizationCodeGr
         found = store.find_code(svc, code, client)
         if found is None:
             # Code replay (RFC 6749 4.1.2): still invalid_grant (Authlib raises it on
-            # None), and the tokens the first use bought are revoked (oauth/code_replay.py).
+            # None), and the tokens the first use bought are revoked (storage/oauth_code_replay.py).
             verifier = self.request.payload.data.get("code_verifier")
             code_replay.revoke_if_replayed(svc, code, client, verifier)
         return found

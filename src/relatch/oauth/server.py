@@ -27,11 +27,13 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relatch.oauth import digests, endpoints, grants, store
-from relatch.oauth.models import SCOPES, Client
+from relatch.core import oauth_digests as digests
+from relatch.oauth import endpoints, grants
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
+from relatch.storage import oauth_repo as store
 from relatch.storage.models import User
+from relatch.storage.oauth_records import SCOPES, Client
 
 log = logging.getLogger(__name__)
 

@@ -198,13 +198,10 @@ def _safely(t: Trail, outcome: str) -> None:
         log.error("audit row %s/%s not written: %s", t.event, outcome, type(exc).__name__)
 
 
-def prune(svc: Services, *, force: bool = False) -> int:
-    """Delete rows older than RELATCH_AUDIT_RETENTION_DAYS; at most every PRUNE_EVERY."""
-    now = svc.clock()
-    if not force and svc.audit_pruned_at is not None and now - svc.audit_pruned_at < PRUNE_EVERY:
-        return 0
-    cutoff = now - timedelta(days=svc.settings.audit_retention_days)
+def prune(svc: Services) -> int:
+    """Delete rows older than RELATCH_AUDIT_RETENTION_DAYS (the workers call it at most
+    every PRUNE_EVERY: relatch/workers.py)."""
+    cutoff = svc.clock() - timedelta(days=svc.settings.audit_retention_days)
     with transaction(svc.sessions) as s:
         deleted = rowcount(s.execute(delete(AuditEvent).where(AuditEvent.at < cutoff)))
-    svc.audit_pruned_at = now
     return int(deleted or 0)

@@ -19,9 +19,9 @@ from relatch.core import identity, passwords
 from relatch.core.errors import LoginFailed, PasswordRejected
 from relatch.services import accounts, audit, known_clients
 from relatch.services.context import Services
+from relatch.services.credentials import apply_new_password
 from relatch.services.meta import RequestMeta
 from relatch.services.password_policy import SAME_AS_CURRENT
-from relatch.services.reset import apply_new_password
 from relatch.storage.db import transaction
 from relatch.storage.models import User
 

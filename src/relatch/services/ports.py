@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from relatch.core.limits import Bucket
+from relatch.storage.outbox import MailRenderer
+
+__all__ = ["Clock", "LimitStore", "MailRenderer"]
 
 
 class Clock(Protocol):
     def __call__(self) -> datetime: ...
-
-
-class MailRenderer(Protocol):
-    def render(self, template: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
-        """(subject, text body, html body) of one message."""
-        ...
 
 
 class LimitStore(Protocol):

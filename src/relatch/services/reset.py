@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity, keyed
 from relatch.core.errors import CodeRejected, InvalidInput
-from relatch.mail import outbox
-from relatch.services import api_keys, audit, known_clients, not_me_links
+from relatch.services import audit, credentials, known_clients
 from relatch.services import reset_retries as retries
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.services.password_policy import check_new_password
+from relatch.storage import outbox
 from relatch.storage.db import rowcount, transaction
 from relatch.storage.models import ResetCode, ResetRequest, User
 
@@ -118,7 +118,7 @@ def _process_one(svc: Services, request_id: int, now: datetime) -> int:
 def _issue_code(svc: Services, s: Session, user: User) -> None:
     now = svc.clock()
     # A new request invalidates older codes: only the newest mail works.
-    _revoke_live_codes(s, user.id, now)
+    credentials.revoke_reset_codes(s, user.id, now)
     code = codes.generate()
     # Lockout: the link's 256-bit secret cannot be guessed, so it needs no try counter and
     # strangers who use up the code's tries cannot kill it: the mailbox always works.
@@ -146,18 +146,6 @@ def _issue_code(svc: Services, s: Session, user: User) -> None:
             "minutes": svc.settings.reset_code_ttl // 60,
         },
         now,
-    )
-
-
-def _revoke_live_codes(s: Session, user_id: int, now: datetime) -> None:
-    s.execute(
-        update(ResetCode)
-        .where(
-            ResetCode.user_id == user_id,
-            ResetCode.consumed_at.is_(None),
-            ResetCode.revoked_at.is_(None),
-        )
-        .values(revoked_at=now)
     )
 
 
@@ -332,7 +320,7 @@ def _consume(
         )
         if consumed != 1:
             raise CodeRejected()
-        apply_new_password(svc, s, user, new_hash, verified=True)
+        credentials.apply_new_password(svc, s, user, new_hash, verified=True)
         # Lockout: the client that reset is known from now on (sign-in from it works at
         # once); takeover: every other known client is forgotten (a phisher's device).
         known_clients.keep_only(svc, s, user, meta, now, add=True)
@@ -405,39 +393,3 @@ def reset_with_link(svc: Services, token: str, new_password: str, meta: RequestM
             current_hash=user.password_hash,
         )
         _consume(svc, holder.code_id, user, svc.pool.hash(normalised), meta, t)
-
-
-def apply_new_password(
-    svc: Services, s: Session, user: User, new_hash: str, *, verified: bool = False
-) -> None:
-    """Inside the caller's transaction: store the hash, revoke sessions and codes, notify."""
-    now = svc.clock()
-    values: dict[str, object] = {
-        "password_hash": new_hash,
-        # Session revocation: every token carrying the old generation is refused.
-        "credential_generation": User.credential_generation + 1,
-        "password_changed_at": now,
-    }
-    if verified:
-        values["email_verified"] = True  # the code proved the address
-    s.execute(update(User).where(User.id == user.id).values(**values))
-    _revoke_live_codes(s, user.id, now)
-    for hook in svc.on_password_changed:
-        hook(s, user, now)
-    outbox.enqueue(
-        s,
-        svc.renderer,
-        "password_changed",
-        user.email,
-        {
-            "name": user.name,
-            "email": user.email,
-            "when": now.strftime("%Y-%m-%d %H:%M UTC"),
-            # "This was not me": a one-time link, valid 7 days (services/not_me.py).
-            "not_me_url": not_me_links.issue(svc, s, user.id, now),
-            "not_me_days": not_me_links.TTL.days,
-            # API keys survive a reset (deliberate credentials): the notice says so.
-            "api_keys": api_keys.active_count(s, user.id),
-        },
-        now,
-    )

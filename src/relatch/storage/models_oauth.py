@@ -1,7 +1,7 @@
 """OAuth2 / OpenID Connect provider tables (issue 4).
 
 Secrets (client secrets, codes, access and refresh tokens) are stored only as keyed,
-purpose-salted digests (oauth/digests.py): a database dump hands out no usable credential.
+purpose-salted digests (core/oauth_digests.py): a database dump hands out no usable credential.
 The ID-token signing keys are kept sealed with AES-GCM under a key derived from the secret
 key (core/sealing.py); only their public halves are published.
 """

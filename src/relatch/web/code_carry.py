@@ -25,8 +25,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from starlette.requests import Request
 from starlette.responses import Response
 
+from relatch.auth.request import secure_cookies
 from relatch.core import codes, keyed
-from relatch.http.client import secure_cookies
 
 COOKIE = "relatch_reset_code"  # name kept from when it carried the code
 PATH = "/reset-password"

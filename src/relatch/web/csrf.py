@@ -11,9 +11,9 @@ import secrets
 
 from fastapi import Request, Response
 
+from relatch.auth.request import secure_cookies
 from relatch.core import keyed
 from relatch.core.errors import RelatchError
-from relatch.http.client import secure_cookies
 
 COOKIE = "relatch_csrf"
 FIELD = "csrf_token"

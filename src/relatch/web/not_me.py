@@ -10,8 +10,8 @@ from anyio.to_thread import run_sync
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from relatch.auth.request import request_meta, services
 from relatch.core.errors import LinkRejected
-from relatch.http.client import request_meta, services
 from relatch.services import not_me
 from relatch.web import csrf
 from relatch.web.forms import read_form

@@ -23,9 +23,9 @@ from anyio.to_thread import run_sync
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from relatch.auth.request import request_meta, services, set_device_cookie
 from relatch.core import codes, identity, passwords
 from relatch.core.errors import CodeRejected, InvalidInput, PasswordRejected, RateLimited
-from relatch.http.client import request_meta, services, set_device_cookie
 from relatch.services import reset
 from relatch.web import code_carry, csrf, i18n, sent_notice
 from relatch.web.forms import FormState, read_form

@@ -19,8 +19,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from relatch.auth.request import secure_cookies, services
 from relatch.core import keyed, sealing
-from relatch.http.client import secure_cookies, services
 
 COOKIE = "relatch_reset_sent"
 PATH = "/reset-password"

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
 
 from relatch.auth.dependencies import current_user, recent_session_user
-from relatch.http.client import request_meta, services
+from relatch.auth.request import request_meta, services
 from relatch.http.openapi import recent_sign_in_responses
 from relatch.http.schemas import (
     ApiKeyInfo,

@@ -10,7 +10,7 @@ from anyio.to_thread import run_sync
 from fastapi import APIRouter, Depends, Request
 
 from relatch.auth.dependencies import recent_session_user
-from relatch.http.client import request_meta, services
+from relatch.auth.request import request_meta, services
 from relatch.http.openapi import recent_sign_in_responses
 from relatch.http.schemas import (
     GenericApiResponse,

@@ -8,7 +8,7 @@ from anyio.to_thread import run_sync
 from fastapi import APIRouter, Depends, Request, Response
 
 from relatch.auth.dependencies import SessionCaller, session_caller
-from relatch.http.client import request_meta, secure_cookies, services
+from relatch.auth.request import request_meta, secure_cookies, services
 from relatch.http.schemas import ChangePasswordRequest, GenericApiResponse
 from relatch.services.password_change import change_password
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from anyio.to_thread import run_sync
 from fastapi import APIRouter, Request
 
-from relatch.http.client import request_meta, services
+from relatch.auth.request import request_meta, services
 from relatch.http.schemas import (
     GenericApiResponse,
     RequestResetPasswordRequest,

@@ -8,7 +8,7 @@ from anyio.to_thread import run_sync
 from fastapi import APIRouter, Depends, Query, Request
 
 from relatch.auth.dependencies import current_user
-from relatch.http.client import request_meta, services
+from relatch.auth.request import request_meta, services
 from relatch.http.schemas import (
     CreateUserRequest,
     CreateUserResponse,

@@ -12,10 +12,10 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator
 from fastapi import Request
 
 from relatch.core.errors import NotAuthenticated
-from relatch.oauth import store
-from relatch.oauth.models import Token
 from relatch.services.context import Services
+from relatch.storage import oauth_repo as store
 from relatch.storage.models import User
+from relatch.storage.oauth_records import Token
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ States (query string = the client's OAuth request, unchanged throughout):
        ▼
     code / token to the redirect URI
 
-"Fresh enough" (oauth/reauth.py) is decided again at the consent POST: posting the consent
+"Fresh enough" (web/reauth.py) is decided again at the consent POST: posting the consent
 step is not a sign-in.
 """
 
@@ -29,15 +29,16 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from fastapi import Request
 from fastapi.responses import Response
 
+from relatch.auth.request import request_meta, secure_cookies, services, set_device_cookie
 from relatch.core.errors import LoginFailed, RateLimited, TotpRequired
-from relatch.http.client import request_meta, secure_cookies, services, set_device_cookie
-from relatch.oauth import params, reauth, server, signin, store
-from relatch.oauth.models import Client
+from relatch.oauth import params, server
 from relatch.services import accounts
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
+from relatch.storage import oauth_repo as store
 from relatch.storage.models import User
-from relatch.web import csrf
+from relatch.storage.oauth_records import Client
+from relatch.web import csrf, reauth, signin
 from relatch.web.templating import templates
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Authlib's model mixins over Relatch rows: clients, authorization codes, tokens.
 
 Plain, detached objects (no live database session): Authlib calls them from inside a
-grant, and every write goes through store.py in its own short transaction.
+grant, and every write goes through oauth_repo.py in its own short transaction.
 """
 
 from __future__ import annotations
@@ -14,12 +14,17 @@ from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, TokenMix
 from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
 
 from relatch.core import keyed
-from relatch.oauth import digests
+from relatch.core import oauth_digests as digests
 from relatch.storage.models import User
 
 GRANT_TYPES = ("authorization_code", "implicit", "password", "client_credentials", "refresh_token")
 SCOPES = ("openid", "email", "profile")
+# Client authentication (RFC 6749 2.3), the one list every grant and endpoint uses: a
+# confidential client proves its secret one of SECRET_METHODS ways; a public client
+# ("none") only names itself, and only where PKCE or its own tokens protect it.
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+PUBLIC_METHOD = "none"
+ANY_METHOD = (*SECRET_METHODS, PUBLIC_METHOD)
 
 
 @dataclass
@@ -65,7 +70,7 @@ class Client(ClientMixin):  # type: ignore[misc]
         # A confidential client must always prove its secret (RFC 6749 3.2.1); a public
         # client has none and is identified only (PKCE protects its codes).
         if self.is_public:
-            return method == "none"
+            return method == PUBLIC_METHOD
         return method in SECRET_METHODS
 
     def check_response_type(self, response_type: str | None) -> bool:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from relatch.services.ports import MailRenderer
 from relatch.storage.models import OutboxMessage
+
+
+class MailRenderer(Protocol):
+    def render(self, template: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
+        """(subject, text body, html body) of one message."""
+        ...
 
 
 def enqueue(

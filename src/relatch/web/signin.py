@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relatch.core import keyed
-from relatch.oauth import store
 from relatch.services.context import Services
+from relatch.storage import oauth_repo as store
 from relatch.storage.models import User
 
 COOKIE = "relatch_oauth_signin"

@@ -1,4 +1,4 @@
-"""The rows behind the OAuth2 provider: each operation is one short transaction.
+"""The rows behind the OAuth2 provider (codes and tokens): one short transaction each.
 
 Single-use secrets (STYLE rule 6): a code is consumed, and a refresh token rotated, by
 one conditional UPDATE whose row count must be 1, in the same transaction that stores
@@ -7,106 +7,68 @@ the new token; a replay or a race finds the row already spent and issues nothing
 
 from __future__ import annotations
 
-import re
-import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from relatch.core import keyed
-from relatch.oauth import code_replay, digests
-from relatch.oauth.models import AuthorizationCode, Client, Token
-from relatch.services.context import Services
+from relatch.core import oauth_digests as digests
+from relatch.storage import oauth_code_replay as code_replay
+from relatch.storage.context import StoreContext
 from relatch.storage.db import rowcount, transaction
 from relatch.storage.models import User
-from relatch.storage.models_oauth import (
-    OAuthClient,
-    OAuthCode,
-    OAuthConsent,
-    OAuthToken,
+from relatch.storage.models_oauth import OAuthCode, OAuthToken
+from relatch.storage.oauth_clients import (
+    NewClient,
+    create_client,
+    has_consent,
+    load_client,
+    remember_consent,
 )
+from relatch.storage.oauth_records import AuthorizationCode, Client, Token
+
+# The OAuth repository, one import for its callers: clients and consent live in
+# storage/oauth_clients.py, codes and tokens here.
+__all__ = [
+    "ACCESS_MARK",
+    "ACCESS_TTL",
+    "CODE_TTL",
+    "REFRESH_MARK",
+    "REFRESH_TTL",
+    "NewClient",
+    "SpentSecret",
+    "create_client",
+    "find_code",
+    "find_token",
+    "has_consent",
+    "load_client",
+    "nonce_used",
+    "remember_consent",
+    "revoke",
+    "revoke_for_user",
+    "revoke_grant",
+    "save_code",
+    "save_token",
+    "user_by_id",
+    "was_rotated",
+]
 
 CODE_TTL = timedelta(minutes=2)  # RFC 6749 4.1.2: short-lived; a maximum of 10 minutes
 ACCESS_TTL = timedelta(hours=1)
 REFRESH_TTL = timedelta(days=30)
 ACCESS_MARK = "rlat_"
 REFRESH_MARK = "rlrt_"
-CLIENT_ID = re.compile("[\x20-\x7e]+")
 
 
 class SpentSecret(Exception):
     """The code or refresh token was already used (replay) or raced by another request."""
 
 
-# Clients -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NewClient:
-    client_id: str
-    client_secret: str | None
-
-
-def create_client(
-    svc: Services,
-    name: str,
-    redirect_uris: list[str],
-    grant_types: list[str],
-    scopes: list[str],
-    public: bool,
-) -> NewClient:
-    client_id = secrets.token_urlsafe(18)
-    secret = None if public else secrets.token_urlsafe(32)
-    with transaction(svc.sessions) as s:
-        s.add(
-            OAuthClient(
-                client_id=client_id,
-                name=name,
-                secret_digest=(
-                    keyed.digest(svc.keys, keyed.OAUTH_CLIENT_SECRET, secret) if secret else None
-                ),
-                redirect_uris=" ".join(redirect_uris),
-                grant_types=" ".join(grant_types),
-                scopes=" ".join(scopes),
-                created_at=svc.clock(),
-            )
-        )
-    return NewClient(client_id, secret)
-
-
-def _client(svc: Services, row: OAuthClient) -> Client:
-    return Client(
-        client_id=row.client_id,
-        name=row.name,
-        secret_digest=row.secret_digest,
-        redirect_uris=row.redirect_uris.split(),
-        grant_types=set(row.grant_types.split()),
-        scopes=row.scopes.split(),
-        keys=svc.keys,
-    )
-
-
-def load_client(svc: Services, client_id: str | None) -> Client | None:
-    # A client id is VSCHAR (RFC 6749 A.1): anything else names no client, and must not
-    # reach the database (PostgreSQL refuses NUL in text: a 500 on authorize and token).
-    if not client_id or len(client_id) > 64 or not CLIENT_ID.fullmatch(client_id):
-        return None
-    with svc.sessions() as s:
-        row = s.scalars(
-            select(OAuthClient).where(
-                OAuthClient.client_id == client_id, OAuthClient.disabled_at.is_(None)
-            )
-        ).first()
-    return _client(svc, row) if row else None
-
-
 # Authorization codes -----------------------------------------------------------------
 
 
-def save_code(svc: Services, code: str, client: Client, user: User, **fields: object) -> None:
+def save_code(svc: StoreContext, code: str, client: Client, user: User, **fields: object) -> None:
     now = svc.clock()
     with transaction(svc.sessions) as s:
         s.add(
@@ -122,7 +84,7 @@ def save_code(svc: Services, code: str, client: Client, user: User, **fields: ob
         )
 
 
-def find_code(svc: Services, code: str, client: Client) -> AuthorizationCode | None:
+def find_code(svc: StoreContext, code: str, client: Client) -> AuthorizationCode | None:
     """A live code issued to this client (RFC 6749 4.1.3: bound to the client)."""
     wanted = digests.candidates(svc.keys, keyed.OAUTH_CODE, code)
     if not wanted:
@@ -152,7 +114,7 @@ def find_code(svc: Services, code: str, client: Client) -> AuthorizationCode | N
     )
 
 
-def nonce_used(svc: Services, client_id: str, nonce: str) -> bool:
+def nonce_used(svc: StoreContext, client_id: str, nonce: str) -> bool:
     with svc.sessions() as s:
         found = s.scalar(
             select(OAuthCode.id).where(OAuthCode.client_id == client_id, OAuthCode.nonce == nonce)
@@ -160,7 +122,7 @@ def nonce_used(svc: Services, client_id: str, nonce: str) -> bool:
     return found is not None
 
 
-def user_by_id(svc: Services, user_id: int) -> User | None:
+def user_by_id(svc: StoreContext, user_id: int) -> User | None:
     with svc.sessions() as s:
         return s.get(User, user_id)
 
@@ -169,7 +131,7 @@ def user_by_id(svc: Services, user_id: int) -> User | None:
 
 
 def save_token(
-    svc: Services,
+    svc: StoreContext,
     token: dict[str, object],
     client: Client,
     user: User | None,
@@ -217,7 +179,7 @@ def save_token(
 
 
 def _token_row(
-    svc: Services,
+    svc: StoreContext,
     token: dict[str, object],
     client: Client,
     user: User | None,
@@ -244,7 +206,7 @@ def _token_row(
     )
 
 
-def _find(svc: Services, kind: str, value: str) -> tuple[OAuthToken, User | None] | None:
+def _find(svc: StoreContext, kind: str, value: str) -> tuple[OAuthToken, User | None] | None:
     purpose = keyed.OAUTH_ACCESS if kind == "access_token" else keyed.OAUTH_REFRESH
     wanted = digests.candidates(svc.keys, purpose, value)
     if not wanted:
@@ -258,7 +220,7 @@ def _find(svc: Services, kind: str, value: str) -> tuple[OAuthToken, User | None
     return row, user
 
 
-def find_token(svc: Services, value: str, hint: str | None = None) -> Token | None:
+def find_token(svc: StoreContext, value: str, hint: str | None = None) -> Token | None:
     """The token with this value, access or refresh (the hint only orders the lookups)."""
     kinds = (
         ["refresh_token", "access_token"]
@@ -292,12 +254,12 @@ def find_token(svc: Services, value: str, hint: str | None = None) -> Token | No
     return None
 
 
-def was_rotated(svc: Services, token_id: int) -> bool:
+def was_rotated(svc: StoreContext, token_id: int) -> bool:
     with svc.sessions() as s:
         return bool(s.scalar(select(OAuthToken.rotated).where(OAuthToken.id == token_id)))
 
 
-def revoke(svc: Services, token_id: int) -> None:
+def revoke(svc: StoreContext, token_id: int) -> None:
     with transaction(svc.sessions) as s:
         s.execute(
             update(OAuthToken)
@@ -306,7 +268,7 @@ def revoke(svc: Services, token_id: int) -> None:
         )
 
 
-def revoke_grant(svc: Services, user_id: int, client_id: str) -> None:
+def revoke_grant(svc: StoreContext, user_id: int, client_id: str) -> None:
     """Every live token of this account at this client (a replayed refresh token)."""
     with transaction(svc.sessions) as s:
         s.execute(
@@ -333,43 +295,3 @@ def revoke_for_user(s: Session, user: User, now: datetime) -> None:
         .where(OAuthCode.user_id == user.id, OAuthCode.consumed_at.is_(None))
         .values(consumed_at=now)
     )
-
-
-# Consent -----------------------------------------------------------------------------
-
-
-def has_consent(svc: Services, user_id: int, client_id: str, scope: str) -> bool:
-    with svc.sessions() as s:
-        granted = s.scalar(
-            select(OAuthConsent.scope).where(
-                OAuthConsent.user_id == user_id, OAuthConsent.client_id == client_id
-            )
-        )
-    if granted is None:
-        return False
-    return set(scope.split()) <= set(granted.split())
-
-
-def remember_consent(svc: Services, user_id: int, client_id: str, scope: str) -> None:
-    now = svc.clock()
-    for _ in range(2):  # a parallel first consent may insert the row first: retry as update
-        try:
-            with transaction(svc.sessions) as s:
-                row = s.scalars(
-                    select(OAuthConsent).where(
-                        OAuthConsent.user_id == user_id, OAuthConsent.client_id == client_id
-                    )
-                ).first()
-                if row is None:
-                    s.add(
-                        OAuthConsent(
-                            user_id=user_id, client_id=client_id, scope=scope, granted_at=now
-                        )
-                    )
-                else:
-                    merged = sorted(set(row.scope.split()) | set(scope.split()))
-                    row.scope = " ".join(merged)
-                    row.granted_at = now
-            return
-        except IntegrityError:
-            continue

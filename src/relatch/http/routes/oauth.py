@@ -15,10 +15,12 @@ from authlib.oauth2.rfc6749.errors import OAuth2Error
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from relatch.http.client import request_meta, services
-from relatch.oauth import authorize_page, bearer, keys, server
+from relatch.auth import bearer
+from relatch.auth.request import request_meta, services
+from relatch.oauth import keys, server
 from relatch.oauth.grants import user_info
-from relatch.oauth.models import GRANT_TYPES, SCOPES
+from relatch.storage.oauth_records import ANY_METHOD, GRANT_TYPES, SCOPES, SECRET_METHODS
+from relatch.web import authorize_page
 
 log = logging.getLogger(__name__)
 
@@ -138,20 +140,10 @@ async def discovery(request: Request) -> JSONResponse:
             "grant_types_supported": list(GRANT_TYPES),
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [keys.ALG],
-            "token_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-                "none",
-            ],
-            "revocation_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-                "none",
-            ],
-            "introspection_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-            ],
+            # The lists the grants and endpoints enforce (storage/oauth_records.py).
+            "token_endpoint_auth_methods_supported": list(ANY_METHOD),
+            "revocation_endpoint_auth_methods_supported": list(ANY_METHOD),
+            "introspection_endpoint_auth_methods_supported": list(SECRET_METHODS),
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": [
                 "sub",

@@ -27,11 +27,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from relatch.core import keyed
-from relatch.oauth import digests
-from relatch.oauth.models import Client
-from relatch.services.context import Services
+from relatch.core import oauth_digests as digests
+from relatch.storage.context import StoreContext
 from relatch.storage.db import rowcount, transaction
 from relatch.storage.models_oauth import OAuthCode, OAuthToken
+from relatch.storage.oauth_records import Client
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,9 @@ def _proves_pkce(code: OAuthCode, verifier: str | None) -> bool:
     return hmac.compare_digest(expected.encode(), code.code_challenge.encode())
 
 
-def revoke_if_replayed(svc: Services, code: str, client: Client, code_verifier: str | None) -> int:
+def revoke_if_replayed(
+    svc: StoreContext, code: str, client: Client, code_verifier: str | None
+) -> int:
     """Called when no live code matched: if `code` is one this client already redeemed,
     revoke every token issued from it, in this same transaction. How many died."""
     wanted = digests.candidates(svc.keys, keyed.OAUTH_CODE, code)

@@ -1,4 +1,9 @@
-"""The ASGI application: API under /v1, the reset page, and the in-process workers."""
+"""The one place Relatch is assembled: settings, engine, stores, pools, workers, hooks,
+the ASGI application (API under /v1, the pages) and the command line.
+
+Nothing imports this module except the entry points: the `relatch` console script (`cli`),
+uvicorn's factory string (`create_app_from_env`) and the tests.
+"""
 
 from __future__ import annotations
 
@@ -10,25 +15,56 @@ import anyio
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from relatch.cli.main import make_cli
+from relatch.core.hashing import Argon2Params
 from relatch.http import docs, errors, openapi
 from relatch.http.middleware import BodyLimit, RequestContext, TrustedHosts, allowed_hosts
 from relatch.http.routes import apikeys as apikey_routes
 from relatch.http.routes import mfa as mfa_routes
+from relatch.http.routes import oauth as oauth_routes
 from relatch.http.routes import password as password_routes
 from relatch.http.routes import reset as reset_routes
 from relatch.http.routes import users as user_routes
+from relatch.mail.render import TemplateRenderer
 from relatch.mail.worker import transport_for
-from relatch.oauth import routes as oauth_routes
-from relatch.services import background
-from relatch.services.context import Services, build
+from relatch.services.context import Services, utcnow
+from relatch.services.hashing_pool import HashingPool
+from relatch.services.limits import build_limits
+from relatch.services.ports import Clock
 from relatch.settings import Settings, get_settings
+from relatch.storage.db import make_engine, make_sessionmaker
+from relatch.storage.oauth_repo import revoke_for_user
 from relatch.web import logs as web_logs
 from relatch.web import not_me as not_me_pages
 from relatch.web import pages as web_pages
 from relatch.web.headers import PageHeaders
 from relatch.web.templating import STATIC_DIR
+from relatch.workers import Workers
 
 log = logging.getLogger(__name__)
+
+
+def build(settings: Settings, clock: Clock = utcnow) -> Services:
+    """The services of one process, with their hooks wired."""
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    params = Argon2Params(
+        memory_kib=settings.argon2_memory_kib,
+        time_cost=settings.argon2_time_cost,
+        parallelism=settings.argon2_parallelism,
+    )
+    svc = Services(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        pool=HashingPool(params, settings.hash_workers, settings.hash_queue),
+        renderer=TemplateRenderer(settings.public_url),
+        clock=clock,
+        limits=build_limits(settings, sessions),
+    )
+    # Issue 4: a reset or password change revokes every OAuth2 token and code of the account.
+    svc.on_password_changed.append(revoke_for_user)
+    return svc
 
 
 def create_app(settings: Settings | None = None, svc: Services | None = None) -> FastAPI:
@@ -41,13 +77,14 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
             yield
             return
         stopping = anyio.Event()
+        workers = Workers(services, transport_for(services))
         async with anyio.create_task_group() as tg:
-            tg.start_soon(background.run_forever, services, transport_for(services), stopping)
+            tg.start_soon(workers.run_forever, stopping)
             try:
                 yield
             finally:
                 stopping.set()
-                services.wake.set()
+                workers.stop()
                 tg.cancel_scope.cancel()
 
     app = FastAPI(
@@ -86,3 +123,11 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
 def create_app_from_env() -> FastAPI:
     """uvicorn factory for `relatch serve --workers N`."""
     return create_app()
+
+
+# The `relatch` console script (pyproject.toml): every command builds its services here.
+cli = make_cli(build)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,67 @@
+"""Applying a new password, the same for a reset, a change and "this was not me".
+
+Inside the caller's transaction: store the hash, bump the credential generation (every
+session and token of the old one dies), kill live reset codes, run the hooks wired in
+relatch/app.py (OAuth tokens), and mail the owner a notice with a "not me" link.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from relatch.services import api_keys, not_me_links
+from relatch.services.context import Services
+from relatch.storage import outbox
+from relatch.storage.models import ResetCode, User
+
+
+def revoke_reset_codes(s: Session, user_id: int, now: datetime) -> None:
+    """Every live reset code of the account dies (a newer code, or a new password)."""
+    s.execute(
+        update(ResetCode)
+        .where(
+            ResetCode.user_id == user_id,
+            ResetCode.consumed_at.is_(None),
+            ResetCode.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+
+
+def apply_new_password(
+    svc: Services, s: Session, user: User, new_hash: str, *, verified: bool = False
+) -> None:
+    """Inside the caller's transaction: store the hash, revoke sessions and codes, notify."""
+    now = svc.clock()
+    values: dict[str, object] = {
+        "password_hash": new_hash,
+        # Session revocation: every token carrying the old generation is refused.
+        "credential_generation": User.credential_generation + 1,
+        "password_changed_at": now,
+    }
+    if verified:
+        values["email_verified"] = True  # the code proved the address
+    s.execute(update(User).where(User.id == user.id).values(**values))
+    revoke_reset_codes(s, user.id, now)
+    for hook in svc.on_password_changed:
+        hook(s, user, now)
+    outbox.enqueue(
+        s,
+        svc.renderer,
+        "password_changed",
+        user.email,
+        {
+            "name": user.name,
+            "email": user.email,
+            "when": now.strftime("%Y-%m-%d %H:%M UTC"),
+            # "This was not me": a one-time link, valid 7 days (services/not_me.py).
+            "not_me_url": not_me_links.issue(svc, s, user.id, now),
+            "not_me_days": not_me_links.TTL.days,
+            # API keys survive a reset (deliberate credentials): the notice says so.
+            "api_keys": api_keys.active_count(s, user.id),
+        },
+        now,
+    )
