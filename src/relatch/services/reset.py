@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from anyio.to_thread import run_sync
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -274,19 +275,21 @@ def verify(svc: Services, email: str, code: str, meta: RequestMeta) -> None:
         _give_back_try(svc, match)
 
 
-def reset(svc: Services, email: str, code: str, new_password: str, meta: RequestMeta) -> None:
-    with audit.trail(svc, audit.RESET, meta, login=email) as t:
-        _reset(svc, email, code, new_password, meta, t)
+async def reset(svc: Services, email: str, code: str, new_password: str, meta: RequestMeta) -> None:
+    """Database steps in worker threads; the two argon2 calls (policy verify, new hash)
+    awaited between them, holding no thread and no lock (services/hashing_pool.py)."""
+    async with audit.trail_async(svc, audit.RESET, meta, login=email) as t:
+        await _reset(svc, email, code, new_password, meta, t)
 
 
-def _reset(
+async def _reset(
     svc: Services, email: str, code: str, new_password: str, meta: RequestMeta, t: audit.Trail
 ) -> None:
-    match = _count_and_match(svc, email, code, meta)
+    match = await run_sync(_count_and_match, svc, email, code, meta)
     user = match.user
     t.account_id = user.id
     try:
-        normalised = check_new_password(
+        normalised = await check_new_password(
             svc,
             new_password,
             username=user.username,
@@ -294,9 +297,16 @@ def _reset(
             current_hash=user.password_hash,
         )
     except Exception:
-        _give_back_try(svc, match)
+        await run_sync(_give_back_try, svc, match)
         raise
-    new_hash = svc.pool.hash(normalised)  # outside the transaction: no lock held while hashing
+    new_hash = await svc.pool.hash(normalised)  # outside the transaction: no lock held
+    await run_sync(_consume, svc, match, new_hash, meta, t)
+
+
+def _consume(
+    svc: Services, match: _Match, new_hash: str, meta: RequestMeta, t: audit.Trail
+) -> None:
+    user = match.user
     now = svc.clock()
     with transaction(svc.sessions) as s:
         # Replay: consume with one conditional UPDATE; only the request that flips

@@ -225,9 +225,7 @@ async def set_new_password(request: Request) -> Response:
             v = form.values
             # Lockout: this browser becomes a known device of the account (device cookie).
             meta = request_meta(request, new_device=True)
-            await run_sync(
-                reset.reset, services(request), v["email"], v["code"], v["newPassword"], meta
-            )
+            await reset.reset(services(request), v["email"], v["code"], v["newPassword"], meta)
             done = RedirectResponse(
                 _url(f"{PAGE}/done", i18n.explicit_language(request)), status_code=303
             )
