@@ -29,6 +29,12 @@ class HeldHasher(Hasher):
         if self.held:
             assert self.release.wait(30), "the test never released the hasher"
 
+    def hold(self) -> None:
+        """From now on hashes wait for `release`; `entered` counts from zero again."""
+        with self._lock:
+            self.entered = 0
+            self.held = True
+
     def wait_entered(self, n: int, timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout
         while self.entered < n:

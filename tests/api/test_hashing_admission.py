@@ -66,7 +66,7 @@ def fill(
     svc: Services, client: TestClient, held: HeldHasher, threads: ThreadPoolExecutor, acct: Account
 ) -> list[Future[Any]]:
     """WORKERS + QUEUE logins admitted and waiting on held hashes."""
-    held.held = True
+    held.hold()
     admitted = [threads.submit(login, client, acct) for _ in range(WORKERS + QUEUE)]
     held.wait_entered(WORKERS)
     while svc.pool.in_flight < WORKERS + QUEUE:
@@ -80,7 +80,7 @@ def test_saturated_pool_refuses_a_login_at_once_while_cheap_requests_answer(
 ) -> None:
     acct = make_account()
     jwt = login(client, acct).json()["token"]
-    with ThreadPoolExecutor(WORKERS + QUEUE + 1) as threads:
+    with ThreadPoolExecutor(WORKERS + QUEUE + 2) as threads:
         admitted = fill(svc, client, held, threads, acct)
         # Every hash slot busy, the queue full: no request thread is held by them.
         assert threads_held(client) == 0
@@ -89,11 +89,16 @@ def test_saturated_pool_refuses_a_login_at_once_while_cheap_requests_answer(
         assert refused.status_code == 429
         assert refused.json() == {"success": False, "error": refused.json()["error"]}
         assert int(refused.headers["Retry-After"]) >= 1
-        # Cheap requests meanwhile: answered, on threads no hash holds.
-        me = client.get("/v1/api/user", headers={"x-jwt-token": jwt})
-        assert me.status_code == 200 and me.json()["email"] == acct.email
-        asked = client.post("/v1/api-user-request-reset-password", json={"email": acct.email})
-        assert asked.status_code == 200 and asked.json() == {"success": True}
+        # Cheap requests meanwhile: answered, on threads no hash holds (they would hang
+        # until release if the hashes held the threads they need).
+        me = threads.submit(client.get, "/v1/api/user", headers={"x-jwt-token": jwt})
+        asked = threads.submit(
+            client.post, "/v1/api-user-request-reset-password", json={"email": acct.email}
+        )
+        assert me.result(timeout=10).status_code == 200
+        assert me.result().json()["email"] == acct.email
+        assert asked.result(timeout=10).status_code == 200
+        assert asked.result().json() == {"success": True}
         assert threads_held(client) == 0
         assert not any(f.done() for f in admitted)
         held.release.set()
@@ -167,7 +172,7 @@ def test_the_password_grant_holds_no_thread_while_its_password_is_verified(
     )
     assert app.client_secret is not None
     form = {"grant_type": "password", "username": acct.username, "password": acct.password}
-    held.held = True
+    held.hold()
     with ThreadPoolExecutor(1) as threads:
         pending = threads.submit(
             client.post, "/v1/oauth/token", data=form, auth=(app.client_id, app.client_secret)
