@@ -10,7 +10,8 @@ Admission. At most `workers` hashes run (memory DoS: each holds `m` KiB) and at 
 `queue` more wait; past that a caller gets RateLimited (HTTP 429) at once, with a
 Retry-After from the queue length and the measured hash time, instead of a wait that
 grows without bound. A slot is given back when the hash ends in its thread, not when
-its caller stops waiting, so the bound counts the work really queued.
+its caller stops waiting, so the bound counts the work really running (a hash still
+queued when its caller goes away is dropped: asyncio.wrap_future cancels it).
 """
 
 from __future__ import annotations
