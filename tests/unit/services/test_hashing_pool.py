@@ -134,3 +134,23 @@ def test_default_sizes_from_the_core_count(monkeypatch: pytest.MonkeyPatch) -> N
             assert (pool.workers, pool.queue) == (workers, 64 * workers)
         finally:
             pool.close()
+
+
+def test_a_queued_hash_whose_caller_left_is_dropped() -> None:
+    async def main() -> None:
+        hasher = HeldHasher()
+        pool = HashingPool(FAST, workers=1, queue=1, hasher=hasher)
+        try:
+            running = asyncio.ensure_future(pool.hash("running"))
+            await anyio.to_thread.run_sync(hasher.wait_entered, 1)
+            with anyio.move_on_after(0.05):
+                await pool.hash("queued, then abandoned")
+            assert pool.in_flight == 1  # the queued one gave its slot back
+            hasher.release.set()
+            await running
+            assert hasher.entered == 1  # and it never ran
+        finally:
+            hasher.release.set()
+            pool.close()
+
+    anyio.run(main)
