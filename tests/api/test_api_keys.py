@@ -13,23 +13,8 @@ from typer.testing import CliRunner
 from relatch.cli.main import app as cli_app
 from relatch.services.context import Services
 from relatch.storage.models_auth import ApiKey
-from tests.conftest import Account, Mailbox
-
-KEYS = "/v1/api/user/apikeys"
-
-
-def session_headers(client: TestClient, acct: Account) -> dict[str, str]:
-    resp = client.post("/v1/api-login", json={"username": acct.username, "password": acct.password})
-    assert resp.json()["success"] is True, resp.text
-    return {"x-jwt-token": resp.json()["token"]}
-
-
-def create_key(client: TestClient, headers: dict[str, str], name: str | None = "ci") -> Any:
-    resp = client.post(KEYS, json={"name": name} if name else None, headers=headers)
-    assert resp.status_code == 200, resp.text
-    data = resp.json()
-    assert data["success"] is True, data
-    return data
+from tests.conftest import Mailbox
+from tests.helpers.api import KEYS, create_key, session_headers
 
 
 def me(client: TestClient, key: str) -> Any:

@@ -9,27 +9,20 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 from typer.testing import CliRunner
 
 from relatch.cli.main import app as cli_app
 from relatch.core import totp
 from relatch.services.context import Services
-from relatch.storage.models_audit import AuditEvent
-from tests.api.test_api_keys import KEYS, session_headers
-from tests.api.test_not_me import CSRF_RE, change_password, notice_link, token_of
-from tests.api.test_reset_flow import login, post
-from tests.api.test_totp import MFA
-from tests.api.test_totp import enable as enable_totp
 from tests.conftest import Account, FakeClock, Mailbox
+from tests.helpers.api import KEYS, login, post, session_headers
+from tests.helpers.audit import rows
+from tests.helpers.not_me import CSRF_RE, change_password, notice_link, token_of
+from tests.helpers.totp import MFA
+from tests.helpers.totp import enable as enable_totp
 
 NEW = "amber kettle on the moor"
 DAY = 24 * 3600
-
-
-def rows(svc: Services) -> list[AuditEvent]:
-    with svc.sessions() as s:
-        return list(s.scalars(select(AuditEvent).order_by(AuditEvent.id)))
 
 
 def events(svc: Services) -> list[tuple[str, str, int | None, bool]]:

@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.api.test_reset_flow import login
 from tests.conftest import Account, Mailbox
+from tests.helpers.api import login
 
 PATH = "/v1/api/user/change-password"
 NEW = "amber kettle on the moor"

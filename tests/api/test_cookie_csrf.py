@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 
 from relatch.services.context import Services
 from relatch.storage.models_auth import ApiKey, TotpFactor
-from tests.api.test_api_keys import session_headers
 from tests.conftest import Account
+from tests.helpers.api import session_headers
 
 KEYS = "/v1/api/user/apikeys"
 CREATE_TOTP = "/v1/api/user/mfa/totp/create-key"

@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from relatch.settings import Settings
-from tests.api.test_reset_flow import login
 from tests.conftest import Account
 from tests.conftest import test_settings as make_settings
+from tests.helpers.api import login
 
 
 @pytest.fixture

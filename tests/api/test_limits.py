@@ -22,7 +22,7 @@ from relatch.storage import migrate
 from relatch.storage.models import ResetCode
 from tests.conftest import FakeClock, Mailbox
 from tests.conftest import test_settings as make_settings
-from tests.limit_backends import BACKENDS, backend_settings
+from tests.helpers.limit_backends import BACKENDS, backend_settings
 
 LIMITED = {"success": False, "error": "Too many attempts, try again later"}
 PEER = ("198.51.100.7", 40000)

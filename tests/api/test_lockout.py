@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 
 from relatch.core import codes
-from tests.api.lockout_support import (
+from tests.conftest import DATABASES, FakeClock
+from tests.helpers.limit_backends import BACKENDS
+from tests.helpers.lockout import (
     LIMITED,
     PASSWORD,
     WRONG,
@@ -25,8 +27,6 @@ from tests.api.lockout_support import (
     limited,
     strangers,
 )
-from tests.conftest import DATABASES, FakeClock
-from tests.limit_backends import BACKENDS
 
 HOME = "192.0.2.10"  # the owner's home network, 192.0.2.0/24
 HOME_OTHER_HOST = "192.0.2.77"  # another device on the same network
@@ -123,7 +123,7 @@ def test_reset_change_and_not_me_forget_every_other_known_client(
 ) -> None:
     """Takeover: a phisher who signed in with the stolen password keeps no budget of its
     own once the owner acts; the client that acted stays known."""
-    from tests.api.test_not_me import notice_link, open_page, token_of
+    from tests.helpers.not_me import notice_link, open_page, token_of
 
     d = deploy()
     phisher, owner = "203.0.113.50", HOME

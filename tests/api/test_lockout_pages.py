@@ -10,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from relatch.http import client as http_client
-from tests.api.lockout_support import (
+from tests.conftest import DATABASES, FakeClock
+from tests.helpers.lockout import (
     CSRF_RE,
     PASSWORD,
     WRONG,
@@ -21,7 +22,6 @@ from tests.api.lockout_support import (
     signed_in_on_page,
     strangers,
 )
-from tests.conftest import DATABASES, FakeClock
 
 HOME = "192.0.2.10"
 DAY = 86400

@@ -24,11 +24,11 @@ from relatch.oauth import server, store
 from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage.models_oauth import OAuthCode, OAuthToken
-from tests.api.test_api_keys import session_headers
-from tests.api.test_totp import enable as enable_totp
-from tests.api.test_totp import token as totp_token
 from tests.conftest import Account, FakeClock
 from tests.conftest import test_settings as make_settings
+from tests.helpers.api import session_headers
+from tests.helpers.totp import enable as enable_totp
+from tests.helpers.totp import token as totp_token
 
 AUTHORIZE = "/v1/oauth/authorize"
 REDIRECT = "https://app.example.com/cb"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.test_reset_flow import login, post, request_code
 from tests.conftest import Mailbox
+from tests.helpers.api import login, post, request_code
 
 USERNAME = "marigold.finch"
 EMAIL = "goldie.wren+shop@example.com"

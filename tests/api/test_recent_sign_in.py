@@ -5,7 +5,7 @@ with 401. On SQLite and PostgreSQL, time moved by the FakeClock."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +15,22 @@ from fastapi.testclient import TestClient
 
 from relatch.core import totp
 from relatch.http.app import create_app
-from relatch.oauth import store
 from relatch.services.context import Services, build
 from relatch.settings import Settings
 from relatch.storage import migrate
-from tests.conftest import Account, FakeClock
+from tests.conftest import FakeClock
 from tests.conftest import test_settings as make_settings
+from tests.helpers.recent_sign_in import (
+    KEYS,
+    MFA,
+    REAUTH,
+    Person,
+    bearer_token,
+    enable_totp,
+    jwt,
+    sign_in,
+)
 
-KEYS = "/v1/api/user/apikeys"
-MFA = "/v1/api/user/mfa/totp"
-REAUTH = {
-    "success": False,
-    "error": "Sign in again (with your password) to change your sign-in methods",
-}
 NOT_AUTHENTICATED = {"success": False, "error": "Not authenticated"}
 
 
@@ -35,42 +38,6 @@ NOT_AUTHENTICATED = {"success": False, "error": "Not authenticated"}
 def settings(tmp_path: Path, db_url: str) -> Settings:
     # Authlib refuses plain http except on loopback: an https issuer for the bearer tokens.
     return make_settings(tmp_path, db_url, public_url="https://relatch.test")
-
-
-@dataclass
-class Person:
-    """An account with every kind of credential, all taken at one moment."""
-
-    acct: Account
-    jwt: str
-    api_key: str
-    bearer: str
-    totp_key: str | None = None
-    state: dict[str, Any] = field(default_factory=dict)
-
-
-def sign_in(client: TestClient, clock: FakeClock, person: Person) -> str:
-    body = {"username": person.acct.username, "password": person.acct.password}
-    if person.totp_key:
-        body["totpToken"] = totp.token_at(person.totp_key, int(clock.now.timestamp()))
-    resp = client.post("/v1/api-login", json=body)
-    assert resp.json()["success"] is True, resp.text
-    return str(resp.json()["token"])
-
-
-def bearer_token(svc: Services, client: TestClient, acct: Account) -> str:
-    app = store.create_client(
-        svc, "App", ["https://app.example/cb"], ["password"], ["openid", "email"], False
-    )
-    assert app.client_secret is not None
-    form = {"grant_type": "password", "username": acct.username, "password": acct.password}
-    resp = client.post("/v1/oauth/token", data=form, auth=(app.client_id, app.client_secret))
-    assert resp.status_code == 200, resp.text
-    return str(resp.json()["access_token"])
-
-
-def jwt(token: str) -> dict[str, str]:
-    return {"x-jwt-token": token}
 
 
 @pytest.fixture
@@ -83,16 +50,6 @@ def person(svc: Services, client: TestClient, clock: FakeClock, make_account: An
     fresh.api_key = made.json()["apiKey"]
     fresh.bearer = bearer_token(svc, client, acct)
     return fresh
-
-
-def enable_totp(client: TestClient, clock: FakeClock, person: Person) -> list[str]:
-    key = client.post(f"{MFA}/create-key", headers=jwt(person.jwt)).json()["key"]
-    body = {"key": key, "totpToken": totp.token_at(key, int(clock.now.timestamp()))}
-    done = client.post(f"{MFA}/set-key", json=body, headers=jwt(person.jwt)).json()
-    assert done["success"] is True, done
-    person.totp_key = key
-    clock.advance(30)  # the set-key step is spent: later tokens come from the next steps
-    return list(done["recoveryCodes"])
 
 
 # Each guarded operation: `prepare` (with the person's fresh JWT) sets up what it needs;

@@ -9,23 +9,9 @@ from sqlalchemy import func, select
 
 from relatch.storage.models import ResetRequest
 from tests.conftest import Account, FakeClock, Mailbox
+from tests.helpers.api import login, post, request_code
 
 CODE_ERROR = "Invalid or expired reset code"
-
-
-def post(client: TestClient, path: str, body: Any) -> Any:
-    resp = client.post(f"/v1/{path}", json=body)
-    assert resp.status_code == 200, resp.text
-    return resp.json()
-
-
-def request_code(client: TestClient, mailbox: Mailbox, email: str) -> str:
-    assert post(client, "api-user-request-reset-password", {"email": email}) == {"success": True}
-    return mailbox.last_code(email)
-
-
-def login(client: TestClient, username: str, password: str) -> Any:
-    return post(client, "api-login", {"username": username, "password": password})
 
 
 def test_whole_flow(client: TestClient, mailbox: Mailbox, make_account: Any) -> None:

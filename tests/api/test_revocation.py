@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.test_api_keys import create_key, session_headers
 from tests.conftest import Account, Mailbox
+from tests.helpers.api import create_key, session_headers
 
 NOT_AUTHENTICATED = {"success": False, "error": "Not authenticated"}
 

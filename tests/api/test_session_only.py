@@ -19,8 +19,10 @@ from relatch.core import totp
 from relatch.oauth import store
 from relatch.services.context import Services
 from relatch.settings import Settings
-from tests.api.test_audit import rows as audit_rows
-from tests.api.test_recent_sign_in import (
+from tests.conftest import FakeClock
+from tests.conftest import test_settings as make_settings
+from tests.helpers.audit import rows as audit_rows
+from tests.helpers.recent_sign_in import (
     KEYS,
     MFA,
     REAUTH,
@@ -29,8 +31,6 @@ from tests.api.test_recent_sign_in import (
     enable_totp,
     sign_in,
 )
-from tests.conftest import FakeClock
-from tests.conftest import test_settings as make_settings
 
 PATH = "/v1/api/user/change-password"
 NEW = "a whole new passphrase"

@@ -7,20 +7,16 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from relatch.core import totp
 from relatch.services.context import Services
 from relatch.storage.models_auth import RecoveryCode, TotpFactor
-from tests.api.test_api_keys import session_headers
 from tests.conftest import Account, FakeClock, Mailbox
+from tests.helpers.api import session_headers
+from tests.helpers.openapi import load_spec, schema_fields
+from tests.helpers.totp import MFA, enable, token
 
-MFA = "/v1/api/user/mfa/totp"
 REQUIRED = "ERR_TOTP_TOKEN IS REQUIRED"
 REJECTED = {"success": False, "error": "Invalid or already used TOTP token"}
 LOGIN_FAILED = {"success": False, "error": "Invalid username or password"}
-
-
-def token(clock: FakeClock, key: str) -> str:
-    return totp.token_at(key, int(clock.now.timestamp()))
 
 
 def login(client: TestClient, acct: Account, totp_token: str | None = None, **kw: Any) -> Any:
@@ -30,17 +26,6 @@ def login(client: TestClient, acct: Account, totp_token: str | None = None, **kw
     resp = client.post("/v1/api-login", json=body)
     assert resp.status_code == 200, resp.text
     return resp.json()
-
-
-def enable(client: TestClient, clock: FakeClock, headers: dict[str, str]) -> tuple[str, list[str]]:
-    made = client.post(f"{MFA}/create-key", headers=headers).json()
-    assert made["success"] is True, made
-    assert made["url"].startswith("otpauth://totp/") and f"secret={made['key']}" in made["url"]
-    body = {"key": made["key"], "totpToken": token(clock, made["key"])}
-    done = client.post(f"{MFA}/set-key", json=body, headers=headers).json()
-    assert done["success"] is True, done
-    assert len(done["recoveryCodes"]) == 10 and len(set(done["recoveryCodes"])) == 10
-    return made["key"], done["recoveryCodes"]
 
 
 def test_totp_required_after_set(
@@ -165,9 +150,7 @@ def test_operations_need_authentication_and_a_body(client: TestClient, make_acco
 
 
 def test_openapi_matches_the_edge_impulse_operations(client: TestClient) -> None:
-    from tests.api.test_openapi import _fields, _spec
-
-    served, spec = client.get("/v1/openapi.json").json(), _spec()
+    served, spec = client.get("/v1/openapi.json").json(), load_spec()
     for path in ("create-key", "set-key", "clear"):
         ours = served["paths"][f"/api/user/mfa/totp/{path}"]["post"]
         theirs = spec["paths"][f"/api/user/mfa/totp/{path}"]["post"]
@@ -175,8 +158,8 @@ def test_openapi_matches_the_edge_impulse_operations(client: TestClient) -> None
         if "requestBody" in theirs:
             t_schema = theirs["requestBody"]["content"]["application/json"]["schema"]
             o_schema = ours["requestBody"]["content"]["application/json"]["schema"]
-            assert _fields(served, o_schema) == _fields(spec, t_schema)
+            assert schema_fields(served, o_schema) == schema_fields(spec, t_schema)
         t_resp = theirs["responses"]["200"]["content"]["application/json"]["schema"]
         o_resp = ours["responses"]["200"]["content"]["application/json"]["schema"]
         assert o_resp["$ref"].rsplit("/", 1)[1] == t_resp["$ref"].rsplit("/", 1)[1]
-        assert _fields(served, o_resp) == _fields(spec, t_resp)
+        assert schema_fields(served, o_resp) == schema_fields(spec, t_resp)

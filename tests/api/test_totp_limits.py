@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from relatch.settings import Settings
-from tests.api.test_api_keys import session_headers
-from tests.api.test_totp import enable, token
 from tests.conftest import FakeClock
 from tests.conftest import test_settings as make_settings
+from tests.helpers.api import session_headers
+from tests.helpers.totp import enable, token
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import database
 from tests.e2e.servers import relatch_server
-from tests.limit_backends import redis_prefix
+from tests.helpers.limit_backends import redis_prefix
 
 pytestmark = pytest.mark.e2e
 REQUEST = "/v1/api-user-request-reset-password"

@@ -20,7 +20,7 @@ from relatch.storage.db import make_engine, make_sessionmaker
 from relatch.storage.limits_redis import RedisLimitStore
 from relatch.storage.limits_sql import SqlLimitStore
 from tests.conftest import test_settings as make_settings
-from tests.limit_backends import BACKENDS, backend_settings
+from tests.helpers.limit_backends import BACKENDS, backend_settings
 
 NOW = 1_767_268_800  # an hour boundary: 2026-01-01 12:00 UTC
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import database
+from tests.helpers.database import database
 
 REDIS_ENV = "RELATCH_TEST_REDIS_URL"
 BACKENDS = ["sqlite", "postgresql", "redis"]
@@ -48,10 +48,14 @@ def redis_prefix() -> Iterator[tuple[str, str]]:
 
 @contextmanager
 def backend_settings(kind: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """Settings overrides for one backend: a database URL, plus Redis for `redis`."""
+    """Settings overrides for one backend: a database URL (already migrated, from the
+    session's template), plus Redis for `redis`."""
     if kind == "redis":
-        with database("sqlite", tmp_path) as url, redis_prefix() as (r_url, prefix):
+        with (
+            database("sqlite", tmp_path, migrated=True) as url,
+            redis_prefix() as (r_url, prefix),
+        ):
             yield {"database_url": url, "redis_url": r_url, "redis_prefix": prefix}
         return
-    with database(kind, tmp_path) as url:
+    with database(kind, tmp_path, migrated=True) as url:
         yield {"database_url": url}

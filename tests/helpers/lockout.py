@@ -21,7 +21,7 @@ from relatch.settings import Settings
 from relatch.storage import migrate
 from tests.conftest import FakeClock, Mailbox
 from tests.conftest import test_settings as make_settings
-from tests.limit_backends import backend_settings
+from tests.helpers.limit_backends import backend_settings
 
 PROXY = ("10.0.0.2", 5000)
 TRUSTED = "10.0.0.0/8"
