@@ -22,9 +22,9 @@ from relatch.oauth import store
 from relatch.services.context import Services
 from relatch.services.hashing_pool import HashingPool
 from relatch.settings import Settings
-from tests.conftest import Account, Mailbox
-from tests.conftest import test_settings as make_settings
-from tests.hashing_support import FAST, HeldHasher
+from tests.helpers.app import Account, Mailbox
+from tests.helpers.app import test_settings as make_settings
+from tests.helpers.hashing import FAST, HeldHasher
 
 WORKERS, QUEUE = 2, 2
 

@@ -13,7 +13,7 @@ import pytest
 from relatch.core.errors import RateLimited
 from relatch.services import hashing_pool
 from relatch.services.hashing_pool import HashingPool
-from tests.hashing_support import FAST, HeldHasher
+from tests.helpers.hashing import FAST, HeldHasher
 
 
 def test_hash_and_verify_through_the_pool() -> None:
