@@ -99,9 +99,11 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=19456, ge=8)
     argon2_time_cost: int = Field(default=2, ge=1)
     argon2_parallelism: int = Field(default=1, ge=1)
-    # Bounded hashing pool: at most this many hashes in memory at once (m x workers).
-    hash_workers: int = Field(default=2, ge=1, le=64)
-    hash_queue: int = Field(default=64, ge=1)
+    # Bounded hashing pool: at most this many hashes in memory at once (m x workers), and
+    # this many waiting (past it: 429). Unset: one worker per core but one (at least one),
+    # and 64 waiting per worker (services/hashing_pool.py default_workers, default_queue).
+    hash_workers: int | None = Field(default=None, ge=1, le=64)
+    hash_queue: int | None = Field(default=None, ge=0)
 
     jwt_ttl: int = Field(default=7 * 24 * 3600, ge=60)
     # "Sudo mode" (ASVS 5.0 7.5.1): API-key and TOTP changes need a session JWT whose sign-in

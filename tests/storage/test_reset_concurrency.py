@@ -7,6 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import anyio
 from sqlalchemy import select
 
 from relatch.core.errors import CodeRejected
@@ -30,7 +31,8 @@ def test_twenty_parallel_resets_one_success(
     def attempt(i: int) -> str:
         barrier.wait()
         try:
-            reset.reset(svc, acct.email, code, f"new password number {i}", RequestMeta())
+            new = f"new password number {i}"
+            anyio.run(reset.reset, svc, acct.email, code, new, RequestMeta())
         except CodeRejected:
             return "rejected"
         return "ok"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import anyio
 import typer
 
 from relatch.cli.context import build
@@ -26,11 +27,8 @@ def create(
     password = sys.stdin.readline().rstrip("\r\n")
     svc = build(get_settings())
     try:
-        user_id = accounts.create_user(
-            svc,
-            accounts.NewAccount(email=email, username=username, name=name, password=password),
-            CLI,
-        )
+        new = accounts.NewAccount(email=email, username=username, name=name, password=password)
+        user_id = anyio.run(accounts.create_user, svc, new, CLI)
     except RelatchError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc

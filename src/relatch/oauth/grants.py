@@ -11,7 +11,10 @@ these classes only tell it where the data lives (storage/oauth_repo.py) and who 
 
 from __future__ import annotations
 
+import hmac
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from authlib.oauth2.rfc6749 import grants
@@ -29,6 +32,7 @@ from relatch.core.errors import LoginFailed, TotpRequired
 from relatch.oauth import keys, params
 from relatch.services import accounts
 from relatch.services.context import Services
+from relatch.services.meta import RequestMeta
 from relatch.storage import oauth_code_replay as code_replay
 from relatch.storage import oauth_repo as store
 from relatch.storage.models import User
@@ -252,6 +256,46 @@ class OpenIDImplicit(
         return False
 
 
+@dataclass(frozen=True)
+class CheckedPassword:
+    """A password grant's password, checked before Authlib runs (`check_password_first`)."""
+
+    username: str
+    password: str
+    outcome: User | Exception
+
+    def outcome_for(self, username: str, password: str) -> User | Exception:
+        # Only for the very credentials that were checked (Authlib reads the same form).
+        same = hmac.compare_digest(self.username.encode(), username.encode())
+        same &= hmac.compare_digest(self.password.encode(), password.encode())
+        return self.outcome if same else LoginFailed()
+
+
+async def check_password_first(
+    svc: Services, meta: RequestMeta, form: Sequence[tuple[str, str]]
+) -> CheckedPassword | None:
+    """The password grant's argon2 verify, awaited in the token route before Authlib's
+    synchronous code runs, so that no thread waits on a hash (services/hashing_pool.py).
+
+    Sound because nothing is decided here: PasswordGrant.authenticate_user uses the outcome
+    only after Authlib has authenticated the client and checked the grant, and it is
+    audited there as today (accounts.finish_sign_in). The cost moves earlier: a request with
+    a bad client now spends one verify and, if the password is wrong, one failure of the
+    account's budget, exactly as `/api-login` does with no client at all; a bad client
+    still learns nothing (Authlib answers invalid_client first).
+    """
+    first: dict[str, str] = {}
+    for key, value in form:
+        first.setdefault(key, value)  # the values Authlib reads (server.StarletteOAuth2Request)
+    if first.get("grant_type") != "password" or "username" not in first:
+        return None
+    if "password" not in first:
+        return None
+    username, password = first["username"], first["password"]
+    outcome = await accounts.checked_password(svc, username, password, meta)
+    return CheckedPassword(username, password, outcome)
+
+
 class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = WITH_PUBLIC
 
@@ -259,8 +303,12 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):  # type: igno
         server = _server(self)
         # The second factor is not bypassed by this grant: the token goes in `totpToken`.
         token = self.request.form.get("totpToken")
+        # The password was verified, awaited, before Authlib ran (check_password_first);
+        # without that, refused: this thread never waits on a hash.
+        checked = server.checked_password
+        outcome = checked.outcome_for(username, password) if checked else LoginFailed()
         try:
-            return accounts.sign_in(server.svc, username, password, token, server.meta)
+            return accounts.finish_sign_in(server.svc, username, outcome, token, server.meta)
         except (TotpRequired, LoginFailed) as exc:
             # Enumeration: one answer for an unknown user and a wrong password.
             raise InvalidGrantError(description=exc.message) from exc

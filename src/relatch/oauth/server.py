@@ -166,11 +166,19 @@ def quotable(call: Callable[[], T]) -> T:
 
 
 class RelatchAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
-    def __init__(self, svc: Services, meta: RequestMeta, auth_time: int | None = None) -> None:
+    def __init__(
+        self,
+        svc: Services,
+        meta: RequestMeta,
+        auth_time: int | None = None,
+        checked_password: grants.CheckedPassword | None = None,
+    ) -> None:
         super().__init__(scopes_supported=list(SCOPES))
         self.svc = svc
         self.meta = meta
         self.auth_time = auth_time
+        # The password grant's password, verified before Authlib runs (grants.py).
+        self.checked_password = checked_password
         self.register_token_generator(
             "default",
             BearerTokenGenerator(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from anyio.to_thread import run_sync
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -12,6 +13,7 @@ from relatch.core import identity, passwords, tokens
 from relatch.core.errors import AccountExists, LoginFailed, NotAuthenticated, RateLimited
 from relatch.services import audit, known_clients, mfa
 from relatch.services.context import Services
+from relatch.services.limits import Guess
 from relatch.services.meta import RequestMeta
 from relatch.storage.db import transaction
 from relatch.storage.models import User
@@ -29,8 +31,17 @@ class NewAccount:
     company_name: str | None = None
 
 
-@audit.audited(audit.SIGNUP, lambda args: args["new"].email)
-def create_user(svc: Services, new: NewAccount, meta: RequestMeta) -> int:
+async def create_user(svc: Services, new: NewAccount, meta: RequestMeta) -> int:
+    """The new account's id. Database steps in worker threads, the hash awaited between
+    them (services/hashing_pool.py: no thread is held while it runs)."""
+    async with audit.trail_async(svc, audit.SIGNUP, meta, login=new.email) as t:
+        email, username, normalised = await run_sync(_admit_signup, svc, new, meta)
+        password_hash = await svc.pool.hash(normalised) if normalised is not None else None
+        t.account_id = await run_sync(_insert_user, svc, new, email, username, password_hash)
+        return t.account_id
+
+
+def _admit_signup(svc: Services, new: NewAccount, meta: RequestMeta) -> tuple[str, str, str | None]:
     email = identity.checked_email(new.email)
     username = identity.checked_username(new.username)
     normalised = None
@@ -39,7 +50,12 @@ def create_user(svc: Services, new: NewAccount, meta: RequestMeta) -> int:
         normalised = passwords.check(new.password, ctx, svc.password_rules)
     # Mass sign-up: counted after the cheap checks, before hashing (services/limits.py).
     svc.limits.signup(meta.client_ip, svc.clock())
-    password_hash = svc.pool.hash(normalised) if normalised is not None else None
+    return email, username, normalised
+
+
+def _insert_user(
+    svc: Services, new: NewAccount, email: str, username: str, password_hash: str | None
+) -> int:
     now = svc.clock()
     try:
         with transaction(svc.sessions) as s:
@@ -68,18 +84,44 @@ def find_by_login(svc: Services, login: str) -> User | None:
         return s.scalars(select(User).where(User.named(login))).first()
 
 
-@audit.audited(audit.LOGIN, lambda args: args["login"])
-def sign_in(
+async def sign_in(
     svc: Services, login: str, password: str, totp_token: str | None, meta: RequestMeta
 ) -> User:
-    """Every sign-in (login, the OAuth password grant and sign-in form): the password,
-    then the second factor. LoginFailed, TotpRequired or TotpRejected, else the account.
+    """Every sign-in (login and the sign-in form; the OAuth password grant in two halves,
+    oauth/grants.py): the password, then the second factor. LoginFailed, TotpRequired or
+    TotpRejected, else the account."""
+    checked = await checked_password(svc, login, password, meta)
+    return await run_sync(finish_sign_in, svc, login, checked, totp_token, meta)
+
+
+async def checked_password(
+    svc: Services, login: str, password: str, meta: RequestMeta
+) -> User | Exception:
+    """`check_password` as a value: the account, or the exception `finish_sign_in` raises
+    (and audits); nothing is decided until then."""
+    try:
+        return await check_password(svc, login, password, meta)
+    except Exception as exc:
+        return exc
+
+
+@audit.audited(audit.LOGIN, lambda args: args["login"])
+def finish_sign_in(
+    svc: Services,
+    login: str,
+    checked: User | Exception,
+    totp_token: str | None,
+    meta: RequestMeta,
+) -> User:
+    """The second half of a sign-in, in a worker thread, after `checked_password`.
 
     Audited as one event with the outcome the caller got (issue 8): "ok" only once the
     second factor passed, so the trail never shows a sign-in that was refused at TOTP as
     a success, and a guessed TOTP token shows as `totp_rejected`.
     """
-    user = check_password(svc, login, password, meta)
+    if isinstance(checked, Exception):
+        raise checked
+    user = checked
     # Second factor only after the password matched (else the usual one message).
     mfa.check_second_factor(svc, user, totp_token, meta)
     # Lockout (OWASP device cookies): after the whole sign-in, not the password alone (a
@@ -89,15 +131,33 @@ def sign_in(
     return user
 
 
-def check_password(svc: Services, login: str, password: str, meta: RequestMeta) -> User:
+async def check_password(svc: Services, login: str, password: str, meta: RequestMeta) -> User:
     """The account whose password this is, or LoginFailed.
 
     Enumeration by timing: an unknown login still runs one argon2 verify (dummy hash).
     Credential stuffing: a failure slot is taken before the verify (RateLimited):
     the client's own when it is known to the account, else the shared ones
     (services/known_clients.py). The client becomes known only after the whole sign-in,
-    second factor included (`sign_in`).
+    second factor included (`finish_sign_in`).
     """
+    user, guess = await run_sync(_take_guess, svc, login, meta)
+    normalised = passwords.normalise(password)
+    if len(normalised) > passwords.MAX_LENGTH:
+        normalised = normalised[: passwords.MAX_LENGTH + 1]  # bounded work; cannot match
+    try:
+        ok = await svc.pool.verify(user.password_hash if user else None, normalised)
+    except RateLimited:
+        await run_sync(guess.succeeded)  # the hashing pool was full: nothing was guessed
+        raise
+    if user is None or not ok:
+        raise LoginFailed()
+    await run_sync(guess.succeeded)
+    if user.password_hash and svc.pool.needs_rehash(user.password_hash):
+        await _rehash(svc, user, normalised)
+    return user
+
+
+def _take_guess(svc: Services, login: str, meta: RequestMeta) -> tuple[User | None, Guess]:
     user = find_by_login(svc, login)
     # Limit evasion (NIST 800-63B 5.2.2 counts failures per subscriber account): a known
     # account is keyed on its address, whether named by username or address, the key its
@@ -107,26 +167,16 @@ def check_password(svc: Services, login: str, password: str, meta: RequestMeta) 
     # "already exists" of createUser, and it costs the prober the whole budget).
     subject = user.email if user is not None else login
     account_id = user.id if user is not None else known_clients.NO_ACCOUNT
-    guess = known_clients.guess(svc, identity.email_key(subject), meta, account_id)
-    normalised = passwords.normalise(password)
-    if len(normalised) > passwords.MAX_LENGTH:
-        normalised = normalised[: passwords.MAX_LENGTH + 1]  # bounded work; cannot match
-    try:
-        ok = svc.pool.verify(user.password_hash if user else None, normalised)
-    except RateLimited:
-        guess.succeeded()  # the hashing pool was full: nothing was guessed
-        raise
-    if user is None or not ok:
-        raise LoginFailed()
-    guess.succeeded()
-    if user.password_hash and svc.pool.needs_rehash(user.password_hash):
-        _rehash(svc, user, normalised)
-    return user
+    return user, known_clients.guess(svc, identity.email_key(subject), meta, account_id)
 
 
-def _rehash(svc: Services, user: User, password: str) -> None:
+async def _rehash(svc: Services, user: User, password: str) -> None:
     # Parameters were raised since this hash was made: upgrade it on a successful login.
-    new_hash = svc.pool.hash(password)
+    new_hash = await svc.pool.hash(password)
+    await run_sync(_store_rehash, svc, user, new_hash)
+
+
+def _store_rehash(svc: Services, user: User, new_hash: str) -> None:
     with transaction(svc.sessions) as s:
         s.execute(
             update(User)

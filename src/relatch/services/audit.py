@@ -15,12 +15,13 @@ import functools
 import inspect
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
+import anyio.to_thread
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -156,6 +157,28 @@ def trail(
         raise
     if not t.written:
         _safely(t, OK)
+
+
+@asynccontextmanager
+async def trail_async(
+    svc: Services,
+    event: str,
+    meta: RequestMeta,
+    *,
+    login: str | None = None,
+    account_id: int | None = None,
+    resolve: bool = True,
+) -> AsyncIterator[Trail]:
+    """`trail` for the use cases that await a hash (services/hashing_pool.py): the same
+    rows, with the failure row written in a worker thread, off the event loop."""
+    t = Trail(svc, event, meta, login=login, account_id=account_id, resolve=resolve)
+    try:
+        yield t
+    except Exception as exc:
+        await anyio.to_thread.run_sync(_safely, t, outcome_of(exc))
+        raise
+    if not t.written:
+        await anyio.to_thread.run_sync(_safely, t, OK)
 
 
 P = ParamSpec("P")

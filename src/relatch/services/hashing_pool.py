@@ -1,51 +1,145 @@
-"""The bounded pool in which argon2 runs: never on the event loop, never unbounded.
+"""The bounded pool in which argon2 runs: awaited, never on the event loop, never unbounded.
 
-Memory DoS: each hash holds `m` KiB; at most `workers` run at once and at most `queue`
-wait, so a burst of resets or logins cannot exhaust memory. Past the queue, callers get
-RateLimited (HTTP 429) rather than piling up.
+The concurrency model (issue 9). A request never holds a thread for a hash: the use cases
+that hash are coroutines; they run their database steps in anyio's worker threads (short)
+and *await* each hash here, which runs in this pool's own threads. So anyio's worker
+threads, which every cheap request (getCurrentUser, requestResetPassword, the auth
+dependencies) needs, are never waiting on argon2, and a flood of logins cannot starve them.
+
+Admission. At most `workers` hashes run (memory DoS: each holds `m` KiB) and at most
+`queue` more wait; past that a caller gets RateLimited (HTTP 429) at once, with a
+Retry-After from the queue length and the measured hash time, instead of a wait that
+grows without bound. A slot is given back when the hash ends in its thread, not when
+its caller stops waiting, so the bound counts the work really running (a hash still
+queued when its caller goes away is dropped: asyncio.wrap_future cancels it).
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
+import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
-
-import anyio.to_thread
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 from relatch.core.errors import RateLimited
 from relatch.core.hashing import Argon2Params, Hasher
 
+T = TypeVar("T")
+
+BUSY = "The server is busy, try again in a moment"
+# Moving average of hash durations (exponential, this weight for each new sample, the
+# first sample taken as it is). Before any was measured: the default argon2 cost, one core.
+SMOOTHING = 0.2
+FIRST_ESTIMATE = 0.035
+# The default queue holds this many hashes per worker: about two seconds of work at the
+# default argon2 cost (~30 ms a hash), enough for bursts of 64 logins on a small machine.
+QUEUE_PER_WORKER = 64
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def default_workers() -> int:
+    """One hash thread per core but one, at least one: the event loop and the cheap
+    requests keep a core of their own, so a hash never waits for them nor they for it
+    (on one core the threads share it; argon2 releases the GIL while it hashes)."""
+    return max(1, cores() - 1)
+
+
+def default_queue(workers: int) -> int:
+    return QUEUE_PER_WORKER * workers
+
 
 class HashingPool:
-    def __init__(self, params: Argon2Params, workers: int, queue: int) -> None:
-        self._hasher = Hasher(params)
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
-        self._slots = threading.BoundedSemaphore(workers + queue)
+    def __init__(
+        self,
+        params: Argon2Params,
+        workers: int | None = None,
+        queue: int | None = None,
+        *,
+        hasher: Hasher | None = None,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        """`workers` / `queue` default from the core count (default_workers, default_queue);
+        `hasher` and `timer` replace argon2 and the clock (tests fill the pool with them)."""
+        self.workers = workers if workers is not None else default_workers()
+        self.queue = queue if queue is not None else default_queue(self.workers)
+        self._hasher = hasher if hasher is not None else Hasher(params)
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="argon2")
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._timer = timer
+        self._seconds: float | None = None  # moving average of one hash's duration
 
-    def _run(self, fn: object, *args: object) -> object:
-        if not self._slots.acquire(blocking=False):
-            raise RateLimited(1, "The server is busy, try again in a moment")
+    @property
+    def capacity(self) -> int:
+        return self.workers + self.queue
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+    def retry_after(self) -> int:
+        """Seconds until a refused caller may find room: the queue ahead of it, drained by
+        `workers` threads at the measured rate; at least 1."""
+        with self._lock:
+            waiting = max(0, self._in_flight - self.workers)
+            seconds = self._seconds if self._seconds is not None else FIRST_ESTIMATE
+        return max(1, math.ceil((waiting + 1) * seconds / self.workers))
+
+    def _submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
+        with self._lock:
+            full = self._in_flight >= self.capacity
+            if not full:
+                self._in_flight += 1
+        if full:
+            # Past the bound: refused at once rather than queued (a wait nobody bounds).
+            raise RateLimited(self.retry_after(), BUSY)
         try:
-            return self._executor.submit(fn, *args).result()  # type: ignore[arg-type]
+            future = self._executor.submit(self._timed, fn, *args)
+        except BaseException:
+            self._release()
+            raise
+        future.add_done_callback(lambda _: self._release())
+        return future
+
+    def _timed(self, fn: Callable[..., T], *args: object) -> T:
+        started = self._timer()
+        try:
+            return fn(*args)
         finally:
-            self._slots.release()
+            took = self._timer() - started
+            with self._lock:
+                last = self._seconds
+                self._seconds = took if last is None else last + SMOOTHING * (took - last)
 
-    # Blocking API, for code already off the event loop (sync services in the threadpool).
-    def hash(self, password: str) -> str:
-        return str(self._run(self._hasher.hash, password))
+    def _release(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
-    def verify(self, stored: str | None, password: str) -> bool:
-        return bool(self._run(self._hasher.verify, stored, password))
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        # Awaited on the event loop: no thread of the caller is held while argon2 runs.
+        return await asyncio.wrap_future(self._submit(fn, *args))
+
+    # The API: awaited by the use cases (services/accounts.py, reset.py, ...).
+    async def hash(self, password: str) -> str:
+        return await self._run(self._hasher.hash, password)
+
+    async def verify(self, stored: str | None, password: str) -> bool:
+        """True when `password` matches; `stored=None` runs a dummy verify and is False."""
+        return await self._run(self._hasher.verify, stored, password)
 
     def needs_rehash(self, stored: str) -> bool:
         return self._hasher.needs_rehash(stored)
-
-    # Async API, for the event loop.
-    async def ahash(self, password: str) -> str:
-        return await anyio.to_thread.run_sync(self.hash, password)
-
-    async def averify(self, stored: str | None, password: str) -> bool:
-        return await anyio.to_thread.run_sync(self.verify, stored, password)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

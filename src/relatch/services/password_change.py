@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 
+from anyio.to_thread import run_sync
 from sqlalchemy import select
 
 from relatch.core import identity, passwords
@@ -26,7 +27,7 @@ from relatch.storage.db import transaction
 from relatch.storage.models import User
 
 
-def change_password(
+async def change_password(
     svc: Services,
     user: User,
     current_password: str,
@@ -40,33 +41,42 @@ def change_password(
 
     LoginFailed (the login's one message) if the current password is wrong;
     PasswordRejected, saying what to change, if the new one breaks the policy.
+    Database steps run in worker threads; both hashes are awaited (services/hashing_pool.py).
     """
-    with audit.trail(svc, audit.PASSWORD_CHANGE, meta, account_id=user.id) as t:
+    async with audit.trail_async(svc, audit.PASSWORD_CHANGE, meta, account_id=user.id) as t:
         current = passwords.normalise(current_password)[: passwords.MAX_LENGTH + 1]
         # Guessing through a stolen session: the same argon2 verify and message as login,
         # and the same failure budget (the client's own if known, else the shared ones).
-        guess = known_clients.guess(svc, identity.email_key(user.email), meta, user.id)
-        if not svc.pool.verify(user.password_hash, current):
+        guess = await run_sync(
+            known_clients.guess, svc, identity.email_key(user.email), meta, user.id
+        )
+        if not await svc.pool.verify(user.password_hash, current):
             raise LoginFailed()
-        guess.succeeded()
+        await run_sync(guess.succeeded)
         ctx = passwords.PasswordContext(username=user.username, email=user.email)
         normalised = passwords.check(new_password, ctx, svc.password_rules)
         # The current password is already known here: no second argon2 verify needed.
         if hmac.compare_digest(normalised.encode(), current.encode()):
             raise PasswordRejected(SAME_AS_CURRENT)
-        new_hash = svc.pool.hash(normalised)
-        with transaction(svc.sessions) as s:
-            # Race: a reset or another change since the check wins; this one is refused.
-            fresh = s.scalars(
-                select(User).where(User.id == user.id, User.password_hash == user.password_hash)
-            ).first()
-            if fresh is None:
-                raise LoginFailed()
-            apply_new_password(svc, s, fresh, new_hash)
-            # Takeover: only the client that changed the password stays known.
-            known_clients.keep_only(svc, s, fresh, meta, svc.clock(), add=True)
-            t.write(s)
-            s.flush()
-            s.refresh(fresh)
-        # Second-factor bypass / sudo mode: the caller's sign-in time, never "now".
-        return accounts.issue_session(svc, fresh, signed_in_at=signed_in_at)
+        new_hash = await svc.pool.hash(normalised)
+        return await run_sync(_store, svc, user, new_hash, meta, t, signed_in_at)
+
+
+def _store(
+    svc: Services, user: User, new_hash: str, meta: RequestMeta, t: audit.Trail, signed_in_at: int
+) -> str:
+    with transaction(svc.sessions) as s:
+        # Race: a reset or another change since the check wins; this one is refused.
+        fresh = s.scalars(
+            select(User).where(User.id == user.id, User.password_hash == user.password_hash)
+        ).first()
+        if fresh is None:
+            raise LoginFailed()
+        apply_new_password(svc, s, fresh, new_hash)
+        # Takeover: only the client that changed the password stays known.
+        known_clients.keep_only(svc, s, fresh, meta, svc.clock(), add=True)
+        t.write(s)
+        s.flush()
+        s.refresh(fresh)
+    # Second-factor bypass / sudo mode: the caller's sign-in time, never "now".
+    return accounts.issue_session(svc, fresh, signed_in_at=signed_in_at)

@@ -1,7 +1,8 @@
 """The password policy as the use cases apply it: core rules, then "not the current one".
 
 The core rules (length, context words, common passwords: core/passwords.py) are pure; the
-comparison with the current password needs an argon2 verify, so it runs here, in the pool.
+comparison with the current password needs an argon2 verify, so it is awaited here, in the
+pool (services/hashing_pool.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ SAME_AS_CURRENT = (
 )
 
 
-def check_new_password(
+async def check_new_password(
     svc: Services, password: str, *, username: str, email: str, current_hash: str | None
 ) -> str:
     """The normalised new password, or PasswordRejected saying what to change.
@@ -25,6 +26,6 @@ def check_new_password(
     """
     ctx = passwords.PasswordContext(username=username, email=email)
     normalised = passwords.check(password, ctx, svc.password_rules)
-    if current_hash is not None and svc.pool.verify(current_hash, normalised):
+    if current_hash is not None and await svc.pool.verify(current_hash, normalised):
         raise PasswordRejected(SAME_AS_CURRENT)
     return normalised

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from anyio.to_thread import run_sync
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -269,19 +270,21 @@ def verify(svc: Services, email: str, code: str, meta: RequestMeta) -> None:
         _give_back_try(svc, match)
 
 
-def reset(svc: Services, email: str, code: str, new_password: str, meta: RequestMeta) -> None:
-    with audit.trail(svc, audit.RESET, meta, login=email) as t:
-        _reset(svc, email, code, new_password, meta, t)
+async def reset(svc: Services, email: str, code: str, new_password: str, meta: RequestMeta) -> None:
+    """Database steps in worker threads; the two argon2 calls (policy verify, new hash)
+    awaited between them, holding no thread and no lock (services/hashing_pool.py)."""
+    async with audit.trail_async(svc, audit.RESET, meta, login=email) as t:
+        await _reset(svc, email, code, new_password, meta, t)
 
 
-def _reset(
+async def _reset(
     svc: Services, email: str, code: str, new_password: str, meta: RequestMeta, t: audit.Trail
 ) -> None:
-    match = _count_and_match(svc, email, code, meta)
+    match = await run_sync(_count_and_match, svc, email, code, meta)
     user = match.user
     t.account_id = user.id
     try:
-        normalised = check_new_password(
+        normalised = await check_new_password(
             svc,
             new_password,
             username=user.username,
@@ -289,9 +292,10 @@ def _reset(
             current_hash=user.password_hash,
         )
     except Exception:
-        _give_back_try(svc, match)
+        await run_sync(_give_back_try, svc, match)
         raise
-    _consume(svc, match.code_id, user, svc.pool.hash(normalised), meta, t)
+    new_hash = await svc.pool.hash(normalised)  # outside the transaction: no lock held
+    await run_sync(_consume, svc, match.code_id, user, new_hash, meta, t)
 
 
 def _consume(
@@ -379,17 +383,19 @@ def check_link(svc: Services, token: str, meta: RequestMeta) -> str:
         return holder.user.email
 
 
-def reset_with_link(svc: Services, token: str, new_password: str, meta: RequestMeta) -> None:
-    """Set a password with the mailed link's token instead of address and code (the page)."""
-    with audit.trail(svc, audit.RESET, meta) as t:
-        holder = _match_link(svc, token, meta)
+async def reset_with_link(svc: Services, token: str, new_password: str, meta: RequestMeta) -> None:
+    """Set a password with the mailed link's token instead of address and code (the page).
+    Like `reset`: database steps in worker threads, the hashes awaited between them."""
+    async with audit.trail_async(svc, audit.RESET, meta) as t:
+        holder = await run_sync(_match_link, svc, token, meta)
         user = holder.user
         t.account_id = user.id
-        normalised = check_new_password(
+        normalised = await check_new_password(
             svc,
             new_password,
             username=user.username,
             email=user.email,
             current_hash=user.password_hash,
         )
-        _consume(svc, holder.code_id, user, svc.pool.hash(normalised), meta, t)
+        new_hash = await svc.pool.hash(normalised)  # outside the transaction: no lock held
+        await run_sync(_consume, svc, holder.code_id, user, new_hash, meta, t)

@@ -114,9 +114,9 @@ def _refuse(srv: server.RelatchAuthorizationServer, grant: Any, error: OAuth2Err
     return srv.handle_error_response(None, error)  # type: ignore[no-any-return]
 
 
-def _sign_in(svc: Services, meta: RequestMeta, form: dict[str, str]) -> User:
+async def _sign_in(svc: Services, meta: RequestMeta, form: dict[str, str]) -> User:
     # The second factor is part of signing in here too (and after a reset, still).
-    return accounts.sign_in(
+    return await accounts.sign_in(
         svc,
         form.get("username", ""),
         form.get("password", ""),
@@ -162,7 +162,7 @@ async def handle(request: Request) -> Response:
     signin_meta = request_meta(request, new_device=True)
     if step == "signin":
         try:
-            user = await run_sync(_sign_in, svc, signin_meta, form)
+            user = await _sign_in(svc, signin_meta, form)
         except TotpRequired as exc:
             return _signin_page(request, client, form, exc.message, need_totp=True)
         except RateLimited as exc:

@@ -291,13 +291,9 @@ async def set_new_password(request: Request) -> Response:
             # Lockout: this browser becomes a known device of the account (device cookie).
             meta = request_meta(request, new_device=True)
             if link:
-                await run_sync(
-                    reset.reset_with_link, services(request), carried, v["newPassword"], meta
-                )
+                await reset.reset_with_link(services(request), carried, v["newPassword"], meta)
             else:
-                await run_sync(
-                    reset.reset, services(request), v["email"], v["code"], v["newPassword"], meta
-                )
+                await reset.reset(services(request), v["email"], v["code"], v["newPassword"], meta)
             done = RedirectResponse(
                 _url(f"{PAGE}/done", i18n.explicit_language(request)), status_code=303
             )

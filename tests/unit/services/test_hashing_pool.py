@@ -1,58 +1,156 @@
-"""The bounded hashing pool: at most workers + queue hashes in flight; past that, 429."""
+"""The bounded hashing pool: awaited, off the event loop, at most workers + queue in flight;
+past that, 429 at once with a Retry-After from the queue and the measured hash time."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import threading
 
+import anyio
 import pytest
 
 from relatch.core.errors import RateLimited
-from relatch.core.hashing import Argon2Params
+from relatch.services import hashing_pool
 from relatch.services.hashing_pool import HashingPool
-
-FAST = Argon2Params(memory_kib=1024, time_cost=1, parallelism=1)
+from tests.helpers.hashing import FAST, HeldHasher
 
 
 def test_hash_and_verify_through_the_pool() -> None:
-    pool = HashingPool(FAST, workers=2, queue=2)
-    try:
-        stored = pool.hash("correct horse battery")
-        assert pool.verify(stored, "correct horse battery")
-        assert not pool.verify(stored, "wrong horse battery")
-        assert not pool.verify(None, "anything")
-    finally:
-        pool.close()
+    async def main() -> None:
+        pool = HashingPool(FAST, workers=2, queue=2)
+        try:
+            stored = await pool.hash("correct horse battery")
+            assert await pool.verify(stored, "correct horse battery")
+            assert not await pool.verify(stored, "wrong horse battery")
+            assert not await pool.verify(None, "anything")
+        finally:
+            pool.close()
+
+    anyio.run(main)
 
 
-def test_refuses_past_capacity_instead_of_queueing_without_bound() -> None:
-    pool = HashingPool(FAST, workers=1, queue=0)
-    release = threading.Event()
-    entered = threading.Event()
+def test_queue_bound_holds_exactly() -> None:
+    """workers + queue hashes are admitted and wait; the next is refused at once."""
 
-    def slow() -> str:
-        entered.set()
-        release.wait(10)
-        return "done"
+    async def main() -> None:
+        hasher = HeldHasher()
+        pool = HashingPool(FAST, workers=2, queue=3, hasher=hasher)
+        try:
+            admitted = [asyncio.ensure_future(pool.hash(f"password {i}")) for i in range(5)]
+            await anyio.sleep(0)
+            assert pool.in_flight == 5
+            with pytest.raises(RateLimited) as refused:
+                await pool.hash("one too many")
+            assert refused.value.retry_after >= 1
+            with pytest.raises(RateLimited):
+                await pool.verify(None, "nor a verify")
+            hasher.release.set()
+            assert all(h.startswith("$argon2id$") for h in await asyncio.gather(*admitted))
+            # Capacity is given back once the hashes end.
+            assert pool.in_flight == 0
+            assert (await pool.hash("later password")).startswith("$argon2id$")
+        finally:
+            hasher.release.set()
+            pool.close()
 
-    holder = threading.Thread(target=lambda: pool._run(slow))
-    holder.start()
-    try:
-        assert entered.wait(5)
-        with pytest.raises(RateLimited):
-            pool.hash("another password")
-        release.set()
-        holder.join(5)
-        # Capacity is given back once the slow job ends.
-        assert pool.hash("later password").startswith("$argon2id$")
-    finally:
-        release.set()
-        pool.close()
+    anyio.run(main)
 
 
-def test_runs_off_the_calling_thread() -> None:
-    pool = HashingPool(FAST, workers=1, queue=1)
-    caller = threading.get_ident()
-    try:
-        assert pool._run(threading.get_ident) != caller
-    finally:
-        pool.close()
+def test_retry_after_from_queue_length_and_measured_hash_time() -> None:
+    async def main() -> None:
+        hasher = HeldHasher()
+        hasher.held = False
+        ticks = itertools.count(step=5.0)  # every hash measured at 5 s
+        pool = HashingPool(FAST, workers=1, queue=2, hasher=hasher, timer=lambda: next(ticks))
+        try:
+            assert pool.retry_after() == 1  # nothing waiting, nothing measured: at least 1 s
+            await pool.hash("measured once")
+            hasher.held = True
+            admitted = [asyncio.ensure_future(pool.hash(f"password {i}")) for i in range(3)]
+            await anyio.sleep(0)
+            with pytest.raises(RateLimited) as refused:
+                await pool.hash("refused")
+            # Two waiting ahead of the next one, and its own hash: 3 x 5 s on one worker.
+            assert refused.value.retry_after == 15
+            hasher.release.set()
+            await asyncio.gather(*admitted)
+        finally:
+            hasher.release.set()
+            pool.close()
+
+    anyio.run(main)
+
+
+def test_runs_off_the_event_loop_and_holds_no_worker_thread() -> None:
+    async def main() -> None:
+        hasher = HeldHasher()
+        pool = HashingPool(FAST, workers=1, queue=1, hasher=hasher)
+        try:
+            waiting = asyncio.ensure_future(pool.hash("a password"))
+            await anyio.to_thread.run_sync(hasher.wait_entered, 1)
+            # Awaited, not waited for in a thread: anyio's worker threads are all free.
+            assert anyio.to_thread.current_default_thread_limiter().borrowed_tokens == 0
+            hasher.release.set()
+            await waiting
+            assert threading.get_ident() not in hasher.threads
+        finally:
+            hasher.release.set()
+            pool.close()
+
+    anyio.run(main)
+
+
+def test_slot_held_until_the_hash_ends_not_until_its_caller_gives_up() -> None:
+    """A caller that goes away (a closed connection) does not free capacity that its hash
+    still uses: the bound counts the work really queued."""
+
+    async def main() -> None:
+        hasher = HeldHasher()
+        pool = HashingPool(FAST, workers=1, queue=0, hasher=hasher)
+        try:
+            with anyio.move_on_after(0.05):
+                await pool.hash("abandoned")
+            await anyio.to_thread.run_sync(hasher.wait_entered, 1)
+            assert pool.in_flight == 1
+            with pytest.raises(RateLimited):
+                await pool.hash("still full")
+            hasher.release.set()
+            while pool.in_flight:
+                await anyio.sleep(0.01)
+            assert (await pool.hash("room again")).startswith("$argon2id$")
+        finally:
+            hasher.release.set()
+            pool.close()
+
+    anyio.run(main)
+
+
+def test_default_sizes_from_the_core_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cores, workers in ((1, 1), (2, 1), (8, 7)):
+        monkeypatch.setattr(hashing_pool, "cores", lambda n=cores: n)
+        pool = HashingPool(FAST)
+        try:
+            assert (pool.workers, pool.queue) == (workers, 64 * workers)
+        finally:
+            pool.close()
+
+
+def test_a_queued_hash_whose_caller_left_is_dropped() -> None:
+    async def main() -> None:
+        hasher = HeldHasher()
+        pool = HashingPool(FAST, workers=1, queue=1, hasher=hasher)
+        try:
+            running = asyncio.ensure_future(pool.hash("running"))
+            await anyio.to_thread.run_sync(hasher.wait_entered, 1)
+            with anyio.move_on_after(0.05):
+                await pool.hash("queued, then abandoned")
+            assert pool.in_flight == 1  # the queued one gave its slot back
+            hasher.release.set()
+            await running
+            assert hasher.entered == 1  # and it never ran
+        finally:
+            hasher.release.set()
+            pool.close()
+
+    anyio.run(main)

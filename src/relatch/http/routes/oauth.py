@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from relatch.auth import bearer
 from relatch.auth.request import request_meta, services
 from relatch.oauth import keys, server
-from relatch.oauth.grants import user_info
+from relatch.oauth.grants import check_password_first, user_info
 from relatch.storage.oauth_records import ANY_METHOD, GRANT_TYPES, SCOPES, SECRET_METHODS
 from relatch.web import authorize_page
 
@@ -51,7 +51,10 @@ async def _endpoint(request: Request, name: str | None) -> Response:
     if isinstance(incoming, JSONResponse):
         return incoming
     svc = services(request)
-    srv = server.RelatchAuthorizationServer(svc, request_meta(request))
+    meta = request_meta(request)
+    # The password grant's argon2 verify is awaited here, not in Authlib's thread below.
+    checked = await check_password_first(svc, meta, incoming.form) if name is None else None
+    srv = server.RelatchAuthorizationServer(svc, meta, checked_password=checked)
 
     def run() -> Response:
         try:

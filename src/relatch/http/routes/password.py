@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from anyio.to_thread import run_sync
 from fastapi import APIRouter, Depends, Request, Response
 
 from relatch.auth.dependencies import SessionCaller, session_caller
@@ -49,15 +48,14 @@ async def change_password_current_user(
 ) -> GenericApiResponse:
     svc = services(request)
     signed_in_at = caller.session.auth_time
-    token = await run_sync(
-        lambda: change_password(
-            svc,
-            caller.user,
-            body.currentPassword,
-            body.newPassword,
-            request_meta(request),
-            signed_in_at=signed_in_at,
-        )
+    # Awaited: the hashes run in the hashing pool, no request thread waits on them.
+    token = await change_password(
+        svc,
+        caller.user,
+        body.currentPassword,
+        body.newPassword,
+        request_meta(request),
+        signed_in_at=signed_in_at,
     )
     # Every older session is revoked (generation bump); the caller keeps working with a
     # renewed JWT, handed over the two ways the seed reads one: the `jwt` cookie (browsers)

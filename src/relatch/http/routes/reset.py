@@ -56,8 +56,8 @@ async def verify_reset_password(
     response_model_exclude_none=True,
 )
 async def reset_password(body: ResetPasswordRequest, request: Request) -> GenericApiResponse:
-    await run_sync(
-        reset.reset,
+    # Awaited: the hashes run in the hashing pool, no request thread waits on them.
+    await reset.reset(
         services(request),
         body.email,
         body.code,

@@ -42,7 +42,8 @@ async def create_user(body: CreateUserRequest, request: Request) -> CreateUserRe
         job_title=body.jobTitle,
         company_name=body.companyName,
     )
-    user_id = await run_sync(accounts.create_user, services(request), new, request_meta(request))
+    # Awaited: the hash runs in the hashing pool, no request thread waits on it.
+    user_id = await accounts.create_user(services(request), new, request_meta(request))
     return CreateUserResponse(success=True, id=user_id)
 
 
@@ -58,7 +59,7 @@ async def create_user(body: CreateUserRequest, request: Request) -> CreateUserRe
 async def login(body: GetJWTRequest, request: Request) -> GetJWTResponse:
     svc = services(request)
     meta = request_meta(request)
-    user = await run_sync(accounts.sign_in, svc, body.username, body.password, body.totpToken, meta)
+    user = await accounts.sign_in(svc, body.username, body.password, body.totpToken, meta)
     return GetJWTResponse(success=True, token=accounts.issue_session(svc, user))
 
 
