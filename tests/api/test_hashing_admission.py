@@ -18,10 +18,10 @@ import anyio.to_thread
 import pytest
 from fastapi.testclient import TestClient
 
-from relatch.oauth import store
 from relatch.services.context import Services
 from relatch.services.hashing_pool import HashingPool
 from relatch.settings import Settings
+from relatch.storage import oauth_repo as store
 from tests.helpers.app import Account, Mailbox
 from tests.helpers.app import test_settings as make_settings
 from tests.helpers.hashing import FAST, HeldHasher
