@@ -1,8 +1,8 @@
 """The in-process workers `relatch serve` runs: reset requests to codes, outbox to mail.
 
 Several processes may run them at once: every claim is a conditional UPDATE. The state
-of one process's workers (the wake-up event, the audit prune throttle) lives here, in
-`Workers`, not in the shared `Services`.
+of one process's workers (the wake-up event, when each periodic prune last ran) lives
+here, in `Workers`, not in the shared `Services`.
 """
 
 from __future__ import annotations
@@ -11,19 +11,53 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import anyio
 import anyio.to_thread
 
 from relatch.mail.transports import Transport
 from relatch.mail.worker import deliver_due
-from relatch.services import audit, reset
+from relatch.services import audit, limits, reset
 from relatch.services.context import Services
 
 log = logging.getLogger(__name__)
 
 Step = Callable[[Services], Awaitable[object]]
+
+
+@dataclass
+class Periodic:
+    """Upkeep that runs at most once per `every` in this process: the one throttle of every
+    periodic prune (the database is not asked to delete on each poll of the workers)."""
+
+    name: str
+    every: timedelta
+    step: Callable[[Services], int]
+    last: datetime | None = None
+
+    def run(self, svc: Services) -> int:
+        now = svc.clock()
+        # A clock set back runs it (no throttle stuck until the old time comes round again).
+        if self.last is not None and timedelta(0) <= now - self.last < self.every:
+            return 0
+        # Marked when tried: a failing prune waits its turn instead of failing on each poll.
+        self.last = now
+        return self.step(svc)
+
+
+def _prune_limits(svc: Services) -> int:
+    return svc.limits.prune(svc.clock())
+
+
+def periodic_prunes() -> list[Periodic]:
+    """The periodic prunes of one process, each with its own throttle state."""
+    return [
+        # Audit rows past RELATCH_AUDIT_RETENTION_DAYS (every 10 minutes).
+        Periodic("audit prune", audit.PRUNE_EVERY, audit.prune),
+        # Ended rate-limit windows (once a minute; a no-op on Redis, which expires keys).
+        Periodic("limit prune", limits.PRUNE_EVERY, _prune_limits),
+    ]
 
 
 async def _guarded(name: str, step: Awaitable[object]) -> None:
@@ -46,26 +80,14 @@ class Workers:
     # Ends the workers' wait early (shutdown). Reset requests do not set it: see
     # services/reset.request_reset (timing).
     wake: threading.Event = field(default_factory=threading.Event)
-    # When these workers last pruned the audit trail (at most every audit.PRUNE_EVERY).
-    audit_pruned_at: datetime | None = None
-
-    def _prune_audit(self) -> int:
-        now = self.svc.clock()
-        last = self.audit_pruned_at
-        if last is not None and now - last < audit.PRUNE_EVERY:
-            return 0
-        deleted = audit.prune(self.svc)
-        self.audit_pruned_at = now
-        return deleted
+    upkeep: list[Periodic] = field(default_factory=periodic_prunes)
 
     async def requests_pass(self) -> None:
         """Reset requests to codes and outbox rows, then the upkeep steps."""
         svc = self.svc
         await _guarded("reset requests", anyio.to_thread.run_sync(reset.process_requests, svc))
-        # Audit rows past RELATCH_AUDIT_RETENTION_DAYS (at most every 10 minutes per process).
-        await _guarded("audit prune", anyio.to_thread.run_sync(self._prune_audit))
-        # Ended rate-limit windows (at most once a minute per process; no-op on Redis).
-        await _guarded("limit prune", anyio.to_thread.run_sync(svc.limits.prune, svc.clock()))
+        for job in self.upkeep:
+            await _guarded(job.name, anyio.to_thread.run_sync(job.run, svc))
         for step in self.extra:
             await _guarded(getattr(step, "__name__", "extra step"), step(svc))
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from relatch import workers
+from relatch.app import build
 from relatch.core import limits
 from relatch.core.errors import RateLimited
 from relatch.core.limits import Rule
@@ -19,6 +21,7 @@ from relatch.storage import migrate
 from relatch.storage.db import make_engine, make_sessionmaker
 from relatch.storage.limits_redis import RedisLimitStore
 from relatch.storage.limits_sql import SqlLimitStore
+from tests.conftest import FakeClock
 from tests.conftest import test_settings as make_settings
 from tests.helpers.limit_backends import BACKENDS, backend_settings
 
@@ -111,20 +114,28 @@ def test_prune_drops_only_ended_windows(store: LimitStore) -> None:
 def test_worker_prunes_at_most_once_a_minute(tmp_path: Path) -> None:
     with backend_settings("sqlite", tmp_path) as values:
         settings = make_settings(tmp_path, values.pop("database_url"), **values)
-        engine = make_engine(settings.database_url)
-        migrate.upgrade(engine)
-        limiter = build_limits(settings, make_sessionmaker(engine))
         start = datetime.fromtimestamp(NOW, UTC)
+        clock = FakeClock(start)
+        svc = build(settings, clock=clock)
+        migrate.upgrade(svc.engine)
+        (prune,) = [job for job in workers.periodic_prunes() if job.name == "limit prune"]
         try:
             r = rule("1/1m")
-            assert limiter.store.acquire(limits.buckets(r, "a", NOW)) == []
-            assert limiter.prune(start) == 0  # nothing ended yet
-            assert limiter.store.acquire(limits.buckets(r, "b", NOW + 60)) == []
-            assert limiter.prune(start + timedelta(seconds=59)) == 0  # throttled
-            assert limiter.prune(start + timedelta(seconds=120)) == 2
+            assert svc.limits.store.acquire(limits.buckets(r, "a", NOW)) == []
+            assert prune.run(svc) == 0  # nothing ended yet
+            assert svc.limits.store.acquire(limits.buckets(r, "b", NOW + 60)) == []
+            clock.now = start + timedelta(seconds=59)
+            assert prune.run(svc) == 0  # throttled
+            clock.now = start + timedelta(seconds=120)
+            assert prune.run(svc) == 2
+            # A window that has ended waits for the next turn of the throttle.
+            assert svc.limits.store.acquire(limits.buckets(r, "c", NOW + 60)) == []
+            clock.now = start + timedelta(seconds=150)
+            assert prune.run(svc) == 0  # throttled, though "c" ended
+            clock.now = start + timedelta(seconds=180)
+            assert prune.run(svc) == 1
         finally:
-            limiter.close()
-            engine.dispose()
+            svc.close()
 
 
 def test_parallel_acquires_never_overshoot(store: LimitStore) -> None:

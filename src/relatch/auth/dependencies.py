@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 from fastapi import Request
 
+from relatch.auth import cookies
 from relatch.auth.api_key import api_key_header
 from relatch.auth.bearer import oauth_bearer
 from relatch.core import tokens
@@ -57,7 +58,7 @@ def jwt_header(svc: Services, request: Request) -> Caller | None:
 
 
 def jwt_cookie(svc: Services, request: Request) -> Caller | None:
-    token = request.cookies.get("jwt")
+    token = request.cookies.get(cookies.SESSION.name)
     if not token:
         # The official generated clients send the JWTAuthentication value as the whole
         # Cookie header (`Cookie: <token>`, no name): accept a bare token there too.

@@ -9,6 +9,7 @@ from functools import lru_cache
 from fastapi import Request
 from starlette.responses import Response
 
+from relatch.auth import cookies
 from relatch.core import devices, forwarding
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
@@ -16,7 +17,6 @@ from relatch.services.meta import RequestMeta
 log = logging.getLogger(__name__)
 
 NO_PEER = "unknown-peer"
-DEVICE_COOKIE = "relatch_device"
 # Peers already warned about for an ignored X-Forwarded-For: once each, and a bounded set
 # so that a flood of spoofing peers cannot grow memory or the log without end.
 MAX_WARNED_PEERS = 256
@@ -61,20 +61,9 @@ def _networks(text: str | None) -> tuple[forwarding.Network, ...]:
     return forwarding.parse_networks(text)
 
 
-def secure_cookies(request: Request) -> bool:
-    """Whether cookies set for this request get the Secure flag.
-
-    Cookie theft over plain http (ASVS 5.0 3.3.1): behind a TLS-terminating proxy the app
-    sees http (`relatch serve` does not trust proxy headers for the scheme), so the scheme
-    of RELATCH_PUBLIC_URL, what browsers actually use, decides too.
-    """
-    public_url: str = request.app.state.settings.public_url
-    return request.url.scheme == "https" or public_url.lower().startswith("https://")
-
-
 def device_id(request: Request) -> str | None:
     """The device id of a valid device cookie (core/devices.py), or None."""
-    return devices.read(services(request).keys, request.cookies.get(DEVICE_COOKIE))
+    return devices.read(services(request).keys, request.cookies.get(cookies.DEVICE.name))
 
 
 def request_meta(request: Request, *, new_device: bool = False) -> RequestMeta:
@@ -95,21 +84,13 @@ def set_device_cookie(request: Request, response: Response, meta: RequestMeta) -
     """After a successful sign-in or reset on a page: the device cookie (OWASP device
     cookies), good as long as the client stays known (RELATCH_KNOWN_CLIENT_DAYS).
 
-    Theft: HttpOnly (no script reads it), Secure when the public URL is https, SameSite=Lax.
-    It grants nothing by itself: only a budget of its own on the accounts it signed in to.
+    Its attributes: auth/cookies.py. It grants nothing by itself: only a budget of its own
+    on the accounts it signed in to.
     """
     if meta.device is None:
         return
-    svc = services(request)
-    response.set_cookie(
-        DEVICE_COOKIE,
-        devices.cookie_value(svc.settings.secret, meta.device),
-        max_age=svc.settings.known_client_days * 86400,
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=secure_cookies(request),
-    )
+    value = devices.cookie_value(services(request).settings.secret, meta.device)
+    cookies.set_cookie(request, response, cookies.DEVICE, value)
 
 
 def services(request: Request) -> Services:

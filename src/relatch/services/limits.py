@@ -23,9 +23,8 @@ one address across many accounts); a known device is one browser and skips them.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,7 +37,7 @@ from relatch.storage.limits_sql import SqlLimitStore
 
 log = logging.getLogger(__name__)
 
-PRUNE_EVERY = 60  # seconds between two prunes of old counters in one process
+PRUNE_EVERY = timedelta(minutes=1)  # between two prunes of ended windows (relatch/workers.py)
 
 
 DEVICE = "device"
@@ -117,8 +116,6 @@ class Limits:
         self.policy = policy
         self.store = store
         self._secret = secret
-        self._pruned_at = 0
-        self._prune_lock = threading.Lock()
 
     def _buckets(self, now: datetime, *checks: tuple[Rule, str | None]) -> list[Bucket]:
         epoch = int(now.timestamp())
@@ -216,13 +213,8 @@ class Limits:
         self._acquire(self._buckets(now, (self.policy.signup_per_ip, self._ip(ip))), now, "signup")
 
     def prune(self, now: datetime) -> int:
-        """Drop ended windows; at most once a minute per process (the worker calls it)."""
-        epoch = int(now.timestamp())
-        with self._prune_lock:
-            if 0 <= epoch - self._pruned_at < PRUNE_EVERY:
-                return 0
-            self._pruned_at = epoch
-        return self.store.prune(epoch)
+        """Drop ended windows (the workers call it at most every PRUNE_EVERY)."""
+        return self.store.prune(int(now.timestamp()))
 
     def close(self) -> None:
         self.store.close()

@@ -29,7 +29,7 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from fastapi import Request
 from fastapi.responses import Response
 
-from relatch.auth.request import request_meta, secure_cookies, services, set_device_cookie
+from relatch.auth.request import request_meta, services, set_device_cookie
 from relatch.core.errors import LoginFailed, RateLimited, TotpRequired
 from relatch.oauth import params, server
 from relatch.services import accounts
@@ -212,7 +212,7 @@ async def handle(request: Request) -> Response:
         else:
             response = _consent_page(request, client, user, scope, proof=proof)
     if new_cookie is not None:
-        signin.issue(svc, new_cookie, response, secure=secure_cookies(request))
+        signin.issue(svc, request, new_cookie, response)
         set_device_cookie(request, response, signin_meta)
     return response
 

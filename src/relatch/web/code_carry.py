@@ -25,12 +25,12 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relatch.auth.request import secure_cookies
+from relatch.auth import cookies
 from relatch.core import codes, keyed
 
-COOKIE = "relatch_reset_code"  # name kept from when it carried the code
-PATH = "/reset-password"
-MAX_AGE = 300
+COOKIE = cookies.CODE_CARRY.name  # "relatch_reset_code", kept from when it carried the code
+PATH = cookies.CODE_CARRY.path
+MAX_AGE = cookies.CODE_CARRY_SECONDS
 MAX_CHARS = codes.MAX_LINK_TOKEN  # anything longer is not a token; not worth sealing
 
 
@@ -51,15 +51,7 @@ def stash(request: Request, response: Response, carried: str) -> None:
     """Seal `carried` into the cookie of `response` (the redirect that drops it from the URL,
     and each render of the form it is for)."""
     token = _fernet(_secrets(request)).encrypt(carried[:MAX_CHARS].encode()).decode()
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=MAX_AGE,
-        path=PATH,
-        httponly=True,
-        samesite="lax",
-        secure=secure_cookies(request),
-    )
+    cookies.set_cookie(request, response, cookies.CODE_CARRY, token)
 
 
 def read(request: Request) -> str:
@@ -75,6 +67,4 @@ def read(request: Request) -> str:
 
 
 def forget(request: Request, response: Response) -> None:
-    response.delete_cookie(
-        COOKIE, path=PATH, httponly=True, samesite="lax", secure=secure_cookies(request)
-    )
+    cookies.clear(request, response, cookies.CODE_CARRY)

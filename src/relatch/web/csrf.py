@@ -11,11 +11,11 @@ import secrets
 
 from fastapi import Request, Response
 
-from relatch.auth.request import secure_cookies
+from relatch.auth import cookies
 from relatch.core import keyed
 from relatch.core.errors import RelatchError
 
-COOKIE = "relatch_csrf"
+COOKIE = cookies.CSRF.name
 FIELD = "csrf_token"
 
 
@@ -45,10 +45,7 @@ def set_cookie(request: Request, response: Response) -> None:
     """Call on every response that renders a form: sets the nonce cookie if it is new."""
     fresh = getattr(request.state, "csrf_nonce", None)
     if fresh is not None:
-        secure = secure_cookies(request)
-        response.set_cookie(
-            COOKIE, fresh, httponly=True, samesite="strict", secure=secure, path="/"
-        )
+        cookies.set_cookie(request, response, cookies.CSRF, fresh)
 
 
 def verify_csrf(request: Request, submitted: str | None) -> None:

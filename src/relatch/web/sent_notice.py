@@ -19,13 +19,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relatch.auth.request import secure_cookies, services
+from relatch.auth import cookies
+from relatch.auth.request import services
 from relatch.core import keyed, sealing
 
-COOKIE = "relatch_reset_sent"
-PATH = "/reset-password"
+COOKIE = cookies.SENT_NOTICE.name
+PATH = cookies.SENT_NOTICE.path
 PURPOSE = keyed.SEAL_SENT_NOTICE
-MAX_AGE = 900  # the page of step 2 is usually opened at once; a reload later still works
+MAX_AGE = cookies.SENT_NOTICE_SECONDS  # step 2 is usually opened at once; a reload still works
 
 
 def _now(request: Request) -> int:
@@ -37,15 +38,7 @@ def remember(request: Request, response: Response, email: str) -> None:
     svc = services(request)
     expires = _now(request) + MAX_AGE
     value = sealing.seal(svc.settings.secret, PURPOSE, "", f"{expires} {email}")
-    response.set_cookie(
-        COOKIE,
-        value,
-        max_age=MAX_AGE,
-        path=PATH,
-        httponly=True,
-        samesite="lax",
-        secure=secure_cookies(request),
-    )
+    cookies.set_cookie(request, response, cookies.SENT_NOTICE, value)
 
 
 def read(request: Request) -> str | None:

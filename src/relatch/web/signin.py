@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
+from relatch.auth import cookies
 from relatch.core import keyed
 from relatch.services.context import Services
 from relatch.storage import oauth_repo as store
 from relatch.storage.models import User
 
-COOKIE = "relatch_oauth_signin"
-PATH = "/v1/oauth"
-TTL_SECONDS = 8 * 3600
+COOKIE = cookies.OAUTH_SIGNIN.name
+PATH = cookies.OAUTH_SIGNIN.path
+TTL_SECONDS = cookies.OAUTH_SIGNIN_SECONDS
 
 
 @dataclass(frozen=True)
@@ -32,24 +33,12 @@ class SignedIn:
     auth_time: int
 
 
-def issue(svc: Services, user: User, response: Response, secure: bool) -> int:
+def issue(svc: Services, request: Request, user: User, response: Response) -> int:
     now = int(svc.clock().timestamp())
     payload = f"{user.id}.{user.credential_generation}.{now}.{now + TTL_SECONDS}"
     value = f"{payload}.{keyed.digest(svc.keys, keyed.OAUTH_SIGNIN, payload)}"
-    response.set_cookie(
-        COOKIE,
-        value,
-        max_age=TTL_SECONDS,
-        path=PATH,
-        httponly=True,
-        samesite="lax",
-        secure=secure,
-    )
+    cookies.set_cookie(request, response, cookies.OAUTH_SIGNIN, value)
     return now
-
-
-def clear(response: Response) -> None:
-    response.delete_cookie(COOKIE, path=PATH)
 
 
 def current(svc: Services, request: Request) -> SignedIn | None:

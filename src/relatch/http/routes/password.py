@@ -6,14 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from relatch.auth import cookies
 from relatch.auth.dependencies import SessionCaller, session_caller
-from relatch.auth.request import request_meta, secure_cookies, services
+from relatch.auth.request import request_meta, services
 from relatch.http.schemas import ChangePasswordRequest, GenericApiResponse
 from relatch.services.password_change import change_password
 
 router = APIRouter(tags=["User"])
 
-SESSION_COOKIE = "jwt"
 SESSION_HEADER = "x-jwt-token"
 
 SESSION_ONLY: dict[int | str, dict[str, Any]] = {
@@ -63,13 +63,6 @@ async def change_password_current_user(
     # It ends when the session it renews would have (core/tokens.py), and so does the cookie.
     remaining = signed_in_at + svc.settings.jwt_ttl - int(svc.clock().timestamp())
     response.headers[SESSION_HEADER] = token
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=max(1, min(remaining, svc.settings.jwt_ttl)),
-        httponly=True,  # XSS: page scripts cannot read the session
-        samesite="lax",  # CSRF: not sent on cross-site POSTs
-        secure=secure_cookies(request),  # session theft over plain http
-        path="/",
-    )
+    # HttpOnly, SameSite=Lax, Secure on https (XSS, CSRF, theft): auth/cookies.py SESSION.
+    cookies.set_cookie(request, response, cookies.SESSION, token, max_age=max(1, remaining))
     return GenericApiResponse(success=True)
