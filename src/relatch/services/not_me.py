@@ -78,5 +78,5 @@ def confirm(svc: Services, token: str | None, meta: RequestMeta) -> None:
         # Takeover: a device or network the intruder signed in from loses its own failure
         # budget; only the client confirming here (the mailbox holder) stays known.
         known_clients.keep_only(svc, s, user, meta, now, add=False)
-        reset._issue_code(svc, s, user)  # kills older codes, mails a fresh one
+        reset.issue_code(svc, s, user)  # kills older codes, mails a fresh one
         t.write(s)

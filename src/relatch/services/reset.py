@@ -1,8 +1,9 @@
-"""The reset use cases: request (record only), issue (worker), verify, reset.
+"""The reset use cases: request (record only), issue (worker), verify, reset by code.
 
 Flow and states: core/reset_flow.md. Every failure of verify and reset is CodeRejected,
 whatever its cause (unknown address, wrong, expired, used, revoked, exhausted code, and
-for the mailed link a wrong, forged, expired or used token).
+for the mailed link a wrong, forged, expired or used token). The mailed link's use cases:
+services/reset_link.py.
 """
 
 from __future__ import annotations
@@ -108,14 +109,16 @@ def _process_one(svc: Services, request_id: int, now: datetime) -> int:
         ).first()
         origin = RequestMeta(client_ip=claimed.client_ip, request_id=claimed.request_id)
         if user is not None:
-            _issue_code(svc, s, user)
+            issue_code(svc, s, user)
             audit.add(s, svc, audit.RESET_MAIL, "code_sent", origin, account_id=user.id)
         else:
             audit.add(s, svc, audit.RESET_MAIL, "no_account", origin, login=claimed.email)
     return 1
 
 
-def _issue_code(svc: Services, s: Session, user: User) -> None:
+def issue_code(svc: Services, s: Session, user: User) -> None:
+    """A fresh code and link for the account, mailed, in the caller's transaction; every
+    older live code dies (a reset request's worker step, and "this was not me")."""
     now = svc.clock()
     # A new request invalidates older codes: only the newest mail works.
     credentials.revoke_reset_codes(s, user.id, now)
@@ -291,10 +294,10 @@ def _reset(
     except Exception:
         _give_back_try(svc, match)
         raise
-    _consume(svc, match.code_id, user, svc.pool.hash(normalised), meta, t)
+    consume_code(svc, match.code_id, user, svc.pool.hash(normalised), meta, t)
 
 
-def _consume(
+def consume_code(
     svc: Services, code_id: int, user: User, new_hash: str, meta: RequestMeta, t: audit.Trail
 ) -> None:
     """Use the code's row up (by code or by link: one row) and set the password.
@@ -325,71 +328,3 @@ def _consume(
         # once); takeover: every other known client is forgotten (a phisher's device).
         known_clients.keep_only(svc, s, user, meta, now, add=True)
         t.write(s)
-
-
-@dataclass(frozen=True)
-class LinkHolder:
-    """What a live link proves: its code's row and the account (the page shows its address)."""
-
-    code_id: int
-    user: User
-
-
-def _match_link(svc: Services, token: str, meta: RequestMeta) -> LinkHolder:
-    """The live code row the mailed link's token proves; CodeRejected on any failure.
-
-    No try counter: the secret has 256 bits (guessing is hopeless), so strangers who use up
-    the code's tries, or send wrong tokens, cannot kill the owner's link (lockout). Still
-    behind the per-IP failure budget (hygiene: a flood of junk tokens is refused early).
-    Enumeration and equal work: a malformed, unknown, forged, expired or used token runs the
-    same lookup and a keyed compare, and gets the same CodeRejected.
-    """
-    now = svc.clock()
-    guess = svc.limits.code_guess(meta.client_ip, now)
-    row_id, secret = codes.split_link_token(token) or (0, "")
-    with svc.sessions() as s:
-        row = s.get(ResetCode, row_id)
-        account_id = row.user_id if row is not None else NO_ACCOUNT
-        user = s.get(User, account_id)  # (queried for a missing row too: equal work)
-    stored = (row.link_digest if row is not None else None) or "0" * 64
-    proven = keyed.matches(svc.keys, LINK_PURPOSE, account_id, secret, stored=stored) and bool(
-        secret
-    )
-    if proven:
-        # The right secret, even of a used or expired link, is no guess (a race, a reload).
-        guess.succeeded()
-    if (
-        not proven
-        or row is None
-        or user is None
-        or row.consumed_at is not None
-        or row.revoked_at is not None
-        or row.expires_at <= now
-    ):
-        raise CodeRejected()
-    return LinkHolder(row.id, user)
-
-
-def check_link(svc: Services, token: str, meta: RequestMeta) -> str:
-    """The account address of a live mailed link (the page shows it), without using it up.
-    CodeRejected if the link does not work."""
-    with audit.trail(svc, audit.CODE_CHECK, meta) as t:
-        holder = _match_link(svc, token, meta)
-        t.account_id = holder.user.id
-        return holder.user.email
-
-
-def reset_with_link(svc: Services, token: str, new_password: str, meta: RequestMeta) -> None:
-    """Set a password with the mailed link's token instead of address and code (the page)."""
-    with audit.trail(svc, audit.RESET, meta) as t:
-        holder = _match_link(svc, token, meta)
-        user = holder.user
-        t.account_id = user.id
-        normalised = check_new_password(
-            svc,
-            new_password,
-            username=user.username,
-            email=user.email,
-            current_hash=user.password_hash,
-        )
-        _consume(svc, holder.code_id, user, svc.pool.hash(normalised), meta, t)

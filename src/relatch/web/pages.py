@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from relatch.auth.request import request_meta, services, set_device_cookie
 from relatch.core import codes, identity, passwords
 from relatch.core.errors import CodeRejected, InvalidInput, PasswordRejected, RateLimited
-from relatch.services import reset
+from relatch.services import reset, reset_link
 from relatch.web import code_carry, csrf, i18n, sent_notice
 from relatch.web.forms import FormState, read_form
 from relatch.web.templating import templates
@@ -160,7 +160,9 @@ async def _link_step(request: Request) -> Response:
     form = FormState()
     status, headers = 200, None
     try:
-        email = await run_sync(reset.check_link, services(request), carried, request_meta(request))
+        email = await run_sync(
+            reset_link.check_link, services(request), carried, request_meta(request)
+        )
     except CodeRejected:
         _link_failed(_, form)
         status = 400
@@ -292,7 +294,7 @@ async def set_new_password(request: Request) -> Response:
             meta = request_meta(request, new_device=True)
             if link:
                 await run_sync(
-                    reset.reset_with_link, services(request), carried, v["newPassword"], meta
+                    reset_link.reset_with_link, services(request), carried, v["newPassword"], meta
                 )
             else:
                 await run_sync(
