@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity, keyed
@@ -22,8 +22,8 @@ from relatch.services import reset_retries as retries
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.services.password_policy import check_new_password
-from relatch.storage import outbox
-from relatch.storage.db import rowcount, transaction
+from relatch.storage import one_time, outbox
+from relatch.storage.db import transaction
 from relatch.storage.models import ResetCode, ResetRequest, User
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def issue_code(svc: Services, s: Session, user: User) -> None:
     older live code dies (a reset request's worker step, and "this was not me")."""
     now = svc.clock()
     # A new request invalidates older codes: only the newest mail works.
-    credentials.revoke_reset_codes(s, user.id, now)
+    one_time.RESET_CODES.revoke_live(s, user.id, now)
     code = codes.generate()
     # Lockout: the link's 256-bit secret cannot be guessed, so it needs no try counter and
     # strangers who use up the code's tries cannot kill it: the mailbox always works.
@@ -150,6 +150,12 @@ def issue_code(svc: Services, s: Session, user: User) -> None:
         },
         now,
     )
+
+
+def _tries(svc: Services, known: bool) -> one_time.Tries:
+    """The try counter in play: a client known to the account counts apart (lockout)."""
+    column = ResetCode.known_attempts if known else ResetCode.attempts
+    return one_time.Tries(column, svc.settings.reset_code_max_attempts)
 
 
 @dataclass(frozen=True)
@@ -188,23 +194,8 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
     known_client = known_clients.find(svc, key, meta, account_id)
     known = known_client is not None
     guess = svc.limits.code_guess(meta.client_ip, now, known_client)
-    tries = ResetCode.known_attempts if known else ResetCode.attempts
-    with transaction(svc.sessions) as s:
-        rows: list[tuple[int, str]] = [
-            (row.id, row.digest)
-            for row in s.execute(
-                update(ResetCode)
-                .where(
-                    ResetCode.user_id == account_id,
-                    ResetCode.consumed_at.is_(None),
-                    ResetCode.revoked_at.is_(None),
-                    ResetCode.expires_at > now,
-                    tries < svc.settings.reset_code_max_attempts,
-                )
-                .values({tries: tries + 1})
-                .returning(ResetCode.id, ResetCode.digest)
-            )
-        ]
+    # Counted and committed before the comparison below (storage/one_time.py).
+    rows = one_time.RESET_CODES.count_try(svc.sessions, account_id, now, _tries(svc, known))
     matched: int | None = None
     for code_id, stored in rows or [(0, "0" * 64)]:
         # Constant time, current and fallback keys; no early exit.
@@ -232,21 +223,8 @@ def _spent_code_matches(
     Oracle: whether the slot came back tells a guesser only about a code that cannot be
     used any more (consumed for good; out of tries, which only a right try in flight can
     give back, and then one try at most), each query still spends a per-IP slot."""
-    tries = ResetCode.known_attempts if known else ResetCode.attempts
     with svc.sessions() as s:
-        stored = list(
-            s.scalars(
-                select(ResetCode.digest).where(
-                    ResetCode.user_id == account_id,
-                    ResetCode.revoked_at.is_(None),
-                    ResetCode.expires_at > now,
-                    or_(
-                        ResetCode.consumed_at.is_not(None),
-                        tries >= svc.settings.reset_code_max_attempts,
-                    ),
-                )
-            )
-        )
+        stored = one_time.RESET_CODES.spent_digests(s, account_id, now, _tries(svc, known))
     found = False
     for digest in stored or ["0" * 64]:  # (no early exit)
         found |= keyed.matches(svc.keys, PURPOSE, account_id, canonical, stored=digest)
@@ -255,13 +233,8 @@ def _spent_code_matches(
 
 def _give_back_try(svc: Services, match: _Match) -> None:
     """A right code was shown without being used: that try was not a guess."""
-    tries = ResetCode.known_attempts if match.known else ResetCode.attempts
     with transaction(svc.sessions) as s:
-        s.execute(
-            update(ResetCode)
-            .where(ResetCode.id == match.code_id, tries > 0)
-            .values({tries: tries - 1})
-        )
+        one_time.RESET_CODES.give_back_try(s, match.code_id, _tries(svc, match.known))
 
 
 def verify(svc: Services, email: str, code: str, meta: RequestMeta) -> None:
@@ -306,22 +279,10 @@ def consume_code(
     """
     now = svc.clock()
     with transaction(svc.sessions) as s:
-        # Replay: consume with one conditional UPDATE; only the request that flips
-        # consumed_at gets row count 1, so 20 parallel resets give one success, and a code
-        # used through its link (or the link after its code) is refused.
-        consumed = rowcount(
-            s.execute(
-                update(ResetCode)
-                .where(
-                    ResetCode.id == code_id,
-                    ResetCode.consumed_at.is_(None),
-                    ResetCode.revoked_at.is_(None),
-                    ResetCode.expires_at > now,
-                )
-                .values(consumed_at=now)
-            )
-        )
-        if consumed != 1:
+        # Replay: one conditional UPDATE (storage/one_time.py); only the request that flips
+        # consumed_at wins, so 20 parallel resets give one success, and a code used through
+        # its link (or the link after its code) is refused.
+        if not one_time.RESET_CODES.consume(s, code_id, now):
             raise CodeRejected()
         credentials.apply_new_password(svc, s, user, new_hash, verified=True)
         # Lockout: the client that reset is known from now on (sign-in from it works at

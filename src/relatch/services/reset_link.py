@@ -16,6 +16,7 @@ from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.services.password_policy import check_new_password
 from relatch.services.reset import LINK_PURPOSE, NO_ACCOUNT, consume_code
+from relatch.storage import one_time
 from relatch.storage.models import ResetCode, User
 
 
@@ -40,7 +41,8 @@ def _match_link(svc: Services, token: str, meta: RequestMeta) -> LinkHolder:
     guess = svc.limits.code_guess(meta.client_ip, now)
     row_id, secret = codes.split_link_token(token) or (0, "")
     with svc.sessions() as s:
-        row = s.get(ResetCode, row_id)
+        found, live = one_time.RESET_CODES.find(s, row_id, now)
+        row: ResetCode | None = found
         account_id = row.user_id if row is not None else NO_ACCOUNT
         user = s.get(User, account_id)  # (queried for a missing row too: equal work)
     stored = (row.link_digest if row is not None else None) or "0" * 64
@@ -50,14 +52,7 @@ def _match_link(svc: Services, token: str, meta: RequestMeta) -> LinkHolder:
     if proven:
         # The right secret, even of a used or expired link, is no guess (a race, a reload).
         guess.succeeded()
-    if (
-        not proven
-        or row is None
-        or user is None
-        or row.consumed_at is not None
-        or row.revoked_at is not None
-        or row.expires_at <= now
-    ):
+    if not proven or row is None or user is None or not live:
         raise CodeRejected()
     return LinkHolder(row.id, user)
 
