@@ -26,7 +26,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from relatch.auth.request import request_meta, services, set_device_cookie
 from relatch.core import codes, identity, passwords
 from relatch.core.errors import CodeRejected, InvalidInput, PasswordRejected, RateLimited
-from relatch.services import reset, reset_link
+from relatch.services import reset
+from relatch.services.reset_link import check_link, reset_with_link
 from relatch.web import code_carry, csrf, i18n, sent_notice
 from relatch.web.forms import FormState, read_form
 from relatch.web.templating import templates
@@ -160,9 +161,7 @@ async def _link_step(request: Request) -> Response:
     form = FormState()
     status, headers = 200, None
     try:
-        email = await run_sync(
-            reset_link.check_link, services(request), carried, request_meta(request)
-        )
+        email = await run_sync(check_link, services(request), carried, request_meta(request))
     except CodeRejected:
         _link_failed(_, form)
         status = 400
@@ -293,9 +292,7 @@ async def set_new_password(request: Request) -> Response:
             # Lockout: this browser becomes a known device of the account (device cookie).
             meta = request_meta(request, new_device=True)
             if link:
-                await run_sync(
-                    reset_link.reset_with_link, services(request), carried, v["newPassword"], meta
-                )
+                await run_sync(reset_with_link, services(request), carried, v["newPassword"], meta)
             else:
                 await run_sync(
                     reset.reset, services(request), v["email"], v["code"], v["newPassword"], meta
