@@ -7,28 +7,13 @@ relatch/app.py (OAuth tokens), and mail the owner a notice with a "not me" link.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from relatch.services import api_keys, not_me_links
 from relatch.services.context import Services
-from relatch.storage import outbox
-from relatch.storage.models import ResetCode, User
-
-
-def revoke_reset_codes(s: Session, user_id: int, now: datetime) -> None:
-    """Every live reset code of the account dies (a newer code, or a new password)."""
-    s.execute(
-        update(ResetCode)
-        .where(
-            ResetCode.user_id == user_id,
-            ResetCode.consumed_at.is_(None),
-            ResetCode.revoked_at.is_(None),
-        )
-        .values(revoked_at=now)
-    )
+from relatch.storage import one_time, outbox
+from relatch.storage.models import User
 
 
 def apply_new_password(
@@ -45,7 +30,7 @@ def apply_new_password(
     if verified:
         values["email_verified"] = True  # the code proved the address
     s.execute(update(User).where(User.id == user.id).values(**values))
-    revoke_reset_codes(s, user.id, now)
+    one_time.RESET_CODES.revoke_live(s, user.id, now)  # a code mailed before dies
     for hook in svc.on_password_changed:
         hook(s, user, now)
     outbox.enqueue(

@@ -22,6 +22,7 @@ from relatch.core.errors import MfaState, TotpRejected, TotpRequired
 from relatch.services import audit, known_clients
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
+from relatch.storage import one_time
 from relatch.storage.db import rowcount, transaction
 from relatch.storage.models import User
 from relatch.storage.models_auth import RecoveryCode, TotpFactor
@@ -182,14 +183,9 @@ def _use_recovery_code(svc: Services, user_id: int, entered: str) -> bool:
     canonical = codes.canonical(entered)
     if canonical is None:
         return False
+    now = svc.clock()
     with svc.sessions() as s:
-        rows = list(
-            s.execute(
-                select(RecoveryCode.id, RecoveryCode.digest).where(
-                    RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None)
-                )
-            )
-        )
+        rows = one_time.RECOVERY_CODES.live_candidates(s, user_id, now)
     matched: int | None = None
     for code_id, stored in rows:
         # Timing: every unused code compared, no early exit.
@@ -198,16 +194,11 @@ def _use_recovery_code(svc: Services, user_id: int, entered: str) -> bool:
     if matched is None:
         return False
     with transaction(svc.sessions) as s:
-        used = rowcount(
-            s.execute(
-                update(RecoveryCode)
-                .where(RecoveryCode.id == matched, RecoveryCode.used_at.is_(None))
-                .values(used_at=svc.clock())
-            )
-        )
-    if used == 1:
+        # Replay: one conditional UPDATE; a parallel use of the same code loses.
+        used = one_time.RECOVERY_CODES.consume(s, matched, now)
+    if used:
         log.info("recovery code used for account %s", user_id)
-    return used == 1
+    return used
 
 
 def _check(svc: Services, user: User, token: str, meta: RequestMeta) -> None:

@@ -14,9 +14,9 @@ from relatch.core.errors import LinkRejected
 from relatch.services import audit, known_clients, not_me_links, reset
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
-from relatch.storage.db import rowcount, transaction
+from relatch.storage import one_time
+from relatch.storage.db import transaction
 from relatch.storage.models import User
-from relatch.storage.models_audit import NotMeLink
 from relatch.storage.models_auth import ApiKey
 
 
@@ -38,16 +38,7 @@ def confirm(svc: Services, token: str | None, meta: RequestMeta) -> None:
             raise LinkRejected()
         t.account_id = link.user_id
         # Replay: one conditional UPDATE consumes the link; a second confirm finds none.
-        used = rowcount(
-            s.execute(
-                update(NotMeLink)
-                .where(
-                    NotMeLink.id == link.id, NotMeLink.used_at.is_(None), NotMeLink.expires_at > now
-                )
-                .values(used_at=now)
-            )
-        )
-        if used != 1:
+        if not one_time.NOT_ME_LINKS.consume(s, link.id, now):
             raise LinkRejected()
         user = s.get(User, link.user_id)
         if user is None:
@@ -78,5 +69,5 @@ def confirm(svc: Services, token: str | None, meta: RequestMeta) -> None:
         # Takeover: a device or network the intruder signed in from loses its own failure
         # budget; only the client confirming here (the mailbox holder) stays known.
         known_clients.keep_only(svc, s, user, meta, now, add=False)
-        reset._issue_code(svc, s, user)  # kills older codes, mails a fresh one
+        reset.issue_code(svc, s, user)  # kills older codes, mails a fresh one
         t.write(s)

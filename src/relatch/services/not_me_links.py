@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from relatch.core import keyed
 from relatch.services.context import Services
+from relatch.storage import one_time
 from relatch.storage.models_audit import NotMeLink
 
 PURPOSE = keyed.NOT_ME_LINK
@@ -55,8 +56,9 @@ def find_live(svc: Services, s: Session, token: str | None, now: datetime) -> Li
     # (a 500 from any stranger's link).
     if not ROW_ID.fullmatch(raw_id) or not secret:
         return None
-    link = s.get(NotMeLink, int(raw_id))
-    if link is None or link.used_at is not None or link.expires_at <= now:
+    found, live = one_time.NOT_ME_LINKS.find(s, int(raw_id), now)
+    link: NotMeLink | None = found
+    if link is None or not live:
         return None
     # Forgery: constant-time match against the current and fallback keys.
     if not keyed.matches(svc.keys, PURPOSE, link.user_id, secret, stored=link.digest):

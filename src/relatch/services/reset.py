@@ -1,8 +1,9 @@
-"""The reset use cases: request (record only), issue (worker), verify, reset.
+"""The reset use cases: request (record only), issue (worker), verify, reset by code.
 
 Flow and states: core/reset_flow.md. Every failure of verify and reset is CodeRejected,
 whatever its cause (unknown address, wrong, expired, used, revoked, exhausted code, and
-for the mailed link a wrong, forged, expired or used token).
+for the mailed link a wrong, forged, expired or used token). The mailed link's use cases:
+services/reset_link.py.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from anyio.to_thread import run_sync
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity, keyed
@@ -22,8 +23,8 @@ from relatch.services import reset_retries as retries
 from relatch.services.context import Services
 from relatch.services.meta import RequestMeta
 from relatch.services.password_policy import check_new_password
-from relatch.storage import outbox
-from relatch.storage.db import rowcount, transaction
+from relatch.storage import one_time, outbox
+from relatch.storage.db import transaction
 from relatch.storage.models import ResetCode, ResetRequest, User
 
 log = logging.getLogger(__name__)
@@ -109,17 +110,19 @@ def _process_one(svc: Services, request_id: int, now: datetime) -> int:
         ).first()
         origin = RequestMeta(client_ip=claimed.client_ip, request_id=claimed.request_id)
         if user is not None:
-            _issue_code(svc, s, user)
+            issue_code(svc, s, user)
             audit.add(s, svc, audit.RESET_MAIL, "code_sent", origin, account_id=user.id)
         else:
             audit.add(s, svc, audit.RESET_MAIL, "no_account", origin, login=claimed.email)
     return 1
 
 
-def _issue_code(svc: Services, s: Session, user: User) -> None:
+def issue_code(svc: Services, s: Session, user: User) -> None:
+    """A fresh code and link for the account, mailed, in the caller's transaction; every
+    older live code dies (a reset request's worker step, and "this was not me")."""
     now = svc.clock()
     # A new request invalidates older codes: only the newest mail works.
-    credentials.revoke_reset_codes(s, user.id, now)
+    one_time.RESET_CODES.revoke_live(s, user.id, now)
     code = codes.generate()
     # Lockout: the link's 256-bit secret cannot be guessed, so it needs no try counter and
     # strangers who use up the code's tries cannot kill it: the mailbox always works.
@@ -148,6 +151,12 @@ def _issue_code(svc: Services, s: Session, user: User) -> None:
         },
         now,
     )
+
+
+def _tries(svc: Services, known: bool) -> one_time.Tries:
+    """The try counter in play: a client known to the account counts apart (lockout)."""
+    column = ResetCode.known_attempts if known else ResetCode.attempts
+    return one_time.Tries(column, svc.settings.reset_code_max_attempts)
 
 
 @dataclass(frozen=True)
@@ -186,23 +195,8 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
     known_client = known_clients.find(svc, key, meta, account_id)
     known = known_client is not None
     guess = svc.limits.code_guess(meta.client_ip, now, known_client)
-    tries = ResetCode.known_attempts if known else ResetCode.attempts
-    with transaction(svc.sessions) as s:
-        rows: list[tuple[int, str]] = [
-            (row.id, row.digest)
-            for row in s.execute(
-                update(ResetCode)
-                .where(
-                    ResetCode.user_id == account_id,
-                    ResetCode.consumed_at.is_(None),
-                    ResetCode.revoked_at.is_(None),
-                    ResetCode.expires_at > now,
-                    tries < svc.settings.reset_code_max_attempts,
-                )
-                .values({tries: tries + 1})
-                .returning(ResetCode.id, ResetCode.digest)
-            )
-        ]
+    # Counted and committed before the comparison below (storage/one_time.py).
+    rows = one_time.RESET_CODES.count_try(svc.sessions, account_id, now, _tries(svc, known))
     matched: int | None = None
     for code_id, stored in rows or [(0, "0" * 64)]:
         # Constant time, current and fallback keys; no early exit.
@@ -230,21 +224,8 @@ def _spent_code_matches(
     Oracle: whether the slot came back tells a guesser only about a code that cannot be
     used any more (consumed for good; out of tries, which only a right try in flight can
     give back, and then one try at most), each query still spends a per-IP slot."""
-    tries = ResetCode.known_attempts if known else ResetCode.attempts
     with svc.sessions() as s:
-        stored = list(
-            s.scalars(
-                select(ResetCode.digest).where(
-                    ResetCode.user_id == account_id,
-                    ResetCode.revoked_at.is_(None),
-                    ResetCode.expires_at > now,
-                    or_(
-                        ResetCode.consumed_at.is_not(None),
-                        tries >= svc.settings.reset_code_max_attempts,
-                    ),
-                )
-            )
-        )
+        stored = one_time.RESET_CODES.spent_digests(s, account_id, now, _tries(svc, known))
     found = False
     for digest in stored or ["0" * 64]:  # (no early exit)
         found |= keyed.matches(svc.keys, PURPOSE, account_id, canonical, stored=digest)
@@ -253,13 +234,8 @@ def _spent_code_matches(
 
 def _give_back_try(svc: Services, match: _Match) -> None:
     """A right code was shown without being used: that try was not a guess."""
-    tries = ResetCode.known_attempts if match.known else ResetCode.attempts
     with transaction(svc.sessions) as s:
-        s.execute(
-            update(ResetCode)
-            .where(ResetCode.id == match.code_id, tries > 0)
-            .values({tries: tries - 1})
-        )
+        one_time.RESET_CODES.give_back_try(s, match.code_id, _tries(svc, match.known))
 
 
 def verify(svc: Services, email: str, code: str, meta: RequestMeta) -> None:
@@ -295,10 +271,10 @@ async def _reset(
         await run_sync(_give_back_try, svc, match)
         raise
     new_hash = await svc.pool.hash(normalised)  # outside the transaction: no lock held
-    await run_sync(_consume, svc, match.code_id, user, new_hash, meta, t)
+    await run_sync(consume_code, svc, match.code_id, user, new_hash, meta, t)
 
 
-def _consume(
+def consume_code(
     svc: Services, code_id: int, user: User, new_hash: str, meta: RequestMeta, t: audit.Trail
 ) -> None:
     """Use the code's row up (by code or by link: one row) and set the password.
@@ -307,95 +283,13 @@ def _consume(
     """
     now = svc.clock()
     with transaction(svc.sessions) as s:
-        # Replay: consume with one conditional UPDATE; only the request that flips
-        # consumed_at gets row count 1, so 20 parallel resets give one success, and a code
-        # used through its link (or the link after its code) is refused.
-        consumed = rowcount(
-            s.execute(
-                update(ResetCode)
-                .where(
-                    ResetCode.id == code_id,
-                    ResetCode.consumed_at.is_(None),
-                    ResetCode.revoked_at.is_(None),
-                    ResetCode.expires_at > now,
-                )
-                .values(consumed_at=now)
-            )
-        )
-        if consumed != 1:
+        # Replay: one conditional UPDATE (storage/one_time.py); only the request that flips
+        # consumed_at wins, so 20 parallel resets give one success, and a code used through
+        # its link (or the link after its code) is refused.
+        if not one_time.RESET_CODES.consume(s, code_id, now):
             raise CodeRejected()
         credentials.apply_new_password(svc, s, user, new_hash, verified=True)
         # Lockout: the client that reset is known from now on (sign-in from it works at
         # once); takeover: every other known client is forgotten (a phisher's device).
         known_clients.keep_only(svc, s, user, meta, now, add=True)
         t.write(s)
-
-
-@dataclass(frozen=True)
-class LinkHolder:
-    """What a live link proves: its code's row and the account (the page shows its address)."""
-
-    code_id: int
-    user: User
-
-
-def _match_link(svc: Services, token: str, meta: RequestMeta) -> LinkHolder:
-    """The live code row the mailed link's token proves; CodeRejected on any failure.
-
-    No try counter: the secret has 256 bits (guessing is hopeless), so strangers who use up
-    the code's tries, or send wrong tokens, cannot kill the owner's link (lockout). Still
-    behind the per-IP failure budget (hygiene: a flood of junk tokens is refused early).
-    Enumeration and equal work: a malformed, unknown, forged, expired or used token runs the
-    same lookup and a keyed compare, and gets the same CodeRejected.
-    """
-    now = svc.clock()
-    guess = svc.limits.code_guess(meta.client_ip, now)
-    row_id, secret = codes.split_link_token(token) or (0, "")
-    with svc.sessions() as s:
-        row = s.get(ResetCode, row_id)
-        account_id = row.user_id if row is not None else NO_ACCOUNT
-        user = s.get(User, account_id)  # (queried for a missing row too: equal work)
-    stored = (row.link_digest if row is not None else None) or "0" * 64
-    proven = keyed.matches(svc.keys, LINK_PURPOSE, account_id, secret, stored=stored) and bool(
-        secret
-    )
-    if proven:
-        # The right secret, even of a used or expired link, is no guess (a race, a reload).
-        guess.succeeded()
-    if (
-        not proven
-        or row is None
-        or user is None
-        or row.consumed_at is not None
-        or row.revoked_at is not None
-        or row.expires_at <= now
-    ):
-        raise CodeRejected()
-    return LinkHolder(row.id, user)
-
-
-def check_link(svc: Services, token: str, meta: RequestMeta) -> str:
-    """The account address of a live mailed link (the page shows it), without using it up.
-    CodeRejected if the link does not work."""
-    with audit.trail(svc, audit.CODE_CHECK, meta) as t:
-        holder = _match_link(svc, token, meta)
-        t.account_id = holder.user.id
-        return holder.user.email
-
-
-async def reset_with_link(svc: Services, token: str, new_password: str, meta: RequestMeta) -> None:
-    """Set a password with the mailed link's token instead of address and code (the page).
-    Like `reset`: database steps in worker threads, the hashes awaited between them."""
-    async with audit.trail_async(svc, audit.RESET, meta) as t:
-        holder = await run_sync(_match_link, svc, token, meta)
-        user = holder.user
-        t.account_id = user.id
-        normalised = await check_new_password(
-            svc,
-            new_password,
-            username=user.username,
-            email=user.email,
-            current_hash=user.password_hash,
-        )
-        new_hash = await svc.pool.hash(normalised)  # outside the transaction: no lock held
-        await run_sync(_consume, svc, holder.code_id, user, new_hash, meta, t)

@@ -27,6 +27,7 @@ from relatch.storage.oauth_clients import (
     remember_consent,
 )
 from relatch.storage.oauth_records import AuthorizationCode, Client, Token
+from relatch.storage.one_time import OAUTH_CODES
 
 # The OAuth repository, one import for its callers: clients and consent live in
 # storage/oauth_clients.py, codes and tokens here.
@@ -94,8 +95,7 @@ def find_code(svc: StoreContext, code: str, client: Client) -> AuthorizationCode
             select(OAuthCode).where(
                 OAuthCode.digest.in_(wanted),
                 OAuthCode.client_id == client.client_id,
-                OAuthCode.consumed_at.is_(None),
-                OAuthCode.expires_at > svc.clock(),
+                OAUTH_CODES.live(svc.clock()),
             )
         ).first()
     if row is None:
@@ -146,19 +146,11 @@ def save_token(
     raced = False
     with transaction(svc.sessions) as s:
         code_id = consume_code
-        if consume_code is not None:
-            spent = rowcount(
-                s.execute(
-                    update(OAuthCode)
-                    .where(OAuthCode.id == consume_code, OAuthCode.consumed_at.is_(None))
-                    .values(consumed_at=now)
-                )
-            )
-            if spent != 1:
-                # Code replay that raced the first redemption (RFC 6749 4.1.2): the
-                # winner's tokens are revoked, committed with this transaction.
-                code_replay.revoke_family(s, consume_code, now)
-                raced = True
+        if consume_code is not None and not OAUTH_CODES.consume(s, consume_code, now):
+            # Code replay that raced the first redemption (RFC 6749 4.1.2): the
+            # winner's tokens are revoked, committed with this transaction.
+            code_replay.revoke_family(s, consume_code, now)
+            raced = True
         if rotate_from is not None:
             # Refresh rotation (RFC 9700 4.14.2): the old refresh and access token die now.
             spent = rowcount(
@@ -290,8 +282,4 @@ def revoke_for_user(s: Session, user: User, now: datetime) -> None:
         .where(OAuthToken.user_id == user.id, OAuthToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    s.execute(
-        update(OAuthCode)
-        .where(OAuthCode.user_id == user.id, OAuthCode.consumed_at.is_(None))
-        .values(consumed_at=now)
-    )
+    OAUTH_CODES.revoke_live(s, user.id, now)

@@ -2,7 +2,7 @@
 
 Design: `GET /reset-password?token=..` does not render the token. It seals the token into a
 short-lived cookie and redirects (303) to `?step=link`, which shows the form without a code
-field (the token proves the mailbox; services/reset.py `reset_with_link`). The token never
+field (the token proves the mailbox; services/reset_link.py `reset_with_link`). The token never
 enters the page: the cookie alone carries it to `POST /reset-password/new`, is sealed again
 on each render of that form (so `MAX_AGE` counts from the last render) and deleted once the
 password is set or the token fails. So the token is gone from the address bar, the history,

@@ -27,6 +27,7 @@ from relatch.auth.request import request_meta, services, set_device_cookie
 from relatch.core import codes, identity, passwords
 from relatch.core.errors import CodeRejected, InvalidInput, PasswordRejected, RateLimited
 from relatch.services import reset
+from relatch.services.reset_link import check_link, reset_with_link
 from relatch.web import code_carry, csrf, i18n, sent_notice
 from relatch.web.forms import FormState, read_form
 from relatch.web.templating import templates
@@ -160,7 +161,7 @@ async def _link_step(request: Request) -> Response:
     form = FormState()
     status, headers = 200, None
     try:
-        email = await run_sync(reset.check_link, services(request), carried, request_meta(request))
+        email = await run_sync(check_link, services(request), carried, request_meta(request))
     except CodeRejected:
         _link_failed(_, form)
         status = 400
@@ -291,7 +292,7 @@ async def set_new_password(request: Request) -> Response:
             # Lockout: this browser becomes a known device of the account (device cookie).
             meta = request_meta(request, new_device=True)
             if link:
-                await reset.reset_with_link(services(request), carried, v["newPassword"], meta)
+                await reset_with_link(services(request), carried, v["newPassword"], meta)
             else:
                 await reset.reset(services(request), v["email"], v["code"], v["newPassword"], meta)
             done = RedirectResponse(

@@ -1,0 +1,193 @@
+"""One store for every single-use secret: reset codes, TOTP recovery codes, "not me" links
+and OAuth authorization codes.
+
+Each kind keeps its own table (the columns differ: a reset code has a revocation time and two
+try counters, a recovery code never expires, an OAuth code is bound to a client); a
+`OneTimeStore` names the columns of one table, and the rules live here once:
+
+- live: not used, not revoked, not expired, and (where the kind counts tries) tries below the
+  maximum for the counter in play. `live` below is the only place this is written.
+- count a try BEFORE comparing (`count_try`): one conditional UPDATE that spends a try of
+  every live candidate and returns them, committed before the caller compares, so parallel
+  guesses can never exceed the budget (brute force).
+- consume (`consume`): one conditional UPDATE on the live row; only the request that flips
+  the used column gets row count 1 (replay: 20 parallel uses give one success).
+- revoke (`revoke_live`): every live secret of an owner dies (a newer one, a new password).
+
+The secrets themselves are never stored: `digest` is a keyed digest (core/keyed.py) and the
+caller compares in constant time; this module only decides which rows are still usable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, false, or_, select, true, update
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
+
+from relatch.storage.db import rowcount, transaction
+from relatch.storage.models import ResetCode
+from relatch.storage.models_audit import NotMeLink
+from relatch.storage.models_auth import RecoveryCode
+from relatch.storage.models_oauth import OAuthCode
+
+Column = InstrumentedAttribute[Any]
+
+
+@dataclass(frozen=True)
+class Tries:
+    """A try counter of a kind and its budget (a reset code has two: strangers' and known
+    clients' tries are counted apart, so strangers cannot use up the owner's)."""
+
+    column: InstrumentedAttribute[int]
+    limit: int
+
+
+@dataclass(frozen=True)
+class OneTimeStore:
+    """The columns of one table of single-use secrets."""
+
+    model: type[Any]
+    owner: Column  # the account the secret belongs to
+    digest: Column  # keyed digest of the secret (never the secret)
+    used: Column  # set once, by the winning consume
+    revoked: Column | None = None  # kinds without one are killed by marking them used
+    expires: Column | None = None  # kinds without one live until used (recovery codes)
+
+    @property
+    def id(self) -> Column:
+        column: Column = self.model.id
+        return column
+
+    def _not_expired(self, now: datetime) -> ColumnElement[bool]:
+        return self.expires > now if self.expires is not None else true()
+
+    def _not_revoked(self) -> ColumnElement[bool]:
+        return self.revoked.is_(None) if self.revoked is not None else true()
+
+    def live(self, now: datetime, tries: Tries | None = None) -> ColumnElement[bool]:
+        """THE liveness predicate of every single-use secret (the only copy).
+
+        Expiry is strict (`expires > now`): a secret is dead at its expiry instant.
+        `tries` only where the caller is about to spend one: consuming and revoking ignore
+        the count (see `consume`), and a reset code out of strangers' tries is still live
+        for the owner's known clients, whose tries are counted in the other column.
+        """
+        live = and_(self.used.is_(None), self._not_revoked(), self._not_expired(now))
+        return live if tries is None else and_(live, tries.column < tries.limit)
+
+    def live_candidates(self, s: Session, owner: int, now: datetime) -> list[tuple[int, str]]:
+        """(id, digest) of the owner's live secrets, for a kind without a try counter (its
+        secrets are few and single use, or too long to guess). The caller compares them all."""
+        rows = s.execute(select(self.id, self.digest).where(self.owner == owner, self.live(now)))
+        return [(int(row_id), str(digest)) for row_id, digest in rows]
+
+    def find(self, s: Session, row_id: int, now: datetime) -> tuple[Any | None, bool]:
+        """The row with this id (None if there is none) and whether it is live.
+
+        The row comes back dead too: a caller may need to prove the secret of a used link
+        (a reload is not a guess) or to do equal work for every failure (timing).
+        """
+        is_live = case((self.live(now), true()), else_=false())
+        found = s.execute(select(self.model, is_live).where(self.id == row_id)).first()
+        if found is None:
+            return None, False
+        return found[0], bool(found[1])
+
+    def count_try(
+        self, sessions: sessionmaker[Session], owner: int, now: datetime, tries: Tries
+    ) -> list[tuple[int, str]]:
+        """Spend one try of every live secret of the owner, COMMITTED before the caller
+        compares; returns their (id, digest).
+
+        Brute force: the try is counted in its own transaction, guarded by `tries < limit`
+        in the same conditional UPDATE, so parallel guesses cannot exceed the budget, and a
+        guess the caller later refuses has already paid (no rollback gives it back). A
+        secret out of tries does not come back, so even the right secret fails then.
+        """
+        with transaction(sessions) as s:
+            rows = s.execute(
+                update(self.model)
+                .where(self.owner == owner, self.live(now, tries))
+                .values({tries.column: tries.column + 1})
+                .returning(self.id, self.digest)
+            )
+            return [(int(row_id), str(digest)) for row_id, digest in rows]
+
+    def give_back_try(self, s: Session, row_id: int, tries: Tries) -> None:
+        """A right secret shown without being used (a check): that try was no guess."""
+        s.execute(
+            update(self.model)
+            .where(self.id == row_id, tries.column > 0)
+            .values({tries.column: tries.column - 1})
+        )
+
+    def spent_digests(self, s: Session, owner: int, now: datetime, tries: Tries) -> list[str]:
+        """Digests of the owner's secrets that are unexpired and unrevoked but used or out
+        of tries: live but for the race a right guess may have lost (its caller decides
+        whether the try was a guess). Never usable."""
+        spent = and_(
+            self._not_revoked(),
+            self._not_expired(now),
+            or_(self.used.is_not(None), tries.column >= tries.limit),
+        )
+        return [str(d) for d in s.scalars(select(self.digest).where(self.owner == owner, spent))]
+
+    def consume(self, s: Session, row_id: int, now: datetime) -> bool:
+        """Use the secret up, in the caller's transaction; False if it was not live.
+
+        Replay: one conditional UPDATE; only the request that flips the used column gets
+        row count 1, so of 20 parallel uses exactly one wins, and the losers must refuse.
+        The try count is deliberately NOT re-checked here: the winner's try was already
+        counted by `count_try` (and may have been the last one the budget allows), so
+        re-checking `tries < limit` would refuse the very try that proved the secret.
+        """
+        done = rowcount(
+            s.execute(
+                update(self.model).where(self.id == row_id, self.live(now)).values({self.used: now})
+            )
+        )
+        return done == 1
+
+    def revoke_live(self, s: Session, owner: int, now: datetime) -> int:
+        """Every live secret of the owner dies, in the caller's transaction; how many.
+
+        Used or expired rows keep their state (what was used stays used: an OAuth code's
+        replay detection depends on it). A kind without a revocation column is killed by
+        marking it used, which every reader already refuses.
+        """
+        killed = self.revoked if self.revoked is not None else self.used
+        return rowcount(
+            s.execute(
+                update(self.model).where(self.owner == owner, self.live(now)).values({killed: now})
+            )
+        )
+
+
+RESET_CODES = OneTimeStore(
+    ResetCode,
+    owner=ResetCode.user_id,
+    digest=ResetCode.digest,
+    used=ResetCode.consumed_at,
+    revoked=ResetCode.revoked_at,
+    expires=ResetCode.expires_at,
+)
+RECOVERY_CODES = OneTimeStore(
+    RecoveryCode, owner=RecoveryCode.user_id, digest=RecoveryCode.digest, used=RecoveryCode.used_at
+)
+NOT_ME_LINKS = OneTimeStore(
+    NotMeLink,
+    owner=NotMeLink.user_id,
+    digest=NotMeLink.digest,
+    used=NotMeLink.used_at,
+    expires=NotMeLink.expires_at,
+)
+OAUTH_CODES = OneTimeStore(
+    OAuthCode,
+    owner=OAuthCode.user_id,
+    digest=OAuthCode.digest,
+    used=OAuthCode.consumed_at,
+    expires=OAuthCode.expires_at,
+)
