@@ -260,3 +260,31 @@ def test_strangers_who_use_up_a_codes_tries_do_not_kill_it_for_a_known_client(
     assert d.verify(HOME_OTHER_HOST, email, code).json() == {"success": True}
     assert d.reset(HOME, email, code, "owner is back in").json() == {"success": True}
     assert d.login(HOME, email, "owner is back in").json()["success"] is True
+
+
+@pytest.mark.parametrize("deploy", DATABASES, indirect=True)
+def test_a_reset_from_a_known_network_with_its_budget_spent_lets_the_owner_in_at_once(
+    deploy: Callable[..., Deployment], clock: FakeClock
+) -> None:
+    """Found by the red-team pass of issue 8: a neighbour behind the same carrier NAT (or
+    the owner's own typos) spends the known network's small budget; the owner resets from
+    that network with the mailed code, and the sign-in right after was still refused for
+    the rest of the window: the reset renewed the row but kept its spent bucket."""
+    d = deploy()
+    email, username = d.create(HOME, 1)
+    assert d.login(HOME, username).json()["success"] is True
+    for _ in range(3):
+        assert d.login(HOME_OTHER_HOST, email, "nope").json() == WRONG
+    assert limited(d.login(HOME, email))
+    assert d.ask_code(HOME, email).json() == {"success": True}
+    code = d.mailbox.last_code(email)
+    new = "owner is back in"
+    assert d.reset(HOME, email, code, new).json() == {"success": True}
+    assert d.login(HOME, email, new).json()["success"] is True
+    # Still a small budget, not an unlimited one: the neighbour gets 3 more tries.
+    for _ in range(3):
+        assert d.login(HOME_OTHER_HOST, email, "nope").json() == WRONG
+    assert limited(d.login(HOME, email, new))
+    # A sign-in (not a reset) renews nothing: the network waits for its window.
+    clock.advance(15 * 60)
+    assert d.login(HOME, email, new).json()["success"] is True

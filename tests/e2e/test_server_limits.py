@@ -123,6 +123,35 @@ def test_oversized_header_is_431(quick: Server) -> None:
     assert b'"success":false' in data.replace(b" ", b"")
 
 
+WHOLE_HEADS = {
+    "one long header": b"X-Big: " + b"a" * 20 * 1024 + b"\r\n",
+    "many headers": b"".join(b"X-%d: %s\r\n" % (i, b"b" * 1000) for i in range(20)),
+    "long target": b"",
+}
+
+
+@pytest.mark.parametrize("shape", list(WHOLE_HEADS))
+def test_whole_oversized_head_in_one_write_is_431(quick: Server, shape: str) -> None:
+    """h11 caps only an *incomplete* head: a 20 KiB head that arrived whole in one socket
+    read was parsed and served, so the real cap was one read (up to ~256 KiB), not 16 KiB."""
+    target = b"/v1/openapi.json" + (b"?" + b"q" * 20 * 1024 if shape == "long target" else b"")
+    head = b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + WHOLE_HEADS[shape]
+    with connect(quick) as sock:
+        sock.sendall(head + b"Connection: close\r\n\r\n")
+        data, _ = read_until_closed(sock, limit=10)
+    assert data.startswith(b"HTTP/1.1 431 "), data[:200]
+    assert b'"success":false' in data.replace(b" ", b"")
+
+
+def test_a_head_under_the_cap_is_served(quick: Server) -> None:
+    """The owner's side: a big but allowed head (cookies, long user agents) still works."""
+    head = b"GET /v1/openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 12 * 1024
+    with connect(quick) as sock:
+        sock.sendall(head + b"\r\nConnection: close\r\n\r\n")
+        data, _ = read_until_closed(sock, limit=10)
+    assert data.startswith(b"HTTP/1.1 200 "), data[:200]
+
+
 def test_unfinished_huge_headers_do_not_grow_the_server(quick: Server) -> None:
     """4 connections try to send 10 MiB of header each and never finish it."""
     before = rss_kib(quick.process.pid)

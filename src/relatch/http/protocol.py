@@ -76,16 +76,36 @@ def connection_limits() -> ConnectionLimits:
 
 
 class _Connection(h11.Connection):
-    """Remembers the status h11 suggests for the last parse error (431 for a long header)."""
+    """Remembers the status h11 suggests for the last parse error (431 for a long header),
+    and caps a head that arrived whole as well as one still arriving.
+
+    h11's `max_incomplete_event_size` applies only while the head is *incomplete*: a head
+    that arrives whole in one socket read (up to ~256 KiB) was parsed and served, so the
+    real cap was the read size, not RELATCH_MAX_HEADER_BYTES (found by the red-team pass of
+    issue 8). The request line and header lines are counted as they were sent.
+    """
 
     error_status_hint = 400
 
+    def __init__(self, our_role: Any, max_incomplete_event_size: int) -> None:
+        super().__init__(our_role, max_incomplete_event_size=max_incomplete_event_size)
+        self.max_head_bytes = max_incomplete_event_size
+
     def next_event(self) -> Any:
         try:
-            return super().next_event()
+            event = super().next_event()
+            if isinstance(event, h11.Request) and _head_size(event) > self.max_head_bytes:
+                raise h11.RemoteProtocolError("Request head too long", error_status_hint=431)
+            return event
         except h11.RemoteProtocolError as exc:
             self.error_status_hint = exc.error_status_hint
             raise
+
+
+def _head_size(request: h11.Request) -> int:
+    """Bytes of the request line and header lines (`name: value` and CRLF each)."""
+    line = len(request.method) + len(request.target) + len(b" HTTP/1.1\r\n") + 1
+    return line + sum(len(name) + len(value) + 4 for name, value in request.headers.raw_items())
 
 
 class RelatchH11Protocol(H11Protocol):
@@ -98,7 +118,7 @@ class RelatchH11Protocol(H11Protocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.conn: _Connection = _Connection(
-            h11.SERVER, max_incomplete_event_size=config.h11_max_incomplete_event_size or 16384
+            h11.SERVER, config.h11_max_incomplete_event_size or 16384
         )
         self.limits = connection_limits()
         self.client_subject: str | None = None

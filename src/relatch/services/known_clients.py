@@ -20,6 +20,7 @@ the account but the one that did it (`keep_only`), so a phisher's device loses i
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -82,18 +83,19 @@ def find(
     by_digest = {d: ident for ident in idents for d in _digests(svc, address_key, ident)}
     with svc.sessions() as s:
         rows = s.execute(
-            select(KnownRow.digest, KnownRow.user_id).where(
-                KnownRow.digest.in_(list(by_digest)), KnownRow.expires_at > svc.clock()
-            )
+            select(KnownRow.digest, KnownRow.user_id, User.credential_generation)
+            .join(User, User.id == KnownRow.user_id)
+            .where(KnownRow.digest.in_(list(by_digest)), KnownRow.expires_at > svc.clock())
         ).all()
     found = {
-        by_digest[r.digest].kind
+        by_digest[r.digest].kind: r.credential_generation
         for r in rows
         if account_id is ANY_ACCOUNT or r.user_id == account_id
     }
     for ident in idents:  # a device is the stronger identity: its budget wins
         if ident.kind in found:
-            return KnownClient(ident.kind, f"{ident.kind}\x00{address_key}\x00{ident.subject}")
+            subject = f"{ident.kind}\x00{address_key}\x00{ident.subject}"
+            return KnownClient(ident.kind, subject, found[ident.kind])
     return None
 
 
@@ -101,6 +103,15 @@ def guess(svc: Services, address_key: str, meta: RequestMeta, account_id: int) -
     """Take a failure slot for one password or second-factor check (services/limits.py):
     the client's own budget when it is known to the account, else the shared ones."""
     known = find(svc, address_key, meta, account_id)
+    if known is not None:
+        # The failure budget is the client's for the account's current credentials: a
+        # reset, password change or not-me bumps the generation, so the client that made
+        # it starts afresh (the owner whose network's budget was spent, by its own typos or
+        # by carrier NAT neighbours, signs in from it at once after a reset; found by the
+        # red-team pass of issue 8). A sign-in renews nothing; only the mailbox or the
+        # password can bump it. Reset requests keep one bucket (mail bombing).
+        subject = f"{known.subject}\x00{known.generation}"
+        known = dataclasses.replace(known, subject=subject)
     return svc.limits.guess(address_key, meta.client_ip, svc.clock(), known)
 
 

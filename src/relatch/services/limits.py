@@ -51,6 +51,8 @@ class KnownClient:
 
     kind: str
     subject: str
+    #: The account's credential generation when the client was found (known_clients.py).
+    generation: int = 0
 
 
 @dataclass(frozen=True)
