@@ -45,10 +45,13 @@ def test_create_user_refuses_a_name_with_a_line_break(client: TestClient) -> Non
         assert INJECTED not in resp.text
 
 
-def store_name(svc: Services, account_id: int, name: str) -> None:
-    """A row stored before names were checked (or written by hand)."""
+def store_name(svc: Services, account_id: int, name: str, *, verified: bool = True) -> None:
+    """A row stored before names were checked (or written by hand); by default of an account
+    whose address is proven (only those are greeted by name)."""
     with svc.sessions() as s, s.begin():
-        s.execute(update(User).where(User.id == account_id).values(name=name))
+        s.execute(
+            update(User).where(User.id == account_id).values(name=name, email_verified=verified)
+        )
 
 
 def lines_of(message: EmailMessage, kind: str) -> list[str]:
@@ -87,6 +90,37 @@ def test_stored_name_cannot_add_lines_to_the_mails(
     notices = [m for m in mailbox.to(acct.email) if "changed" in str(m["Subject"])]
     assert notices
     assert_no_injected_line(notices[0])
+
+
+def test_a_squatters_name_never_reaches_the_owners_mailbox(
+    svc: Services, client: TestClient, mailbox: Mailbox, make_account: Any
+) -> None:
+    """A stranger signs up with someone else's address and a name that reads like an
+    instruction; the reset and notice mails that reach the real owner carry none of it."""
+    acct: Account = make_account()
+    bait = "Reset here https://evil.example/reset now"
+    store_name(svc, acct.id, bait, verified=False)
+    client.post("/v1/api-user-request-reset-password", json={"email": acct.email})
+    code = mailbox.last_code(acct.email)
+    body = {"email": acct.email, "code": code, "newPassword": "a brand new passphrase"}
+    assert client.post("/v1/api-user-reset-password", json=body).json() == {"success": True}
+    mailbox.run_workers()
+    mails = mailbox.to(acct.email)
+    assert len(mails) == 2  # the reset code, then the notice
+    for mail in mails:
+        for kind in ("plain", "html"):
+            text = "\n".join(lines_of(mail, kind))
+            assert "evil.example" not in text and "Reset here" not in text
+        assert "Hello," in lines_of(mail, "plain")
+    # The reset proved the address: from now on the owner's mails greet by the name.
+    store_name(svc, acct.id, "Ada Lovelace", verified=True)
+    client.post("/v1/api-user-request-reset-password", json={"email": acct.email})
+    mailbox.run_workers()
+    assert any(
+        "Hello Ada Lovelace," in lines_of(m, "plain")
+        for m in mailbox.to(acct.email)
+        if "reset code" in str(m["Subject"])
+    )
 
 
 def test_renderer_keeps_every_value_on_its_line() -> None:

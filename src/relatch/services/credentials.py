@@ -16,6 +16,20 @@ from relatch.storage import one_time, outbox
 from relatch.storage.models import User
 
 
+def greeting_name(user: User) -> str:
+    """The name a mail greets the account by: only once its address is proven.
+
+    Phishing through our own mail: whoever signs up with an address they do not own picks
+    the name, and a reset or notice then carries that text ("Hello <a URL and
+    instructions>,") to the real owner's mailbox in a genuine Relatch mail. Until the
+    mailbox owner has proven the address (a reset or, later, activation), the name is
+    someone else's words and the mail says just "Hello,". `user` is read before this
+    transaction's changes, so the reset that proves the address does not yet vouch for
+    a name the squatter chose.
+    """
+    return user.name if user.email_verified else ""
+
+
 def apply_new_password(
     svc: Services, s: Session, user: User, new_hash: str, *, verified: bool = False
 ) -> None:
@@ -39,7 +53,7 @@ def apply_new_password(
         "password_changed",
         user.email,
         {
-            "name": user.name,
+            "name": greeting_name(user),
             "email": user.email,
             "when": now.strftime("%Y-%m-%d %H:%M UTC"),
             # "This was not me": a one-time link, valid 7 days (services/not_me.py).

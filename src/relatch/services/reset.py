@@ -143,7 +143,7 @@ def issue_code(svc: Services, s: Session, user: User) -> None:
         "reset_code",
         user.email,
         {
-            "name": user.name,
+            "name": credentials.greeting_name(user),
             "code": codes.display(code),
             "link_token": codes.link_token(row.id, secret),
             "email": user.email,
