@@ -1,8 +1,10 @@
 """Folders import only from their own layer or below, and never each other in a cycle.
 
 Layers, lowest first (issue 9):
-    core, settings  <  storage  <  services  <  mail, auth, oauth  <  http, web, cli  <  app
-where `app` is relatch/app.py and relatch/workers.py, the one place the process is assembled.
+    core, settings  <  storage, infra  <  services  <  mail, auth, oauth  <  http, web, cli  <  app
+where `infra` holds process machinery the services reach through their ports
+(services/ports.py: the hashing pool), and `app` is relatch/app.py and relatch/workers.py,
+the one place the process is assembled.
 No exceptions list: a new upward import is a design question, not an entry here. Imports inside
 functions count too (a lazy import is still a dependency).
 """
@@ -19,6 +21,7 @@ LAYERS: dict[str, int] = {
     "core": 0,
     "settings": 0,
     "storage": 1,
+    "infra": 1,
     "services": 2,
     "mail": 3,
     "auth": 3,

@@ -28,9 +28,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relatch.core import oauth_digests as digests
+from relatch.core.meta import RequestMeta
 from relatch.oauth import endpoints, grants
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 from relatch.storage import oauth_repo as store
 from relatch.storage.models import User
 from relatch.storage.oauth_records import SCOPES, Client

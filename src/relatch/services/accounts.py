@@ -11,10 +11,10 @@ from sqlalchemy.exc import IntegrityError
 
 from relatch.core import identity, passwords, tokens
 from relatch.core.errors import AccountExists, LoginFailed, NotAuthenticated, RateLimited
+from relatch.core.meta import RequestMeta
 from relatch.services import audit, known_clients, mfa
 from relatch.services.context import Services
 from relatch.services.limits import Guess
-from relatch.services.meta import RequestMeta
 from relatch.storage.db import transaction
 from relatch.storage.models import User
 
@@ -33,7 +33,7 @@ class NewAccount:
 
 async def create_user(svc: Services, new: NewAccount, meta: RequestMeta) -> int:
     """The new account's id. Database steps in worker threads, the hash awaited between
-    them (services/hashing_pool.py: no thread is held while it runs)."""
+    them (infra/hashing_pool.py: no thread is held while it runs)."""
     async with audit.trail_async(svc, audit.SIGNUP, meta, login=new.email) as t:
         email, username, normalised = await run_sync(_admit_signup, svc, new, meta)
         password_hash = await svc.pool.hash(normalised) if normalised is not None else None

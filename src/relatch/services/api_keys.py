@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from relatch.core import apikeys, identity, keyed
 from relatch.core.errors import ApiKeyNotFound, InvalidInput, NotAuthenticated
+from relatch.core.meta import RequestMeta
 from relatch.services import audit
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 from relatch.storage.db import rowcount, transaction
 from relatch.storage.models import User
 from relatch.storage.models_auth import ApiKey

@@ -29,9 +29,9 @@ from sqlalchemy.orm import Session
 
 from relatch.core import identity, keyed
 from relatch.core.limits import network_subject
+from relatch.core.meta import RequestMeta
 from relatch.services.context import Services
 from relatch.services.limits import DEVICE, NETWORK, Guess, KnownClient
-from relatch.services.meta import RequestMeta
 from relatch.storage.db import transaction
 from relatch.storage.models import User
 from relatch.storage.models_clients import KnownClient as KnownRow

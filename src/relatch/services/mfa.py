@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity, keyed, sealing, totp
 from relatch.core.errors import MfaState, TotpRejected, TotpRequired
+from relatch.core.meta import RequestMeta
 from relatch.services import audit, known_clients
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 from relatch.storage import one_time
 from relatch.storage.db import rowcount, transaction
 from relatch.storage.models import User

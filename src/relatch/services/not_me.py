@@ -11,9 +11,9 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from relatch.core.errors import LinkRejected
+from relatch.core.meta import RequestMeta
 from relatch.services import audit, known_clients, not_me_links, reset
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 from relatch.storage import one_time
 from relatch.storage.db import transaction
 from relatch.storage.models import User

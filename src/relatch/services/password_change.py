@@ -18,10 +18,10 @@ from sqlalchemy import select
 
 from relatch.core import identity, passwords
 from relatch.core.errors import LoginFailed, PasswordRejected
+from relatch.core.meta import RequestMeta
 from relatch.services import accounts, audit, known_clients
 from relatch.services.context import Services
 from relatch.services.credentials import apply_new_password
-from relatch.services.meta import RequestMeta
 from relatch.services.password_policy import SAME_AS_CURRENT
 from relatch.storage.db import transaction
 from relatch.storage.models import User
@@ -41,7 +41,7 @@ async def change_password(
 
     LoginFailed (the login's one message) if the current password is wrong;
     PasswordRejected, saying what to change, if the new one breaks the policy.
-    Database steps run in worker threads; both hashes are awaited (services/hashing_pool.py).
+    Database steps run in worker threads; both hashes are awaited (infra/hashing_pool.py).
     """
     async with audit.trail_async(svc, audit.PASSWORD_CHANGE, meta, account_id=user.id) as t:
         current = passwords.normalise(current_password)[: passwords.MAX_LENGTH + 1]

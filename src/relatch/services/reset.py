@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity, keyed
 from relatch.core.errors import CodeRejected, InvalidInput
+from relatch.core.meta import RequestMeta
 from relatch.services import audit, credentials, known_clients
 from relatch.services import reset_retries as retries
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 from relatch.services.password_policy import check_new_password
 from relatch.storage import one_time, outbox
 from relatch.storage.db import transaction
@@ -248,7 +248,7 @@ def verify(svc: Services, email: str, code: str, meta: RequestMeta) -> None:
 
 async def reset(svc: Services, email: str, code: str, new_password: str, meta: RequestMeta) -> None:
     """Database steps in worker threads; the two argon2 calls (policy verify, new hash)
-    awaited between them, holding no thread and no lock (services/hashing_pool.py)."""
+    awaited between them, holding no thread and no lock (infra/hashing_pool.py)."""
     async with audit.trail_async(svc, audit.RESET, meta, login=email) as t:
         await _reset(svc, email, code, new_password, meta, t)
 

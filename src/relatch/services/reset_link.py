@@ -13,9 +13,9 @@ from anyio.to_thread import run_sync
 
 from relatch.core import codes, keyed
 from relatch.core.errors import CodeRejected
+from relatch.core.meta import RequestMeta
 from relatch.services import audit
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 from relatch.services.password_policy import check_new_password
 from relatch.services.reset import LINK_PURPOSE, NO_ACCOUNT, consume_code
 from relatch.storage import one_time

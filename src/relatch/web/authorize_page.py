@@ -31,10 +31,10 @@ from fastapi.responses import Response
 
 from relatch.auth.request import request_meta, services, set_device_cookie
 from relatch.core.errors import LoginFailed, RateLimited, TotpRequired
+from relatch.core.meta import RequestMeta
 from relatch.oauth import params, server
 from relatch.services import accounts
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 from relatch.storage import oauth_repo as store
 from relatch.storage.models import User
 from relatch.storage.oauth_records import Client
