@@ -32,6 +32,7 @@ from relatch.core.errors import LoginFailed, TotpRequired
 from relatch.core.meta import RequestMeta
 from relatch.oauth import keys, params
 from relatch.services import accounts
+from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.storage import oauth_code_replay as code_replay
 from relatch.storage import oauth_repo as store
@@ -54,7 +55,7 @@ WITH_PUBLIC = list(ANY_METHOD)
 SECRET_ONLY = list(SECRET_METHODS)
 
 
-def user_info(user: User, scope: str) -> UserInfo:
+def user_info(user: User | Account, scope: str) -> UserInfo:
     """Claims per granted scope (OIDC Core 5.4): sub always; email; profile."""
     info = UserInfo(
         sub=str(user.id),
@@ -100,7 +101,7 @@ class IdTokenSigner:
             claims["auth_time"] = self.auth_time
         return claims
 
-    def generate_user_info(self, user: User, scope: str) -> UserInfo:
+    def generate_user_info(self, user: User | Account, scope: str) -> UserInfo:
         return user_info(user, scope)
 
 

@@ -8,6 +8,7 @@ caller can store a password and forget to revoke the sessions of the old one.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -16,6 +17,7 @@ from relatch.core import identity
 from relatch.storage.models import User
 
 __all__ = [
+    "AccountRef",
     "add",
     "by_email",
     "by_id",
@@ -24,6 +26,17 @@ __all__ = [
     "set_password",
     "with_hash",
 ]
+
+
+class AccountRef(Protocol):
+    """What a stored grant needs of an account: the ORM row, or the services' frozen
+    Account view that the authorize page and the sign-in schemes hand over."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def credential_generation(self) -> int: ...
 
 
 def by_id(s: Session, account_id: int) -> User | None:
