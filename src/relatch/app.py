@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import Session, sessionmaker
 
 from relatch.cli.main import make_cli
 from relatch.core.hashing import Argon2Params
@@ -25,14 +26,16 @@ from relatch.http.routes import oauth as oauth_routes
 from relatch.http.routes import password as password_routes
 from relatch.http.routes import reset as reset_routes
 from relatch.http.routes import users as user_routes
+from relatch.infra.hashing_pool import HashingPool
 from relatch.mail.render import TemplateRenderer
 from relatch.mail.worker import transport_for
 from relatch.services.context import Services, utcnow
-from relatch.services.hashing_pool import HashingPool
-from relatch.services.limits import build_limits
-from relatch.services.ports import Clock
+from relatch.services.limits import Limits, Policy
+from relatch.services.ports import Clock, LimitStore
 from relatch.settings import Settings, get_settings
 from relatch.storage.db import make_engine, make_sessionmaker
+from relatch.storage.limits_redis import RedisLimitStore
+from relatch.storage.limits_sql import SqlLimitStore
 from relatch.storage.oauth_repo import revoke_for_user
 from relatch.web import logs as web_logs
 from relatch.web import not_me as not_me_pages
@@ -42,6 +45,17 @@ from relatch.web.templating import STATIC_DIR
 from relatch.workers import Workers
 
 log = logging.getLogger(__name__)
+
+
+def build_limits(settings: Settings, sessions: sessionmaker[Session]) -> Limits:
+    """The use cases' limits (services/limits.py) on their counters: Redis when
+    RELATCH_REDIS_URL is set, else the database."""
+    store: LimitStore
+    if settings.redis_url:
+        store = RedisLimitStore(settings.redis_url, settings.redis_prefix)
+    else:
+        store = SqlLimitStore(sessions)
+    return Limits(Policy.from_settings(settings), store, settings.secret)
 
 
 def build(settings: Settings, clock: Clock = utcnow) -> Services:

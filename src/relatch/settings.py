@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(default=1, ge=1)
     # Bounded hashing pool: at most this many hashes in memory at once (m x workers), and
     # this many waiting (past it: 429). Unset: one worker per core but one (at least one),
-    # and 64 waiting per worker (services/hashing_pool.py default_workers, default_queue).
+    # and 64 waiting per worker (infra/hashing_pool.py default_workers, default_queue).
     hash_workers: int | None = Field(default=None, ge=1, le=64)
     hash_queue: int | None = Field(default=None, ge=0)
 

@@ -18,8 +18,8 @@ import anyio.to_thread
 import pytest
 from fastapi.testclient import TestClient
 
+from relatch.infra.hashing_pool import HashingPool
 from relatch.services.context import Services
-from relatch.services.hashing_pool import HashingPool
 from relatch.settings import Settings
 from relatch.storage import oauth_repo as store
 from tests.helpers.app import Account, Mailbox

@@ -23,11 +23,11 @@ from typer.testing import CliRunner
 
 from relatch import workers as background
 from relatch.app import cli as cli_app
+from relatch.core.meta import RequestMeta
 from relatch.mail import worker
 from relatch.mail.transports import MailDirTransport
 from relatch.services import reset, reset_retries
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 from relatch.services.ports import MailRenderer
 from relatch.settings import Settings
 from relatch.storage import migrate

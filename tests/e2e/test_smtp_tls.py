@@ -28,10 +28,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
+from relatch.core.meta import RequestMeta
 from relatch.mail import worker
 from relatch.services import reset
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 from relatch.settings import Settings
 from relatch.storage.models import OutboxMessage
 from tests.conftest import FakeClock

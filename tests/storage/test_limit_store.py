@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 
 from relatch import workers
-from relatch.app import build
+from relatch.app import build, build_limits
 from relatch.core import limits
 from relatch.core.errors import RateLimited
 from relatch.core.limits import Rule
-from relatch.services.limits import build_limits
 from relatch.services.ports import LimitStore
 from relatch.storage import migrate
 from relatch.storage.db import make_engine, make_sessionmaker

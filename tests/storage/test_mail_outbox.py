@@ -10,11 +10,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from relatch.core.meta import RequestMeta
 from relatch.mail import worker
 from relatch.mail.transports import SMTPTransport
 from relatch.services import reset
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 from relatch.storage.models import OutboxMessage
 from tests.conftest import FakeClock
 from tests.e2e.servers import SMTPInbox, free_port

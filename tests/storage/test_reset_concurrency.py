@@ -11,9 +11,9 @@ import anyio
 from sqlalchemy import select
 
 from relatch.core.errors import CodeRejected
+from relatch.core.meta import RequestMeta
 from relatch.services import reset
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 from relatch.storage.models import ResetCode, User
 from tests.conftest import Mailbox
 

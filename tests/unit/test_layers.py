@@ -1,8 +1,10 @@
 """Folders import only from their own layer or below, and never each other in a cycle.
 
 Layers, lowest first (issue 9):
-    core, settings  <  storage  <  services  <  mail, auth, oauth  <  http, web, cli  <  app
-where `app` is relatch/app.py and relatch/workers.py, the one place the process is assembled.
+    core, settings  <  storage, infra  <  services  <  mail, auth, oauth  <  http, web, cli  <  app
+where `infra` holds process machinery the services reach through their ports
+(services/ports.py: the hashing pool), and `app` is relatch/app.py and relatch/workers.py,
+the one place the process is assembled.
 No exceptions list: a new upward import is a design question, not an entry here. Imports inside
 functions count too (a lazy import is still a dependency).
 """
@@ -19,6 +21,7 @@ LAYERS: dict[str, int] = {
     "core": 0,
     "settings": 0,
     "storage": 1,
+    "infra": 1,
     "services": 2,
     "mail": 3,
     "auth": 3,
@@ -120,3 +123,23 @@ def test_no_cycle_between_folders() -> None:
     for unit in sorted(graph):
         visit(unit, [unit])
     assert sorted(set(cycles)) == [], "\n".join(sorted(set(cycles)))
+
+
+# The front ends see accounts as services/account.py's frozen Account, never as ORM rows
+# (issue 9: "routes import the ORM User directly").
+FRONT_ENDS = ("http", "web")
+FRONT_END_FILES = ("auth/dependencies.py",)
+
+
+def test_front_ends_never_import_the_orm_models() -> None:
+    offenders = []
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] not in FRONT_ENDS and rel.as_posix() not in FRONT_END_FILES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "relatch.storage.models"
+            ):
+                offenders.append(f"{rel}:{node.lineno}: {node.module}")
+    assert offenders == [], "\n".join(offenders)

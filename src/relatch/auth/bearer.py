@@ -12,9 +12,9 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator
 from fastapi import Request
 
 from relatch.core.errors import NotAuthenticated
+from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.storage import oauth_repo as store
-from relatch.storage.models import User
 from relatch.storage.oauth_records import Token
 
 
@@ -46,7 +46,7 @@ def validate(svc: Services, headers: Mapping[str, str], scopes: list[str] | None
     return token
 
 
-def oauth_bearer(svc: Services, request: Request) -> User | None:
+def oauth_bearer(svc: Services, request: Request) -> Account | None:
     """Scheme for auth/dependencies.py: None when no bearer token is presented."""
     auth = request.headers.get("authorization")
     if not auth or auth.split(None, 1)[0].lower() != "bearer":
@@ -58,4 +58,4 @@ def oauth_bearer(svc: Services, request: Request) -> User | None:
     # Client-credentials tokens act for a client, not a person: no user operation.
     if token.user is None:
         raise NotAuthenticated()
-    return token.user
+    return Account.of(token.user)

@@ -21,8 +21,8 @@ from relatch.auth.bearer import oauth_bearer
 from relatch.core import tokens
 from relatch.core.errors import NotAuthenticated, ReauthRequired
 from relatch.services import accounts
+from relatch.services.account import Account
 from relatch.services.context import Services
-from relatch.storage.models import User
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Caller:
     """The account a credential names, and, for a session JWT only, its claims (when the
     sign-in happened). An API key or an OAuth bearer token carries no sign-in time."""
 
-    user: User
+    user: Account
     session: tokens.SessionClaims | None = None
 
 
@@ -38,7 +38,7 @@ class Caller:
 class SessionCaller:
     """A caller that presented a session JWT: its account and the claims of its sign-in."""
 
-    user: User
+    user: Account
     session: tokens.SessionClaims
 
 
@@ -67,7 +67,7 @@ def jwt_cookie(svc: Services, request: Request) -> Caller | None:
     return _session(svc, token) if token else None
 
 
-def _without_session(scheme: Callable[[Services, Request], User | None]) -> Scheme:
+def _without_session(scheme: Callable[[Services, Request], Account | None]) -> Scheme:
     """A scheme that names an account but proves no sign-in (API key, OAuth bearer)."""
 
     @functools.wraps(scheme)
@@ -119,11 +119,11 @@ def identify(svc: Services, request: Request) -> Caller:
     raise NotAuthenticated()
 
 
-def authenticate(svc: Services, request: Request) -> User:
+def authenticate(svc: Services, request: Request) -> Account:
     return identify(svc, request).user
 
 
-def authenticate_recent(svc: Services, request: Request) -> User:
+def authenticate_recent(svc: Services, request: Request) -> Account:
     """The caller's account if they signed in with their password (and TOTP) recently.
 
     Session abuse (ASVS 5.0 7.5.1, GitHub's "sudo mode"): a stolen long-lived credential
@@ -157,7 +157,7 @@ def authenticate_session(svc: Services, request: Request) -> SessionCaller:
     return SessionCaller(caller.user, caller.session)
 
 
-async def current_user(request: Request) -> User:
+async def current_user(request: Request) -> Account:
     svc: Services = request.app.state.services
     return await anyio.to_thread.run_sync(authenticate, svc, request)
 
@@ -168,7 +168,7 @@ async def session_caller(request: Request) -> SessionCaller:
     return await anyio.to_thread.run_sync(authenticate_session, svc, request)
 
 
-async def recent_session_user(request: Request) -> User:
+async def recent_session_user(request: Request) -> Account:
     """Dependency of the credential-management operations (API keys, TOTP)."""
     svc: Services = request.app.state.services
     return await anyio.to_thread.run_sync(authenticate_recent, svc, request)

@@ -11,8 +11,8 @@ from starlette.responses import Response
 
 from relatch.auth import cookies
 from relatch.core import devices, forwarding
+from relatch.core.meta import RequestMeta
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import typer
 from relatch.cli.context import build
 from relatch.cli.output import cell, one_line
 from relatch.core.errors import RelatchError
+from relatch.core.meta import CLI
 from relatch.services import api_keys
 from relatch.services.context import Services
-from relatch.services.meta import CLI
 from relatch.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="API keys")

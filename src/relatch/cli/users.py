@@ -10,8 +10,8 @@ import typer
 from relatch.cli.context import build
 from relatch.cli.output import one_line
 from relatch.core.errors import RelatchError
+from relatch.core.meta import CLI
 from relatch.services import accounts
-from relatch.services.meta import CLI
 from relatch.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Accounts")

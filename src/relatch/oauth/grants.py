@@ -29,10 +29,11 @@ from authlib.oidc.core.grants import OpenIDCode, OpenIDImplicitGrant
 from joserfc.jwk import RSAKey
 
 from relatch.core.errors import LoginFailed, TotpRequired
+from relatch.core.meta import RequestMeta
 from relatch.oauth import keys, params
 from relatch.services import accounts
+from relatch.services.account import Account
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 from relatch.storage import oauth_code_replay as code_replay
 from relatch.storage import oauth_repo as store
 from relatch.storage.models import User
@@ -54,7 +55,7 @@ WITH_PUBLIC = list(ANY_METHOD)
 SECRET_ONLY = list(SECRET_METHODS)
 
 
-def user_info(user: User, scope: str) -> UserInfo:
+def user_info(user: User | Account, scope: str) -> UserInfo:
     """Claims per granted scope (OIDC Core 5.4): sub always; email; profile."""
     info = UserInfo(
         sub=str(user.id),
@@ -100,7 +101,7 @@ class IdTokenSigner:
             claims["auth_time"] = self.auth_time
         return claims
 
-    def generate_user_info(self, user: User, scope: str) -> UserInfo:
+    def generate_user_info(self, user: User | Account, scope: str) -> UserInfo:
         return user_info(user, scope)
 
 
@@ -275,7 +276,7 @@ async def check_password_first(
     svc: Services, meta: RequestMeta, form: Sequence[tuple[str, str]]
 ) -> CheckedPassword | None:
     """The password grant's argon2 verify, awaited in the token route before Authlib's
-    synchronous code runs, so that no thread waits on a hash (services/hashing_pool.py).
+    synchronous code runs, so that no thread waits on a hash (infra/hashing_pool.py).
 
     Sound because nothing is decided here: PasswordGrant.authenticate_user uses the outcome
     only after Authlib has authenticated the client and checked the grant, and it is

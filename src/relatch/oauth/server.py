@@ -28,9 +28,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relatch.core import oauth_digests as digests
+from relatch.core.meta import RequestMeta
 from relatch.oauth import endpoints, grants
+from relatch.services.account import Account
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 from relatch.storage import oauth_repo as store
 from relatch.storage.models import User
 from relatch.storage.oauth_records import SCOPES, Client
@@ -219,7 +220,7 @@ class RelatchAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self,
         grant_type: str,
         client: Client,
-        user: User | None = None,
+        user: User | Account | None = None,
         scope: str | None = None,
         expires_in: int | None = None,
         include_refresh_token: bool = True,

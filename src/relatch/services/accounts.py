@@ -6,15 +6,16 @@ import logging
 from dataclasses import dataclass
 
 from anyio.to_thread import run_sync
-from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from relatch.core import identity, passwords, tokens
 from relatch.core.errors import AccountExists, LoginFailed, NotAuthenticated, RateLimited
+from relatch.core.meta import RequestMeta
 from relatch.services import audit, known_clients, mfa
+from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.services.limits import Guess
-from relatch.services.meta import RequestMeta
+from relatch.storage import accounts as repo
 from relatch.storage.db import transaction
 from relatch.storage.models import User
 
@@ -33,7 +34,7 @@ class NewAccount:
 
 async def create_user(svc: Services, new: NewAccount, meta: RequestMeta) -> int:
     """The new account's id. Database steps in worker threads, the hash awaited between
-    them (services/hashing_pool.py: no thread is held while it runs)."""
+    them (infra/hashing_pool.py: no thread is held while it runs)."""
     async with audit.trail_async(svc, audit.SIGNUP, meta, login=new.email) as t:
         email, username, normalised = await run_sync(_admit_signup, svc, new, meta)
         password_hash = await svc.pool.hash(normalised) if normalised is not None else None
@@ -59,39 +60,40 @@ def _insert_user(
     now = svc.clock()
     try:
         with transaction(svc.sessions) as s:
-            user = User(
+            return repo.add(
+                s,
                 email=email,
-                email_key=identity.email_key(email),
                 username=username,
-                username_key=identity.username_key(username),
                 name=new.name.strip()[:256] or username,
                 password_hash=password_hash,
-                credential_generation=0,
-                email_verified=False,
-                created_at=now,
+                now=now,
                 job_title=new.job_title,
                 company_name=new.company_name,
             )
-            s.add(user)
-            s.flush()
-            return user.id
     except IntegrityError as exc:
         raise AccountExists() from exc
 
 
 def find_by_login(svc: Services, login: str) -> User | None:
     with svc.sessions() as s:
-        return s.scalars(select(User).where(User.named(login))).first()
+        return repo.by_login(s, login)
+
+
+def by_id(svc: Services, account_id: int) -> Account | None:
+    """The account with this id, as the layers above see it."""
+    with svc.sessions() as s:
+        user = repo.by_id(s, account_id)
+        return Account.of(user) if user is not None else None
 
 
 async def sign_in(
     svc: Services, login: str, password: str, totp_token: str | None, meta: RequestMeta
-) -> User:
+) -> Account:
     """Every sign-in (login and the sign-in form; the OAuth password grant in two halves,
     oauth/grants.py): the password, then the second factor. LoginFailed, TotpRequired or
     TotpRejected, else the account."""
     checked = await checked_password(svc, login, password, meta)
-    return await run_sync(finish_sign_in, svc, login, checked, totp_token, meta)
+    return Account.of(await run_sync(finish_sign_in, svc, login, checked, totp_token, meta))
 
 
 async def checked_password(
@@ -123,11 +125,11 @@ def finish_sign_in(
         raise checked
     user = checked
     # Second factor only after the password matched (else the usual one message).
-    mfa.check_second_factor(svc, user, totp_token, meta)
+    mfa.check_second_factor(svc, Account.of(user), totp_token, meta)
     # Lockout (OWASP device cookies): after the whole sign-in, not the password alone (a
     # password must not buy a budget of its own for guessing the token), the client is
     # known to the account and keeps its own budget (services/known_clients.py).
-    known_clients.signed_in(svc, user, meta)
+    known_clients.signed_in(svc, Account.of(user), meta)
     return user
 
 
@@ -153,7 +155,7 @@ async def check_password(svc: Services, login: str, password: str, meta: Request
         raise LoginFailed()
     await run_sync(guess.succeeded)
     if user.password_hash and svc.pool.needs_rehash(user.password_hash):
-        await _rehash(svc, user, normalised)
+        await _rehash(svc, user.id, user.password_hash, normalised)
     return user
 
 
@@ -170,22 +172,18 @@ def _take_guess(svc: Services, login: str, meta: RequestMeta) -> tuple[User | No
     return user, known_clients.guess(svc, identity.email_key(subject), meta, account_id)
 
 
-async def _rehash(svc: Services, user: User, password: str) -> None:
+async def _rehash(svc: Services, account_id: int, old_hash: str, password: str) -> None:
     # Parameters were raised since this hash was made: upgrade it on a successful login.
     new_hash = await svc.pool.hash(password)
-    await run_sync(_store_rehash, svc, user, new_hash)
+    await run_sync(_store_rehash, svc, account_id, old_hash, new_hash)
 
 
-def _store_rehash(svc: Services, user: User, new_hash: str) -> None:
+def _store_rehash(svc: Services, account_id: int, old_hash: str, new_hash: str) -> None:
     with transaction(svc.sessions) as s:
-        s.execute(
-            update(User)
-            .where(User.id == user.id, User.password_hash == user.password_hash)
-            .values(password_hash=new_hash)
-        )
+        repo.replace_hash(s, account_id, old_hash, new_hash)
 
 
-def issue_session(svc: Services, user: User, *, signed_in_at: int | None = None) -> str:
+def issue_session(svc: Services, user: Account, *, signed_in_at: int | None = None) -> str:
     """A session JWT; `signed_in_at` renews the session of that sign-in (core/tokens.py)."""
     now = int(svc.clock().timestamp())
     return tokens.issue(
@@ -199,15 +197,15 @@ def issue_session(svc: Services, user: User, *, signed_in_at: int | None = None)
     )
 
 
-def session_from_token(svc: Services, token: str) -> tuple[User, tokens.SessionClaims]:
+def session_from_token(svc: Services, token: str) -> tuple[Account, tokens.SessionClaims]:
     """The account of a session JWT and its claims, or NotAuthenticated (bad, expired or
     revoked). The claims tell when the sign-in happened (auth/dependencies.py, sudo mode)."""
     claims = tokens.decode(token, svc.keys, svc.settings.issuer, int(svc.clock().timestamp()))
     if claims is None:
         raise NotAuthenticated()
     with svc.sessions() as s:
-        user = s.get(User, claims.account_id)
+        user = repo.by_id(s, claims.account_id)
     # Revocation: a reset or password change bumps the generation; older tokens die.
     if user is None or user.credential_generation != claims.generation:
         raise NotAuthenticated()
-    return user, claims
+    return Account.of(user), claims

@@ -13,13 +13,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from relatch.core import apikeys, identity, keyed
+from relatch.core import apikeys, keyed
 from relatch.core.errors import ApiKeyNotFound, InvalidInput, NotAuthenticated
+from relatch.core.meta import RequestMeta
 from relatch.services import audit
+from relatch.services.account import Account
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
+from relatch.storage import accounts
 from relatch.storage.db import rowcount, transaction
-from relatch.storage.models import User
 from relatch.storage.models_auth import ApiKey
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def active_count(s: Session, user_id: int) -> int:
     )
 
 
-def user_from_key(svc: Services, presented: str) -> User:
+def user_from_key(svc: Services, presented: str) -> Account:
     """The account of a live API key, or NotAuthenticated.
 
     Looked up by its non-secret prefix, then the whole key is compared as a keyed digest
@@ -139,23 +140,22 @@ def user_from_key(svc: Services, presented: str) -> User:
         ok = keyed.matches(svc.keys, keyed.API_KEY, parsed.key, stored=stored)
         if row is None or not ok or row.revoked_at is not None:
             raise NotAuthenticated()
-        user = s.get(User, row.user_id)
+        user = accounts.by_id(s, row.user_id)
         if user is None:
             raise NotAuthenticated()
+        account = Account.of(user)
         key_id, last_used = row.id, row.last_used_at
     now = svc.clock()
     if last_used is None or now - last_used >= TOUCH_EVERY:
         with transaction(svc.sessions) as s:
             s.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
-    return user
+    return account
 
 
-def account_by_email(svc: Services, email: str) -> User:
+def account_by_email(svc: Services, email: str) -> Account:
     """For the CLI: the account of an address, or InvalidInput."""
     with svc.sessions() as s:
-        user = s.scalars(
-            select(User).where(User.email_key == identity.email_key(email.strip()))
-        ).first()
-    if user is None:
-        raise InvalidInput(f"no account with the address {email.strip()}")
-    return user
+        user = accounts.by_email(s, email.strip())
+        if user is None:
+            raise InvalidInput(f"no account with the address {email.strip()}")
+        return Account.of(user)

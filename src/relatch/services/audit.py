@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 
 from relatch.core import identity, keyed
 from relatch.core.errors import RelatchError
+from relatch.core.meta import RequestMeta
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 from relatch.storage.db import rowcount, transaction
 from relatch.storage.models import User
 from relatch.storage.models_audit import AuditEvent
@@ -169,7 +169,7 @@ async def trail_async(
     account_id: int | None = None,
     resolve: bool = True,
 ) -> AsyncIterator[Trail]:
-    """`trail` for the use cases that await a hash (services/hashing_pool.py): the same
+    """`trail` for the use cases that await a hash (infra/hashing_pool.py): the same
     rows, with the failure row written in a worker thread, off the event loop."""
     t = Trail(svc, event, meta, login=login, account_id=account_id, resolve=resolve)
     try:

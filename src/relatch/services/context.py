@@ -15,9 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from relatch.core.keyed import KeyRing
 from relatch.core.passwords import DEFAULT_RULES, Rule
-from relatch.services.hashing_pool import HashingPool
 from relatch.services.limits import Limits, unlimited
-from relatch.services.ports import Clock, MailRenderer
+from relatch.services.ports import Clock, MailRenderer, PasswordHasher
 from relatch.settings import Settings
 
 
@@ -30,7 +29,7 @@ class Services:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    pool: HashingPool
+    pool: PasswordHasher  # infra/hashing_pool.py
     renderer: MailRenderer
     clock: Clock = utcnow
     password_rules: tuple[Rule, ...] = DEFAULT_RULES

@@ -7,12 +7,11 @@ relatch/app.py (OAuth tokens), and mail the owner a notice with a "not me" link.
 
 from __future__ import annotations
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from relatch.services import api_keys, not_me_links
 from relatch.services.context import Services
-from relatch.storage import one_time, outbox
+from relatch.storage import accounts, one_time, outbox
 from relatch.storage.models import User
 
 
@@ -35,15 +34,9 @@ def apply_new_password(
 ) -> None:
     """Inside the caller's transaction: store the hash, revoke sessions and codes, notify."""
     now = svc.clock()
-    values: dict[str, object] = {
-        "password_hash": new_hash,
-        # Session revocation: every token carrying the old generation is refused.
-        "credential_generation": User.credential_generation + 1,
-        "password_changed_at": now,
-    }
-    if verified:
-        values["email_verified"] = True  # the code proved the address
-    s.execute(update(User).where(User.id == user.id).values(**values))
+    # Session revocation: the generation bump in the same UPDATE refuses every token
+    # carrying the old one. `verified`: the code proved the address.
+    accounts.set_password(s, user.id, new_hash, now, verified=verified)
     one_time.RESET_CODES.revoke_live(s, user.id, now)  # a code mailed before dies
     for hook in svc.on_password_changed:
         hook(s, user, now)

@@ -30,9 +30,10 @@ from sqlalchemy.orm import Session
 
 from relatch.core import identity, keyed
 from relatch.core.limits import network_subject
+from relatch.core.meta import RequestMeta
+from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.services.limits import DEVICE, NETWORK, Guess, KnownClient
-from relatch.services.meta import RequestMeta
 from relatch.storage.db import transaction
 from relatch.storage.models import User
 from relatch.storage.models_clients import KnownClient as KnownRow
@@ -115,7 +116,9 @@ def guess(svc: Services, address_key: str, meta: RequestMeta, account_id: int) -
     return svc.limits.guess(address_key, meta.client_ip, svc.clock(), known)
 
 
-def remember(svc: Services, s: Session, user: User, meta: RequestMeta, now: datetime) -> None:
+def remember(
+    svc: Services, s: Session, user: Account | User, meta: RequestMeta, now: datetime
+) -> None:
     """Inside the caller's transaction: this client (device and network) is now known to
     the account, for RELATCH_KNOWN_CLIENT_DAYS from now."""
     address_key = identity.email_key(user.email)
@@ -140,14 +143,14 @@ def remember(svc: Services, s: Session, user: User, meta: RequestMeta, now: date
     s.execute(delete(KnownRow).where(KnownRow.user_id == user.id, KnownRow.expires_at <= now))
 
 
-def signed_in(svc: Services, user: User, meta: RequestMeta) -> None:
+def signed_in(svc: Services, user: Account | User, meta: RequestMeta) -> None:
     """After a whole sign-in (password and second factor): the client becomes known."""
     with transaction(svc.sessions) as s:
         remember(svc, s, user, meta, svc.clock())
 
 
 def keep_only(
-    svc: Services, s: Session, user: User, meta: RequestMeta, now: datetime, *, add: bool
+    svc: Services, s: Session, user: Account | User, meta: RequestMeta, now: datetime, *, add: bool
 ) -> None:
     """Inside the caller's transaction: forget every known client of the account but the
     one making this request (a reset, a password change, "this was not me").

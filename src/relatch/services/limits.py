@@ -26,14 +26,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from relatch.core import limits
 from relatch.core.limits import Bucket, Rule
 from relatch.services.ports import LimitStore
 from relatch.settings import Settings
-from relatch.storage.limits_redis import RedisLimitStore
-from relatch.storage.limits_sql import SqlLimitStore
 
 log = logging.getLogger(__name__)
 
@@ -226,13 +222,3 @@ def unlimited() -> Limits:
     """No limits at all: for a Services built by hand (build() always sets real ones)."""
     off = Rule("off", ())
     return Limits(Policy(off, off, off, off, off, off, off, off), Unlimited(), b"")
-
-
-def build_limits(settings: Settings, sessions: sessionmaker[Session]) -> Limits:
-    """Redis when RELATCH_REDIS_URL is set, else the database."""
-    store: LimitStore
-    if settings.redis_url:
-        store = RedisLimitStore(settings.redis_url, settings.redis_prefix)
-    else:
-        store = SqlLimitStore(sessions)
-    return Limits(Policy.from_settings(settings), store, settings.secret)

@@ -19,12 +19,12 @@ from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity, keyed, sealing, totp
 from relatch.core.errors import MfaState, TotpRejected, TotpRequired
+from relatch.core.meta import RequestMeta
 from relatch.services import audit, known_clients
+from relatch.services.account import Account
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 from relatch.storage import one_time
 from relatch.storage.db import rowcount, transaction
-from relatch.storage.models import User
 from relatch.storage.models_auth import RecoveryCode, TotpFactor
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def _configured(s: Session, user_id: int) -> bool:
     return sealed is not None
 
 
-def create_key(svc: Services, user: User, meta: RequestMeta) -> NewMfaKey:
+def create_key(svc: Services, user: Account, meta: RequestMeta) -> NewMfaKey:
     """A new pending key (replacing an older pending one); only without MFA configured."""
     secret = totp.new_secret()
     sealed = sealing.seal(svc.settings.secret, SEAL_PURPOSE, _context(user.id), secret)
@@ -108,7 +108,7 @@ def _consume_step(s: Session, user_id: int, step: int, *, enabled: bool) -> bool
     return moved == 1
 
 
-def set_key(svc: Services, user: User, key: str, token: str, meta: RequestMeta) -> list[str]:
+def set_key(svc: Services, user: Account, key: str, token: str, meta: RequestMeta) -> list[str]:
     """Enable MFA with the pending key once a token proves a device holds it.
 
     Returns the recovery codes, shown this once; only their digests are stored.
@@ -201,7 +201,7 @@ def _use_recovery_code(svc: Services, user_id: int, entered: str) -> bool:
     return used
 
 
-def _check(svc: Services, user: User, token: str, meta: RequestMeta) -> None:
+def _check(svc: Services, user: Account, token: str, meta: RequestMeta) -> None:
     # Brute force: 6 digits are few, so every try takes a failure slot before it runs
     # (the client's own if known to the account, else the shared per-account and per-IP
     # ones: services/known_clients.py); a right token gives it back.
@@ -215,7 +215,7 @@ def _check(svc: Services, user: User, token: str, meta: RequestMeta) -> None:
     guess.succeeded()
 
 
-def check_second_factor(svc: Services, user: User, token: str | None, meta: RequestMeta) -> None:
+def check_second_factor(svc: Services, user: Account, token: str | None, meta: RequestMeta) -> None:
     """At sign-in, after the password matched: nothing without MFA; else a valid token
     (or an unused recovery code) is required. TotpRequired when none was sent."""
     if not is_configured(svc, user.id):
@@ -225,7 +225,7 @@ def check_second_factor(svc: Services, user: User, token: str | None, meta: Requ
     _check(svc, user, token, meta)
 
 
-def clear(svc: Services, user: User, token: str, meta: RequestMeta) -> None:
+def clear(svc: Services, user: Account, token: str, meta: RequestMeta) -> None:
     """Disable MFA; needs a valid token (or a recovery code, for a lost device).
     Audited (issue 8) with the account as actor: a wrong token too (a guess at the factor).
     """

@@ -11,12 +11,12 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from relatch.core.errors import LinkRejected
+from relatch.core.meta import RequestMeta
 from relatch.services import audit, known_clients, not_me_links, reset
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
+from relatch.storage import accounts as accounts_repo
 from relatch.storage import one_time
 from relatch.storage.db import transaction
-from relatch.storage.models import User
 from relatch.storage.models_auth import ApiKey
 
 
@@ -40,21 +40,13 @@ def confirm(svc: Services, token: str | None, meta: RequestMeta) -> None:
         # Replay: one conditional UPDATE consumes the link; a second confirm finds none.
         if not one_time.NOT_ME_LINKS.consume(s, link.id, now):
             raise LinkRejected()
-        user = s.get(User, link.user_id)
+        user = accounts_repo.by_id(s, link.user_id)
         if user is None:
             raise LinkRejected()
         # Account takeover: the new generation kills every JWT and sign-in cookie; OAuth
         # tokens die through on_password_changed. The password the change set is disabled,
         # so the person who set it cannot sign in again before the owner resets it.
-        s.execute(
-            update(User)
-            .where(User.id == user.id)
-            .values(
-                password_hash=None,
-                credential_generation=User.credential_generation + 1,
-                password_changed_at=now,
-            )
-        )
+        accounts_repo.set_password(s, user.id, None, now, verified=False)
         for hook in svc.on_password_changed:
             hook(s, user, now)
         # Persistence after takeover: a reset keeps API keys (the owner's deliberate

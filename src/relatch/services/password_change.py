@@ -14,22 +14,22 @@ from __future__ import annotations
 import hmac
 
 from anyio.to_thread import run_sync
-from sqlalchemy import select
 
 from relatch.core import identity, passwords
 from relatch.core.errors import LoginFailed, PasswordRejected
+from relatch.core.meta import RequestMeta
 from relatch.services import accounts, audit, known_clients
+from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.services.credentials import apply_new_password
-from relatch.services.meta import RequestMeta
 from relatch.services.password_policy import SAME_AS_CURRENT
+from relatch.storage import accounts as accounts_repo
 from relatch.storage.db import transaction
-from relatch.storage.models import User
 
 
 async def change_password(
     svc: Services,
-    user: User,
+    user: Account,
     current_password: str,
     new_password: str,
     meta: RequestMeta,
@@ -41,7 +41,7 @@ async def change_password(
 
     LoginFailed (the login's one message) if the current password is wrong;
     PasswordRejected, saying what to change, if the new one breaks the policy.
-    Database steps run in worker threads; both hashes are awaited (services/hashing_pool.py).
+    Database steps run in worker threads; both hashes are awaited (infra/hashing_pool.py).
     """
     async with audit.trail_async(svc, audit.PASSWORD_CHANGE, meta, account_id=user.id) as t:
         current = passwords.normalise(current_password)[: passwords.MAX_LENGTH + 1]
@@ -50,7 +50,9 @@ async def change_password(
         guess = await run_sync(
             known_clients.guess, svc, identity.email_key(user.email), meta, user.id
         )
-        if not await svc.pool.verify(user.password_hash, current):
+        # The hash the check is made against; `_store` changes it only if still this one.
+        checked_hash = await run_sync(_stored_hash, svc, user.id)
+        if not await svc.pool.verify(checked_hash, current):
             raise LoginFailed()
         await run_sync(guess.succeeded)
         ctx = passwords.PasswordContext(username=user.username, email=user.email)
@@ -59,17 +61,27 @@ async def change_password(
         if hmac.compare_digest(normalised.encode(), current.encode()):
             raise PasswordRejected(SAME_AS_CURRENT)
         new_hash = await svc.pool.hash(normalised)
-        return await run_sync(_store, svc, user, new_hash, meta, t, signed_in_at)
+        return await run_sync(_store, svc, user.id, checked_hash, new_hash, meta, t, signed_in_at)
+
+
+def _stored_hash(svc: Services, account_id: int) -> str | None:
+    with svc.sessions() as s:
+        user = accounts_repo.by_id(s, account_id)
+        return user.password_hash if user is not None else None
 
 
 def _store(
-    svc: Services, user: User, new_hash: str, meta: RequestMeta, t: audit.Trail, signed_in_at: int
+    svc: Services,
+    account_id: int,
+    checked_hash: str | None,
+    new_hash: str,
+    meta: RequestMeta,
+    t: audit.Trail,
+    signed_in_at: int,
 ) -> str:
     with transaction(svc.sessions) as s:
         # Race: a reset or another change since the check wins; this one is refused.
-        fresh = s.scalars(
-            select(User).where(User.id == user.id, User.password_hash == user.password_hash)
-        ).first()
+        fresh = accounts_repo.with_hash(s, account_id, checked_hash)
         if fresh is None:
             raise LoginFailed()
         apply_new_password(svc, s, fresh, new_hash)
@@ -79,4 +91,4 @@ def _store(
         s.flush()
         s.refresh(fresh)
     # Second-factor bypass / sudo mode: the caller's sign-in time, never "now".
-    return accounts.issue_session(svc, fresh, signed_in_at=signed_in_at)
+    return accounts.issue_session(svc, Account.of(fresh), signed_in_at=signed_in_at)

@@ -2,7 +2,7 @@
 
 The core rules (length, context words, common passwords: core/passwords.py) are pure; the
 comparison with the current password needs an argon2 verify, so it is awaited here, in the
-pool (services/hashing_pool.py).
+pool (infra/hashing_pool.py).
 """
 
 from __future__ import annotations

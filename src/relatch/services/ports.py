@@ -1,4 +1,5 @@
-"""What the services need from the outside, as Protocols (clock, mail rendering)."""
+"""What the services need from the outside, as Protocols (clock, mail rendering, the
+password hasher, the rate-limit counters). Built in relatch/app.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Protocol
 from relatch.core.limits import Bucket
 from relatch.storage.outbox import MailRenderer
 
-__all__ = ["Clock", "LimitStore", "MailRenderer"]
+__all__ = ["Clock", "LimitStore", "MailRenderer", "PasswordHasher"]
 
 
 class Clock(Protocol):
@@ -30,5 +31,20 @@ class LimitStore(Protocol):
     def prune(self, now: int) -> int:
         """Drop counters of windows ended by `now` (epoch seconds)."""
         ...
+
+    def close(self) -> None: ...
+
+
+class PasswordHasher(Protocol):
+    """argon2id behind a bounded admission queue (infra/hashing_pool.py): awaited, so no
+    request thread waits on a hash; RateLimited (429) at once when the queue is full."""
+
+    async def hash(self, password: str) -> str: ...
+
+    async def verify(self, stored: str | None, password: str) -> bool:
+        """False for None (a dummy hash is verified: same time as a real account)."""
+        ...
+
+    def needs_rehash(self, stored: str) -> bool: ...
 
     def close(self) -> None: ...

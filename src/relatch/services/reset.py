@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity, keyed
 from relatch.core.errors import CodeRejected, InvalidInput
+from relatch.core.meta import RequestMeta
 from relatch.services import audit, credentials, known_clients
 from relatch.services import reset_retries as retries
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 from relatch.services.password_policy import check_new_password
+from relatch.storage import accounts as accounts_repo
 from relatch.storage import one_time, outbox
 from relatch.storage.db import transaction
 from relatch.storage.models import ResetCode, ResetRequest, User
@@ -105,9 +106,7 @@ def _process_one(svc: Services, request_id: int, now: datetime) -> int:
         ).first()
         if claimed is None:
             return 0
-        user = s.scalars(
-            select(User).where(User.email_key == identity.email_key(claimed.email))
-        ).first()
+        user = accounts_repo.by_email(s, claimed.email)
         origin = RequestMeta(client_ip=claimed.client_ip, request_id=claimed.request_id)
         if user is not None:
             issue_code(svc, s, user)
@@ -187,7 +186,7 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
     canonical = codes.canonical(entered) or ""
     now = svc.clock()
     with svc.sessions() as s:
-        user = s.scalars(select(User).where(User.email_key == key)).first()
+        user = accounts_repo.by_email(s, address)
     account_id = user.id if user is not None else NO_ACCOUNT
     # Lockout: strangers who spend a code's tries must not kill it for the owner's own
     # device or network, so a client known to the account counts its tries apart (5 more
@@ -248,7 +247,7 @@ def verify(svc: Services, email: str, code: str, meta: RequestMeta) -> None:
 
 async def reset(svc: Services, email: str, code: str, new_password: str, meta: RequestMeta) -> None:
     """Database steps in worker threads; the two argon2 calls (policy verify, new hash)
-    awaited between them, holding no thread and no lock (services/hashing_pool.py)."""
+    awaited between them, holding no thread and no lock (infra/hashing_pool.py)."""
     async with audit.trail_async(svc, audit.RESET, meta, login=email) as t:
         await _reset(svc, email, code, new_password, meta, t)
 

@@ -13,11 +13,12 @@ from anyio.to_thread import run_sync
 
 from relatch.core import codes, keyed
 from relatch.core.errors import CodeRejected
+from relatch.core.meta import RequestMeta
 from relatch.services import audit
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 from relatch.services.password_policy import check_new_password
 from relatch.services.reset import LINK_PURPOSE, NO_ACCOUNT, consume_code
+from relatch.storage import accounts as accounts_repo
 from relatch.storage import one_time
 from relatch.storage.models import ResetCode, User
 
@@ -46,7 +47,7 @@ def _match_link(svc: Services, token: str, meta: RequestMeta) -> LinkHolder:
         found, live = one_time.RESET_CODES.find(s, row_id, now)
         row: ResetCode | None = found
         account_id = row.user_id if row is not None else NO_ACCOUNT
-        user = s.get(User, account_id)  # (queried for a missing row too: equal work)
+        user = accounts_repo.by_id(s, account_id)  # (queried for a missing row too: equal work)
     stored = (row.link_digest if row is not None else None) or "0" * 64
     proven = keyed.matches(svc.keys, LINK_PURPOSE, account_id, secret, stored=stored) and bool(
         secret

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from relatch.core import keyed
 from relatch.core import oauth_digests as digests
 from relatch.storage import oauth_code_replay as code_replay
+from relatch.storage.accounts import AccountRef
 from relatch.storage.context import StoreContext
 from relatch.storage.db import rowcount, transaction
 from relatch.storage.models import User
@@ -69,7 +70,9 @@ class SpentSecret(Exception):
 # Authorization codes -----------------------------------------------------------------
 
 
-def save_code(svc: StoreContext, code: str, client: Client, user: User, **fields: object) -> None:
+def save_code(
+    svc: StoreContext, code: str, client: Client, user: AccountRef, **fields: object
+) -> None:
     now = svc.clock()
     with transaction(svc.sessions) as s:
         s.add(
@@ -134,7 +137,7 @@ def save_token(
     svc: StoreContext,
     token: dict[str, object],
     client: Client,
-    user: User | None,
+    user: AccountRef | None,
     grant_type: str,
     *,
     consume_code: int | None = None,
@@ -174,7 +177,7 @@ def _token_row(
     svc: StoreContext,
     token: dict[str, object],
     client: Client,
-    user: User | None,
+    user: AccountRef | None,
     grant_type: str,
     now: datetime,
     code_id: int | None,

@@ -31,12 +31,12 @@ from fastapi.responses import Response
 
 from relatch.auth.request import request_meta, services, set_device_cookie
 from relatch.core.errors import LoginFailed, RateLimited, TotpRequired
+from relatch.core.meta import RequestMeta
 from relatch.oauth import params, server
 from relatch.services import accounts
+from relatch.services.account import Account
 from relatch.services.context import Services
-from relatch.services.meta import RequestMeta
 from relatch.storage import oauth_repo as store
-from relatch.storage.models import User
 from relatch.storage.oauth_records import Client
 from relatch.web import csrf, reauth, signin
 from relatch.web.templating import templates
@@ -91,14 +91,14 @@ def _error_page(request: Request, error: OAuth2Error) -> Response:
 
 
 def _consent_grant(
-    srv: server.RelatchAuthorizationServer, incoming: server.Incoming, user: User | None
+    srv: server.RelatchAuthorizationServer, incoming: server.Incoming, user: Account | None
 ) -> Any:
     return server.quotable(
         lambda: srv.get_consent_grant(server.AuthorizeRequest(incoming), end_user=user)
     )
 
 
-def _respond(srv: server.RelatchAuthorizationServer, grant: Any, user: User | None) -> Response:
+def _respond(srv: server.RelatchAuthorizationServer, grant: Any, user: Account | None) -> Response:
     response: Response = server.quotable(
         lambda: srv.create_authorization_response(grant.request, user, grant)
     )
@@ -114,7 +114,7 @@ def _refuse(srv: server.RelatchAuthorizationServer, grant: Any, error: OAuth2Err
     return srv.handle_error_response(None, error)  # type: ignore[no-any-return]
 
 
-async def _sign_in(svc: Services, meta: RequestMeta, form: dict[str, str]) -> User:
+async def _sign_in(svc: Services, meta: RequestMeta, form: dict[str, str]) -> Account:
     # The second factor is part of signing in here too (and after a reset, still).
     return await accounts.sign_in(
         svc,
@@ -156,7 +156,7 @@ async def handle(request: Request) -> Response:
         except csrf.CSRFRejected as exc:
             return _signin_or_consent(request, grant, client, user, error=exc.message, status=403)
 
-    new_cookie: User | None = None
+    new_cookie: Account | None = None
     proof = ""
     # Lockout: a browser that signs in becomes a known device of the account.
     signin_meta = request_meta(request, new_device=True)
@@ -218,7 +218,7 @@ async def handle(request: Request) -> Response:
 
 
 def _signin_or_consent(
-    request: Request, grant: Any, client: Client, user: User | None, error: str, status: int
+    request: Request, grant: Any, client: Client, user: Account | None, error: str, status: int
 ) -> Response:
     if user is None:
         return _signin_page(request, client, {}, error, status=status)
@@ -251,7 +251,7 @@ def _signin_page(
 def _consent_page(
     request: Request,
     client: Client,
-    user: User,
+    user: Account,
     scope: str,
     error: str | None = None,
     status: int = 200,

@@ -18,9 +18,9 @@ from starlette.responses import Response
 
 from relatch.auth import cookies
 from relatch.core import keyed
+from relatch.services import accounts
+from relatch.services.account import Account
 from relatch.services.context import Services
-from relatch.storage import oauth_repo as store
-from relatch.storage.models import User
 
 COOKIE = cookies.OAUTH_SIGNIN.name
 PATH = cookies.OAUTH_SIGNIN.path
@@ -29,11 +29,11 @@ TTL_SECONDS = cookies.OAUTH_SIGNIN_SECONDS
 
 @dataclass(frozen=True)
 class SignedIn:
-    user: User
+    user: Account
     auth_time: int
 
 
-def issue(svc: Services, request: Request, user: User, response: Response) -> int:
+def issue(svc: Services, request: Request, user: Account, response: Response) -> int:
     now = int(svc.clock().timestamp())
     payload = f"{user.id}.{user.credential_generation}.{now}.{now + TTL_SECONDS}"
     value = f"{payload}.{keyed.digest(svc.keys, keyed.OAUTH_SIGNIN, payload)}"
@@ -55,7 +55,7 @@ def current(svc: Services, request: Request) -> SignedIn | None:
         return None
     if expires <= int(svc.clock().timestamp()):
         return None
-    user = store.user_by_id(svc, user_id)
+    user = accounts.by_id(svc, user_id)
     if user is None or user.credential_generation != generation:
         return None
     return SignedIn(user, auth_time)

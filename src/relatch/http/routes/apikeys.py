@@ -23,7 +23,7 @@ from relatch.http.schemas import (
     ListApiKeysResponse,
 )
 from relatch.services import api_keys
-from relatch.storage.models import User
+from relatch.services.account import Account
 
 router = APIRouter(tags=["API keys"])
 
@@ -46,7 +46,7 @@ def _info(k: api_keys.KeyInfo) -> ApiKeyInfo:
     response_model=ListApiKeysResponse,
     response_model_exclude_none=True,
 )
-async def list_keys(request: Request, user: User = Depends(current_user)) -> ListApiKeysResponse:  # noqa: B008
+async def list_keys(request: Request, user: Account = Depends(current_user)) -> ListApiKeysResponse:  # noqa: B008
     keys = await run_sync(api_keys.list_keys, services(request), user.id)
     return ListApiKeysResponse(success=True, apiKeys=[_info(k) for k in keys])
 
@@ -63,7 +63,7 @@ async def list_keys(request: Request, user: User = Depends(current_user)) -> Lis
 async def create_key(
     request: Request,
     body: CreateApiKeyRequest | None = None,
-    user: User = Depends(recent_session_user),  # noqa: B008
+    user: Account = Depends(recent_session_user),  # noqa: B008
 ) -> CreateApiKeyResponse:
     name = body.name if body else None
     new = await run_sync(api_keys.create, services(request), user.id, name, request_meta(request))
@@ -84,7 +84,7 @@ async def create_key(
 async def revoke_key(
     request: Request,
     keyId: int = PathParam(ge=1, le=2**62),  # noqa: N803 (Edge Impulse naming style)
-    user: User = Depends(recent_session_user),  # noqa: B008
+    user: Account = Depends(recent_session_user),  # noqa: B008
 ) -> GenericApiResponse:
     await run_sync(
         lambda: api_keys.revoke(services(request), keyId, request_meta(request), user_id=user.id)

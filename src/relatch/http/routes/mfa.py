@@ -20,7 +20,7 @@ from relatch.http.schemas import (
     UserSetTotpMfaKeyResponse,
 )
 from relatch.services import mfa
-from relatch.storage.models import User
+from relatch.services.account import Account
 
 router = APIRouter(tags=["User"])
 
@@ -37,7 +37,7 @@ router = APIRouter(tags=["User"])
 )
 async def create_key(
     request: Request,
-    user: User = Depends(recent_session_user),  # noqa: B008
+    user: Account = Depends(recent_session_user),  # noqa: B008
 ) -> UserGenerateNewMfaKeyResponse:
     new = await run_sync(mfa.create_key, services(request), user, request_meta(request))
     return UserGenerateNewMfaKeyResponse(success=True, key=new.key, url=new.url)
@@ -56,7 +56,7 @@ async def create_key(
 async def set_key(
     body: UserSetTotpMfaKeyRequest,
     request: Request,
-    user: User = Depends(recent_session_user),  # noqa: B008
+    user: Account = Depends(recent_session_user),  # noqa: B008
 ) -> UserSetTotpMfaKeyResponse:
     codes = await run_sync(
         mfa.set_key, services(request), user, body.key, body.totpToken, request_meta(request)
@@ -76,7 +76,7 @@ async def set_key(
 async def clear(
     body: UserDeleteTotpMfaKeyRequest,
     request: Request,
-    user: User = Depends(recent_session_user),  # noqa: B008
+    user: Account = Depends(recent_session_user),  # noqa: B008
 ) -> GenericApiResponse:
     await run_sync(mfa.clear, services(request), user, body.totpToken, request_meta(request))
     return GenericApiResponse(success=True)

@@ -19,7 +19,7 @@ from relatch.http.schemas import (
     StaffInfo,
 )
 from relatch.services import accounts, mfa
-from relatch.storage.models import User
+from relatch.services.account import Account
 
 router = APIRouter()
 
@@ -63,7 +63,7 @@ async def login(body: GetJWTRequest, request: Request) -> GetJWTResponse:
     return GetJWTResponse(success=True, token=accounts.issue_session(svc, user))
 
 
-def user_response(user: User, mfa_configured: bool = False) -> GetUserResponse:
+def user_response(user: Account, mfa_configured: bool = False) -> GetUserResponse:
     return GetUserResponse(
         success=True,
         id=user.id,
@@ -77,7 +77,7 @@ def user_response(user: User, mfa_configured: bool = False) -> GetUserResponse:
         mfaConfigured=mfa_configured,
         jobTitle=user.job_title,
         companyName=user.company_name,
-        passwordConfigured=user.password_hash is not None,
+        passwordConfigured=user.password_configured,
         # Relatch has no projects, organizations or plans: empty, as the schema allows.
         tier="free",
         organizations=[],
@@ -104,7 +104,7 @@ def user_response(user: User, mfa_configured: bool = False) -> GetUserResponse:
 async def get_current_user(
     request: Request,
     excludeProjects: bool | None = Query(default=None),  # noqa: N803 (Edge Impulse name)
-    user: User = Depends(current_user),  # noqa: B008
+    user: Account = Depends(current_user),  # noqa: B008
 ) -> GetUserResponse:
     configured = await run_sync(mfa.is_configured, services(request), user.id)
     return user_response(user, mfa_configured=configured)

@@ -11,8 +11,8 @@ import anyio
 import pytest
 
 from relatch.core.errors import RateLimited
-from relatch.services import hashing_pool
-from relatch.services.hashing_pool import HashingPool
+from relatch.infra import hashing_pool
+from relatch.infra.hashing_pool import HashingPool
 from tests.helpers.hashing import FAST, HeldHasher
 
 

@@ -1,0 +1,117 @@
+"""The accounts repository: every query and write of the `users` table the use cases make.
+
+Each function runs in the caller's session (the use case owns the transaction). The
+"new password" write bumps the credential generation in the same UPDATE, so that no
+caller can store a password and forget to revoke the sessions of the old one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from relatch.core import identity
+from relatch.storage.models import User
+
+__all__ = [
+    "AccountRef",
+    "add",
+    "by_email",
+    "by_id",
+    "by_login",
+    "replace_hash",
+    "set_password",
+    "with_hash",
+]
+
+
+class AccountRef(Protocol):
+    """What a stored grant needs of an account: the ORM row, or the services' frozen
+    Account view that the authorize page and the sign-in schemes hand over."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def credential_generation(self) -> int: ...
+
+
+def by_id(s: Session, account_id: int) -> User | None:
+    return s.get(User, account_id)
+
+
+def by_login(s: Session, login: str) -> User | None:
+    """The account a person means by `login`: its address or its username."""
+    return s.scalars(select(User).where(User.named(login))).first()
+
+
+def by_email(s: Session, email: str) -> User | None:
+    """The account of an address, compared on its key (NFKC + casefold)."""
+    return s.scalars(select(User).where(User.email_key == identity.email_key(email))).first()
+
+
+def with_hash(s: Session, account_id: int, password_hash: str | None) -> User | None:
+    """The account if its password hash is still `password_hash` (a compare before a
+    change: a reset or another change since the check makes this None)."""
+    return s.scalars(
+        select(User).where(User.id == account_id, User.password_hash == password_hash)
+    ).first()
+
+
+def add(
+    s: Session,
+    *,
+    email: str,
+    username: str,
+    name: str,
+    password_hash: str | None,
+    now: datetime,
+    job_title: str | None,
+    company_name: str | None,
+) -> int:
+    """A new account's id (IntegrityError, from flush, when the address or username is taken)."""
+    user = User(
+        email=email,
+        email_key=identity.email_key(email),
+        username=username,
+        username_key=identity.username_key(username),
+        name=name,
+        password_hash=password_hash,
+        credential_generation=0,
+        email_verified=False,
+        created_at=now,
+        job_title=job_title,
+        company_name=company_name,
+    )
+    s.add(user)
+    s.flush()
+    return user.id
+
+
+def set_password(
+    s: Session, account_id: int, password_hash: str | None, now: datetime, *, verified: bool
+) -> None:
+    """Store a new password hash (None disables the password) and bump the credential
+    generation: session revocation, every token carrying the old generation is refused.
+    `verified`: a mailed code proved the address."""
+    values: dict[str, object] = {
+        "password_hash": password_hash,
+        "credential_generation": User.credential_generation + 1,
+        "password_changed_at": now,
+    }
+    if verified:
+        values["email_verified"] = True
+    s.execute(update(User).where(User.id == account_id).values(**values))
+
+
+def replace_hash(s: Session, account_id: int, old_hash: str, new_hash: str) -> None:
+    """The same password under new hashing parameters (no generation bump): only if the
+    hash is still `old_hash`, so a password changed meanwhile is not overwritten."""
+    s.execute(
+        update(User)
+        .where(User.id == account_id, User.password_hash == old_hash)
+        .values(password_hash=new_hash)
+    )
