@@ -249,7 +249,7 @@ def verify(svc: Services, email: str, code: str, meta: RequestMeta) -> None:
 async def reset(svc: Services, email: str, code: str, new_password: str, meta: RequestMeta) -> None:
     """Database steps in worker threads; the two argon2 calls (policy verify, new hash)
     awaited between them, holding no thread and no lock (services/hashing_pool.py)."""
-    async with audit.trail_async(svc, audit.RESET, meta, login=email) as t:
+    async with audit.trail(svc, audit.RESET, meta, login=email) as t:
         await _reset(svc, email, code, new_password, meta, t)
 
 

@@ -71,7 +71,7 @@ def check_link(svc: Services, token: str, meta: RequestMeta) -> str:
 async def reset_with_link(svc: Services, token: str, new_password: str, meta: RequestMeta) -> None:
     """Set a password with the mailed link's token instead of address and code (the page).
     Like `reset`: database steps in worker threads, the hashes awaited between them."""
-    async with audit.trail_async(svc, audit.RESET, meta) as t:
+    async with audit.trail(svc, audit.RESET, meta) as t:
         holder = await run_sync(_match_link, svc, token, meta)
         user = holder.user
         t.account_id = user.id
