@@ -109,9 +109,11 @@ class Operation(APIRoute):
         super().__init__(path, endpoint, **kwargs)
 
 
-def operations(tags: list[str] | None = None) -> APIRouter:
-    """The router of a module of Edge Impulse operations (http/routes/)."""
-    return APIRouter(tags=list(tags or []), route_class=Operation)
+def operations(tags: list[str] | None = None, *, recent_sign_in: bool = False) -> APIRouter:
+    """The router of a module of Edge Impulse operations (http/routes/). `recent_sign_in`:
+    its operations take `recent_session_user` and document the 401 that comes with it."""
+    responses = recent_sign_in_responses() if recent_sign_in else None
+    return APIRouter(tags=list(tags or []), route_class=Operation, responses=responses)
 
 
 def install(app: FastAPI) -> None:

@@ -14,7 +14,7 @@ from fastapi import Path as PathParam
 
 from relatch.auth.dependencies import current_user, recent_session_user
 from relatch.auth.request import request_meta, services
-from relatch.http.openapi import operations, recent_sign_in_responses
+from relatch.http.openapi import operations
 from relatch.http.schemas import (
     ApiKeyInfo,
     CreateApiKeyRequest,
@@ -26,6 +26,7 @@ from relatch.services import api_keys
 from relatch.storage.models import User
 
 router = operations(["API keys"])
+recent = operations(recent_sign_in=True)  # create, revoke (tags: `router`'s)
 
 
 def _info(k: api_keys.KeyInfo) -> ApiKeyInfo:
@@ -49,12 +50,11 @@ async def list_keys(request: Request, user: User = Depends(current_user)) -> Lis
     return ListApiKeysResponse(success=True, apiKeys=[_info(k) for k in keys])
 
 
-@router.post(
+@recent.post(
     "/api/user/apikeys",
     operation_id="createApiKey",
     summary="Create an API key",
     description="A new API key for the current user. The key is in this response only.",
-    responses=recent_sign_in_responses(),
 )
 async def create_key(
     request: Request,
@@ -68,12 +68,11 @@ async def create_key(
     )
 
 
-@router.delete(
+@recent.delete(
     "/api/user/apikeys/{keyId}",
     operation_id="revokeApiKey",
     summary="Revoke an API key",
     description="Revoke one of the current user's API keys; it is refused from then on.",
-    responses=recent_sign_in_responses(),
 )
 async def revoke_key(
     request: Request,
@@ -84,3 +83,6 @@ async def revoke_key(
         lambda: api_keys.revoke(services(request), keyId, request_meta(request), user_id=user.id)
     )
     return GenericApiResponse(success=True)
+
+
+router.include_router(recent)

@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 
 from relatch.auth.dependencies import recent_session_user
 from relatch.auth.request import request_meta, services
-from relatch.http.openapi import operations, recent_sign_in_responses
+from relatch.http.openapi import operations
 from relatch.http.schemas import (
     GenericApiResponse,
     UserDeleteTotpMfaKeyRequest,
@@ -22,7 +22,7 @@ from relatch.http.schemas import (
 from relatch.services import mfa
 from relatch.storage.models import User
 
-router = operations(["User"])
+router = operations(["User"], recent_sign_in=True)
 
 
 @router.post(
@@ -31,7 +31,6 @@ router = operations(["User"])
     summary="Generate a new TOTP MFA key",
     description="Creates a new MFA key, only allowed if the user has no MFA configured. "
     "TOTP tokens use SHA-1 algorithm.",
-    responses=recent_sign_in_responses(),
 )
 async def create_key(
     request: Request,
@@ -47,7 +46,6 @@ async def create_key(
     summary="Set TOTP MFA key",
     description="Enable MFA on this account using an TOTP token. "
     "First create a new key via `userGenerateNewTotpMfaKey`.",
-    responses=recent_sign_in_responses(),
 )
 async def set_key(
     body: UserSetTotpMfaKeyRequest,
@@ -65,7 +63,6 @@ async def set_key(
     operation_id="userDeleteTotpMfaKey",
     summary="Remove TOTP MFA key",
     description="Disable MFA on this account using an TOTP token.",
-    responses=recent_sign_in_responses(),
 )
 async def clear(
     body: UserDeleteTotpMfaKeyRequest,
