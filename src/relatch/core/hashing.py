@@ -1,4 +1,4 @@
-"""argon2id hashing through argon2-cffi. Only services.hashing_pool calls this."""
+"""argon2id hashing through argon2-cffi. Only infra.hashing_pool calls this."""
 
 from __future__ import annotations
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 OAUTH_SCOPES = {
     "openid": "Access to basic profile information",
@@ -80,9 +82,38 @@ def _generic(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+# Password change (auth/dependencies.py session_caller): its 401 says more.
+SESSION_ONLY = (
+    "Missing, bad, expired or revoked credentials, or not a session: this operation needs a "
+    "session JWT (x-jwt-token header or jwt cookie); an API key or OAuth token is refused"
+)
+
+
 def recent_sign_in_responses() -> dict[int | str, dict[str, Any]]:
     """Route `responses=` of the operations behind `recent_session_user`."""
     return {401: _generic(RECENT_SIGN_IN)}
+
+
+def session_only_responses() -> dict[int | str, dict[str, Any]]:
+    """Route `responses=` of the operations behind `session_caller`."""
+    return {401: _generic(SESSION_ONLY)}
+
+
+class Operation(APIRoute):
+    """An Edge Impulse operation: its JSON answer leaves unset optional fields out (plain
+    optionals, as in the seed: a field is absent, never `null`). The response model is the
+    handler's return type."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        kwargs["response_model_exclude_none"] = True
+        super().__init__(path, endpoint, **kwargs)
+
+
+def operations(tags: list[str] | None = None, *, recent_sign_in: bool = False) -> APIRouter:
+    """The router of a module of Edge Impulse operations (http/routes/). `recent_sign_in`:
+    its operations take `recent_session_user` and document the 401 that comes with it."""
+    responses = recent_sign_in_responses() if recent_sign_in else None
+    return APIRouter(tags=list(tags or []), route_class=Operation, responses=responses)
 
 
 def install(app: FastAPI) -> None:

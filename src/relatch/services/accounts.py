@@ -35,7 +35,7 @@ class NewAccount:
 async def create_user(svc: Services, new: NewAccount, meta: RequestMeta) -> int:
     """The new account's id. Database steps in worker threads, the hash awaited between
     them (infra/hashing_pool.py: no thread is held while it runs)."""
-    async with audit.trail_async(svc, audit.SIGNUP, meta, login=new.email) as t:
+    async with audit.trail(svc, audit.SIGNUP, meta, login=new.email) as t:
         email, username, normalised = await run_sync(_admit_signup, svc, new, meta)
         password_hash = await svc.pool.hash(normalised) if normalised is not None else None
         t.account_id = await run_sync(_insert_user, svc, new, email, username, password_hash)
@@ -107,7 +107,6 @@ async def checked_password(
         return exc
 
 
-@audit.audited(audit.LOGIN, lambda args: args["login"])
 def finish_sign_in(
     svc: Services,
     login: str,
@@ -119,18 +118,21 @@ def finish_sign_in(
 
     Audited as one event with the outcome the caller got (issue 8): "ok" only once the
     second factor passed, so the trail never shows a sign-in that was refused at TOTP as
-    a success, and a guessed TOTP token shows as `totp_rejected`.
+    a success, and a guessed TOTP token shows as `totp_rejected`. A failure names the
+    account the login belongs to, if any (looked up when the row is written).
     """
-    if isinstance(checked, Exception):
-        raise checked
-    user = checked
-    # Second factor only after the password matched (else the usual one message).
-    mfa.check_second_factor(svc, Account.of(user), totp_token, meta)
-    # Lockout (OWASP device cookies): after the whole sign-in, not the password alone (a
-    # password must not buy a budget of its own for guessing the token), the client is
-    # known to the account and keeps its own budget (services/known_clients.py).
-    known_clients.signed_in(svc, Account.of(user), meta)
-    return user
+    with audit.trail(svc, audit.LOGIN, meta, login=login) as t:
+        if isinstance(checked, Exception):
+            raise checked
+        user = checked
+        # Second factor only after the password matched (else the usual one message).
+        mfa.check_second_factor(svc, Account.of(user), totp_token, meta)
+        # Lockout (OWASP device cookies): after the whole sign-in, not the password alone
+        # (a password must not buy a budget of its own for guessing the token), the client
+        # is known to the account and keeps its own budget (services/known_clients.py).
+        known_clients.signed_in(svc, Account.of(user), meta)
+        t.account_id = user.id
+        return user
 
 
 async def check_password(svc: Services, login: str, password: str, meta: RequestMeta) -> User:

@@ -4,22 +4,19 @@ A row holds the time, the event, its outcome, the account when known, a keyed di
 the address or login when no account matched, the client IP, user agent and request id.
 Never a code, a password or a token: callers pass none, and nothing here accepts one.
 
-Success rows are written in the transaction that made the change (`Trail.write`), so a
-rolled-back change leaves no "ok" row; failures are written in their own transaction
-after the exception, because the failing transaction has been rolled back.
+One mechanism, `trail` (a `Trail`, entered with `with` or `async with`). Success rows are
+written in the transaction that made the change (`Trail.write`), so a rolled-back change
+leaves no "ok" row; failures are written in their own transaction after the exception,
+because the failing transaction has been rolled back.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import anyio.to_thread
 from sqlalchemy import delete, select
@@ -113,7 +110,13 @@ def _account_of(s: Session, login: str) -> int | None:
 
 @dataclass
 class Trail:
-    """The row of one service call; `write` puts it in the caller's transaction."""
+    """The row of one service call, as a context manager: `with` for a sync use case,
+    `async with` for one that awaits a hash (infra/hashing_pool.py). Both faces write
+    the same rows through `_finish`: the success, or the exception that ended the call.
+
+    `write` puts the success row in the caller's transaction (a rolled-back change leaves
+    no "ok" row); without it, the row is written alone when the block ends.
+    """
 
     svc: Services
     event: str
@@ -130,14 +133,48 @@ class Trail:
         )  # fmt: skip
         self.written = True
 
-    def write_alone(self, outcome: str) -> None:
-        with transaction(self.svc.sessions) as s:
-            if self.account_id is None and self.login and self.resolve:
-                self.account_id = _account_of(s, self.login)
-            self.write(s, outcome)
+    def __enter__(self) -> Trail:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        outcome = self._outcome(exc)
+        if outcome is not None:
+            self._write_alone(outcome)
+
+    async def __aenter__(self) -> Trail:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        outcome = self._outcome(exc)
+        if outcome is not None:
+            # The same row, written in a worker thread, off the event loop.
+            await anyio.to_thread.run_sync(self._write_alone, outcome)
+
+    def _outcome(self, exc: BaseException | None) -> str | None:
+        """The row still to write when the block ends, if any."""
+        if exc is None:
+            return None if self.written else OK
+        if isinstance(exc, Exception):
+            # Written even if `write` ran: the failed transaction took that row with it.
+            return outcome_of(exc)
+        return None  # cancellation, exit: no outcome to record
+
+    def _write_alone(self, outcome: str) -> None:
+        try:
+            with transaction(self.svc.sessions) as s:
+                if self.account_id is None and self.login and self.resolve:
+                    self.account_id = _account_of(s, self.login)
+                self.write(s, outcome)
+        except Exception as exc:
+            # Availability: a trail that cannot be written must not turn the answer into a
+            # 500 or hide the real exception. Logged by type only (no request data).
+            log.error("audit row %s/%s not written: %s", self.event, outcome, type(exc).__name__)
 
 
-@contextmanager
 def trail(
     svc: Services,
     event: str,
@@ -146,79 +183,9 @@ def trail(
     login: str | None = None,
     account_id: int | None = None,
     resolve: bool = True,
-) -> Iterator[Trail]:
-    """Audit one service call: its success, or the exception that ended it."""
-    t = Trail(svc, event, meta, login=login, account_id=account_id, resolve=resolve)
-    try:
-        yield t
-    except Exception as exc:
-        # Written even if `write` ran: the failed transaction took that row with it.
-        _safely(t, outcome_of(exc))
-        raise
-    if not t.written:
-        _safely(t, OK)
-
-
-@asynccontextmanager
-async def trail_async(
-    svc: Services,
-    event: str,
-    meta: RequestMeta,
-    *,
-    login: str | None = None,
-    account_id: int | None = None,
-    resolve: bool = True,
-) -> AsyncIterator[Trail]:
-    """`trail` for the use cases that await a hash (infra/hashing_pool.py): the same
-    rows, with the failure row written in a worker thread, off the event loop."""
-    t = Trail(svc, event, meta, login=login, account_id=account_id, resolve=resolve)
-    try:
-        yield t
-    except Exception as exc:
-        await anyio.to_thread.run_sync(_safely, t, outcome_of(exc))
-        raise
-    if not t.written:
-        await anyio.to_thread.run_sync(_safely, t, OK)
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def audited(
-    event: str, login: Callable[[Mapping[str, Any]], str | None]
-) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Audit a service entry point `(svc, ..., meta)` whose result names the account.
-
-    `login` picks the address or login from the bound arguments; the account is the
-    result's `id` (a User) or the result itself (an id), or is looked up on failure.
-    """
-
-    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
-        signature = inspect.signature(fn)
-
-        @functools.wraps(fn)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            bound = signature.bind(*args, **kwargs).arguments
-            svc: Services = bound["svc"]
-            with trail(svc, event, bound["meta"], login=login(bound)) as t:
-                result = fn(*args, **kwargs)
-                found = getattr(result, "id", result)
-                t.account_id = found if isinstance(found, int) else None
-                return result
-
-        return wrapper
-
-    return decorate
-
-
-def _safely(t: Trail, outcome: str) -> None:
-    try:
-        t.write_alone(outcome)
-    except Exception as exc:
-        # Availability: a trail that cannot be written must not turn the answer into a
-        # 500 or hide the real exception. Logged by type only (no request data).
-        log.error("audit row %s/%s not written: %s", t.event, outcome, type(exc).__name__)
+) -> Trail:
+    """Audit one service call: `with audit.trail(...) as t:` or `async with ...`."""
+    return Trail(svc, event, meta, login=login, account_id=account_id, resolve=resolve)
 
 
 def prune(svc: Services) -> int:

@@ -43,7 +43,7 @@ async def change_password(
     PasswordRejected, saying what to change, if the new one breaks the policy.
     Database steps run in worker threads; both hashes are awaited (infra/hashing_pool.py).
     """
-    async with audit.trail_async(svc, audit.PASSWORD_CHANGE, meta, account_id=user.id) as t:
+    async with audit.trail(svc, audit.PASSWORD_CHANGE, meta, account_id=user.id) as t:
         current = passwords.normalise(current_password)[: passwords.MAX_LENGTH + 1]
         # Guessing through a stolen session: the same argon2 verify and message as login,
         # and the same failure budget (the client's own if known, else the shared ones).

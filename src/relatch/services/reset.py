@@ -8,7 +8,9 @@ services/reset_link.py.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -248,16 +250,29 @@ def verify(svc: Services, email: str, code: str, meta: RequestMeta) -> None:
 async def reset(svc: Services, email: str, code: str, new_password: str, meta: RequestMeta) -> None:
     """Database steps in worker threads; the two argon2 calls (policy verify, new hash)
     awaited between them, holding no thread and no lock (infra/hashing_pool.py)."""
-    async with audit.trail_async(svc, audit.RESET, meta, login=email) as t:
-        await _reset(svc, email, code, new_password, meta, t)
+    async with audit.trail(svc, audit.RESET, meta, login=email) as t:
+        match = await run_sync(_count_and_match, svc, email, code, meta)
+        t.account_id = match.user.id
+        # A right code with a refused password was no guess: its try is given back.
+        refused = functools.partial(_give_back_try, svc, match)
+        await use_code(svc, match.code_id, match.user, new_password, meta, t, refused=refused)
 
 
-async def _reset(
-    svc: Services, email: str, code: str, new_password: str, meta: RequestMeta, t: audit.Trail
+async def use_code(
+    svc: Services,
+    code_id: int,
+    user: User,
+    new_password: str,
+    meta: RequestMeta,
+    t: audit.Trail,
+    *,
+    refused: Callable[[], None] | None = None,
 ) -> None:
-    match = await run_sync(_count_and_match, svc, email, code, meta)
-    user = match.user
-    t.account_id = user.id
+    """The end of a reset by code or by link (one row): check the new password against the
+    policy (`refused` runs, in a worker thread, if it is refused), hash it, use the row up.
+
+    Both argon2 calls are awaited outside the transaction: no thread and no lock held.
+    """
     try:
         normalised = await check_new_password(
             svc,
@@ -267,19 +282,17 @@ async def _reset(
             current_hash=user.password_hash,
         )
     except Exception:
-        await run_sync(_give_back_try, svc, match)
+        if refused is not None:
+            await run_sync(refused)
         raise
-    new_hash = await svc.pool.hash(normalised)  # outside the transaction: no lock held
-    await run_sync(consume_code, svc, match.code_id, user, new_hash, meta, t)
+    new_hash = await svc.pool.hash(normalised)
+    await run_sync(_consume_code, svc, code_id, user, new_hash, meta, t)
 
 
-def consume_code(
+def _consume_code(
     svc: Services, code_id: int, user: User, new_hash: str, meta: RequestMeta, t: audit.Trail
 ) -> None:
-    """Use the code's row up (by code or by link: one row) and set the password.
-
-    The hash comes in computed outside the transaction: no lock held while hashing.
-    """
+    """Use the code's row up and set the password, in one transaction."""
     now = svc.clock()
     with transaction(svc.sessions) as s:
         # Replay: one conditional UPDATE (storage/one_time.py); only the request that flips

@@ -16,8 +16,7 @@ from relatch.core.errors import CodeRejected
 from relatch.core.meta import RequestMeta
 from relatch.services import audit
 from relatch.services.context import Services
-from relatch.services.password_policy import check_new_password
-from relatch.services.reset import LINK_PURPOSE, NO_ACCOUNT, consume_code
+from relatch.services.reset import LINK_PURPOSE, NO_ACCOUNT, use_code
 from relatch.storage import accounts as accounts_repo
 from relatch.storage import one_time
 from relatch.storage.models import ResetCode, User
@@ -72,16 +71,8 @@ def check_link(svc: Services, token: str, meta: RequestMeta) -> str:
 async def reset_with_link(svc: Services, token: str, new_password: str, meta: RequestMeta) -> None:
     """Set a password with the mailed link's token instead of address and code (the page).
     Like `reset`: database steps in worker threads, the hashes awaited between them."""
-    async with audit.trail_async(svc, audit.RESET, meta) as t:
+    async with audit.trail(svc, audit.RESET, meta) as t:
         holder = await run_sync(_match_link, svc, token, meta)
-        user = holder.user
-        t.account_id = user.id
-        normalised = await check_new_password(
-            svc,
-            new_password,
-            username=user.username,
-            email=user.email,
-            current_hash=user.password_hash,
-        )
-        new_hash = await svc.pool.hash(normalised)  # outside the transaction: no lock held
-        await run_sync(consume_code, svc, holder.code_id, user, new_hash, meta, t)
+        t.account_id = holder.user.id
+        # No try to give back if the password is refused: a link has no try counter.
+        await use_code(svc, holder.code_id, holder.user, new_password, meta, t)

@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import UTC
 
 from anyio.to_thread import run_sync
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi import Path as PathParam
 
 from relatch.auth.dependencies import current_user, recent_session_user
 from relatch.auth.request import request_meta, services
-from relatch.http.openapi import recent_sign_in_responses
+from relatch.http.openapi import operations
 from relatch.http.schemas import (
     ApiKeyInfo,
     CreateApiKeyRequest,
@@ -25,7 +25,8 @@ from relatch.http.schemas import (
 from relatch.services import api_keys
 from relatch.services.account import Account
 
-router = APIRouter(tags=["API keys"])
+router = operations(["API keys"])
+recent = operations(recent_sign_in=True)  # create, revoke (tags: `router`'s)
 
 
 def _info(k: api_keys.KeyInfo) -> ApiKeyInfo:
@@ -43,22 +44,17 @@ def _info(k: api_keys.KeyInfo) -> ApiKeyInfo:
     operation_id="listApiKeys",
     summary="List API keys",
     description="The live API keys of the current user (prefixes only, never the keys).",
-    response_model=ListApiKeysResponse,
-    response_model_exclude_none=True,
 )
 async def list_keys(request: Request, user: Account = Depends(current_user)) -> ListApiKeysResponse:  # noqa: B008
     keys = await run_sync(api_keys.list_keys, services(request), user.id)
     return ListApiKeysResponse(success=True, apiKeys=[_info(k) for k in keys])
 
 
-@router.post(
+@recent.post(
     "/api/user/apikeys",
     operation_id="createApiKey",
     summary="Create an API key",
     description="A new API key for the current user. The key is in this response only.",
-    response_model=CreateApiKeyResponse,
-    response_model_exclude_none=True,
-    responses=recent_sign_in_responses(),
 )
 async def create_key(
     request: Request,
@@ -72,14 +68,11 @@ async def create_key(
     )
 
 
-@router.delete(
+@recent.delete(
     "/api/user/apikeys/{keyId}",
     operation_id="revokeApiKey",
     summary="Revoke an API key",
     description="Revoke one of the current user's API keys; it is refused from then on.",
-    response_model=GenericApiResponse,
-    response_model_exclude_none=True,
-    responses=recent_sign_in_responses(),
 )
 async def revoke_key(
     request: Request,
@@ -90,3 +83,6 @@ async def revoke_key(
         lambda: api_keys.revoke(services(request), keyId, request_meta(request), user_id=user.id)
     )
     return GenericApiResponse(success=True)
+
+
+router.include_router(recent)

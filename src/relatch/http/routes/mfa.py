@@ -7,11 +7,11 @@ session would survive the owner's reset and lock them out (ASVS 5.0 7.5.1).
 from __future__ import annotations
 
 from anyio.to_thread import run_sync
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 
 from relatch.auth.dependencies import recent_session_user
 from relatch.auth.request import request_meta, services
-from relatch.http.openapi import recent_sign_in_responses
+from relatch.http.openapi import operations
 from relatch.http.schemas import (
     GenericApiResponse,
     UserDeleteTotpMfaKeyRequest,
@@ -22,7 +22,7 @@ from relatch.http.schemas import (
 from relatch.services import mfa
 from relatch.services.account import Account
 
-router = APIRouter(tags=["User"])
+router = operations(["User"], recent_sign_in=True)
 
 
 @router.post(
@@ -31,9 +31,6 @@ router = APIRouter(tags=["User"])
     summary="Generate a new TOTP MFA key",
     description="Creates a new MFA key, only allowed if the user has no MFA configured. "
     "TOTP tokens use SHA-1 algorithm.",
-    response_model=UserGenerateNewMfaKeyResponse,
-    response_model_exclude_none=True,
-    responses=recent_sign_in_responses(),
 )
 async def create_key(
     request: Request,
@@ -49,9 +46,6 @@ async def create_key(
     summary="Set TOTP MFA key",
     description="Enable MFA on this account using an TOTP token. "
     "First create a new key via `userGenerateNewTotpMfaKey`.",
-    response_model=UserSetTotpMfaKeyResponse,
-    response_model_exclude_none=True,
-    responses=recent_sign_in_responses(),
 )
 async def set_key(
     body: UserSetTotpMfaKeyRequest,
@@ -69,9 +63,6 @@ async def set_key(
     operation_id="userDeleteTotpMfaKey",
     summary="Remove TOTP MFA key",
     description="Disable MFA on this account using an TOTP token.",
-    response_model=GenericApiResponse,
-    response_model_exclude_none=True,
-    responses=recent_sign_in_responses(),
 )
 async def clear(
     body: UserDeleteTotpMfaKeyRequest,

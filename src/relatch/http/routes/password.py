@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 
 from relatch.auth import cookies
 from relatch.auth.dependencies import SessionCaller, session_caller
 from relatch.auth.request import request_meta, services
+from relatch.http.openapi import operations, session_only_responses
 from relatch.http.schemas import ChangePasswordRequest, GenericApiResponse
 from relatch.services.password_change import change_password
 
-router = APIRouter(tags=["User"])
+router = operations(["User"])
 
 SESSION_HEADER = "x-jwt-token"
-
-SESSION_ONLY: dict[int | str, dict[str, Any]] = {
-    401: {
-        "description": "Missing, bad, expired or revoked credentials, or not a session: this "
-        "operation needs a session JWT (x-jwt-token header or jwt cookie); an API key or "
-        "OAuth token is refused",
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/GenericApiResponse"}}
-        },
-    }
-}
 
 
 @router.post(
@@ -36,9 +24,7 @@ SESSION_ONLY: dict[int | str, dict[str, Any]] = {
         "Change the password for the current user account. This function is only "
         "available through a JWT token."
     ),
-    response_model=GenericApiResponse,
-    response_model_exclude_none=True,
-    responses=SESSION_ONLY,
+    responses=session_only_responses(),
 )
 async def change_password_current_user(
     body: ChangePasswordRequest,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from anyio.to_thread import run_sync
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from relatch.auth.request import request_meta, services
+from relatch.http.openapi import operations
 from relatch.http.schemas import (
     GenericApiResponse,
     RequestResetPasswordRequest,
@@ -14,7 +15,7 @@ from relatch.http.schemas import (
 )
 from relatch.services import reset
 
-router = APIRouter(tags=["User"])
+router = operations(["User"])
 
 
 @router.post(
@@ -22,8 +23,6 @@ router = APIRouter(tags=["User"])
     operation_id="requestResetPassword",
     summary="Request reset password",
     description="Request a password reset link for a user.",
-    response_model=GenericApiResponse,
-    response_model_exclude_none=True,
 )
 async def request_reset_password(
     body: RequestResetPasswordRequest, request: Request
@@ -37,8 +36,6 @@ async def request_reset_password(
     operation_id="verifyResetPassword",
     summary="Verify reset password code",
     description="Verify whether the reset password code for the user is valid.",
-    response_model=GenericApiResponse,
-    response_model_exclude_none=True,
 )
 async def verify_reset_password(
     body: VerifyResetPasswordRequest, request: Request
@@ -52,8 +49,6 @@ async def verify_reset_password(
     operation_id="resetPassword",
     summary="Reset password",
     description="Reset the password for a user.",
-    response_model=GenericApiResponse,
-    response_model_exclude_none=True,
 )
 async def reset_password(body: ResetPasswordRequest, request: Request) -> GenericApiResponse:
     # Awaited: the hashes run in the hashing pool, no request thread waits on them.

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC
 
 from anyio.to_thread import run_sync
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 
 from relatch.auth.dependencies import current_user
 from relatch.auth.request import request_meta, services
+from relatch.http.openapi import operations
 from relatch.http.schemas import (
     CreateUserRequest,
     CreateUserResponse,
@@ -21,7 +22,7 @@ from relatch.http.schemas import (
 from relatch.services import accounts, mfa
 from relatch.services.account import Account
 
-router = APIRouter()
+router = operations()
 
 
 @router.post(
@@ -30,8 +31,6 @@ router = APIRouter()
     tags=["User"],
     summary="Create user",
     description="Create a new user and project",
-    response_model=CreateUserResponse,
-    response_model_exclude_none=True,
 )
 async def create_user(body: CreateUserRequest, request: Request) -> CreateUserResponse:
     new = accounts.NewAccount(
@@ -53,8 +52,6 @@ async def create_user(body: CreateUserRequest, request: Request) -> CreateUserRe
     tags=["Login"],
     summary="Get JWT token",
     description="Get a JWT token to authenticate with the API.",
-    response_model=GetJWTResponse,
-    response_model_exclude_none=True,
 )
 async def login(body: GetJWTRequest, request: Request) -> GetJWTResponse:
     svc = services(request)
@@ -98,8 +95,6 @@ def user_response(user: Account, mfa_configured: bool = False) -> GetUserRespons
     tags=["User"],
     summary="Get current user",
     description="Get information about the current user.",
-    response_model=GetUserResponse,
-    response_model_exclude_none=True,
 )
 async def get_current_user(
     request: Request,
