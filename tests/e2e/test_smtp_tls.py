@@ -9,9 +9,12 @@ private CA (RELATCH_SMTP_CA_FILE).
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import ssl
+import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,7 +32,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
 from relatch.core.meta import RequestMeta
-from relatch.mail import worker
+from relatch.mail import transports, worker
 from relatch.services import reset
 from relatch.services.context import Services
 from relatch.settings import Settings
@@ -321,3 +324,55 @@ def test_a_failing_send_never_logs_the_password(
 def test_a_missing_ca_file_stops_start_up(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no such file"):
         Settings(_env_file=None, smtp_ca_file=tmp_path / "typo.pem")  # type: ignore[call-arg]
+
+
+class SlowToHangUpController(RecordingController):
+    """A busy relay: after its 221 to QUIT, its thread is stuck for a while before it
+    answers the client's TLS close (close_notify)."""
+
+    def factory(self) -> SMTP:
+        class SlowSMTP(SMTP):
+            async def smtp_QUIT(self, arg: str) -> None:  # noqa: N802
+                await self.push("221 Bye")
+                time.sleep(1)  # blocks the relay's event loop: the client's close waits
+                await super().smtp_QUIT(arg)  # (a second 221 nobody reads) and hang up
+
+        return SlowSMTP(self.handler, **self.SMTP_kwargs)
+
+
+@pytest.mark.parametrize("grace", [2.0, 0.1], ids=["orderly-close", "relay-too-slow"])
+@pytest.mark.parametrize("scheme", ["smtps", "smtp"])
+def test_a_send_leaves_no_socket_open(
+    svc: Services,
+    make_account: Any,
+    test_ca: PrivateCA,
+    scheme: str,
+    grace: float,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A socket still open when the send returns is lost for good if the caller's loop
+    # ends then (a file descriptor leaked per mail; it made this suite flaky). The relay
+    # answers the TLS close after 1 s: within the grace (orderly close), or not (cut).
+    monkeypatch.setattr(transports, "CLOSE_GRACE_SECONDS", grace, raising=False)
+    relay = Relay(port=free_port())
+    tls = {"ssl_context": test_ca.server_context} if scheme == "smtps" else {}
+    controller = SlowToHangUpController(
+        relay,
+        hostname="127.0.0.1",
+        port=relay.port,
+        tls_context=test_ca.server_context,
+        authenticator=relay.authenticate,
+        auth_require_tls=False,  # over smtps it does not see the TLS (aiosmtpd checks STARTTLS)
+        **tls,
+    )
+    controller.start()
+    try:
+        queue_reset_mail(svc, make_account)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert deliver(svc, url(relay, scheme), ca_file=test_ca.ca_file) == 1
+            gc.collect()
+        assert len(relay.messages) == 1
+        assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+    finally:
+        controller.stop()

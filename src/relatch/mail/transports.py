@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
+import anyio
 
 
 class Transport(Protocol):
@@ -67,23 +69,66 @@ class SMTPTransport:
             cert_bundle=self._ca_file,
             timeout=self._timeout,
         )
-        async with client:
-            if not self._implicit_tls:
-                try:
-                    await client.ehlo()
-                except aiosmtplib.SMTPHeloError:
-                    await client.helo()  # an old relay without ESMTP: no STARTTLS either
-                if client.supports_extension("starttls"):
-                    await client.starttls()  # verifies the certificate and the host name
-                elif self.requires_tls:
-                    # Downgrade: never send the password (nor a code) over a clear channel.
-                    raise TLSRequired(
-                        f"{self._host}:{self._port} offers no STARTTLS; credentials are "
-                        "configured, so TLS is required: AUTH not sent, mail kept queued"
-                    )
-            if self._user is not None:
-                await client.login(self._user, self._password or "")
-            await client.send_message(message)
+        connections: list[_Connection] = []
+        try:
+            async with client:
+                connections += _connection(client)
+                if not self._implicit_tls:
+                    try:
+                        await client.ehlo()
+                    except aiosmtplib.SMTPHeloError:
+                        await client.helo()  # an old relay without ESMTP: no STARTTLS either
+                    if client.supports_extension("starttls"):
+                        await client.starttls()  # verifies the certificate and the host name
+                        connections += _connection(client)
+                    elif self.requires_tls:
+                        # Downgrade: never send the password (nor a code) over a clear channel.
+                        raise TLSRequired(
+                            f"{self._host}:{self._port} offers no STARTTLS; credentials are "
+                            "configured, so TLS is required: AUTH not sent, mail kept queued"
+                        )
+                if self._user is not None:
+                    await client.login(self._user, self._password or "")
+                await client.send_message(message)
+        finally:
+            await _closed(connections)
+
+
+# How long a relay gets to answer our TLS close (close_notify) before the socket is cut.
+CLOSE_GRACE_SECONDS = 2.0
+
+
+_Connection = tuple[asyncio.Transport, asyncio.BaseProtocol]
+
+
+def _connection(client: aiosmtplib.SMTP) -> list[_Connection]:
+    if not isinstance(client.transport, asyncio.Transport) or client.protocol is None:
+        return []
+    return [(client.transport, client.protocol)]
+
+
+async def _closed(connections: list[_Connection]) -> None:
+    """Return only once the relay's socket is really closed (no fd outlives a send).
+
+    aiosmtplib's close() only starts closing: over TLS the socket is released after the
+    relay answers our close_notify, on the event loop, later. A caller whose loop ends
+    right after the send (a one-shot run, shutdown) would leave that socket open for
+    good, and a relay slow to answer would hold it. So wait a little for the orderly
+    close, then abort; shielded, so a cancelled send (a hanging relay) is cleaned too.
+    """
+    with anyio.CancelScope(shield=True):
+        for transport, protocol in reversed(connections):
+            with anyio.move_on_after(CLOSE_GRACE_SECONDS):
+                while not _lost(protocol):
+                    await anyio.sleep(0.01)
+            if not _lost(protocol):
+                transport.abort()
+                await anyio.sleep(0)  # the loop closes the socket on its next turn
+
+
+def _lost(protocol: asyncio.BaseProtocol) -> bool:
+    # aiosmtplib's protocol drops its transport in connection_lost(), once the socket is closed.
+    return getattr(protocol, "transport", None) is None
 
 
 class MailDirTransport:
