@@ -14,18 +14,21 @@ from fastapi.testclient import TestClient
 
 from relatch.app import build, create_app
 from relatch.services.context import Services
-from relatch.storage import migrate
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, database
 from tests.conftest import test_settings as make_settings
 
 PUBLIC = "https://account.example.com"
 
 
 @pytest.fixture
-def production(tmp_path: Path, db_url: str, clock: FakeClock) -> Iterator[TestClient]:
-    settings = make_settings(tmp_path, db_url, public_url=PUBLIC, allowed_hosts=None)
+def production(tmp_path: Path, db_kind: str, clock: FakeClock) -> Iterator[TestClient]:
+    with database(db_kind, tmp_path, migrated=True) as url:
+        yield from _production(tmp_path, url, clock)
+
+
+def _production(tmp_path: Path, url: str, clock: FakeClock) -> Iterator[TestClient]:
+    settings = make_settings(tmp_path, url, public_url=PUBLIC, allowed_hosts=None)
     services = build(settings, clock=clock)
-    migrate.upgrade(services.engine)
     try:
         with TestClient(
             create_app(svc=services), base_url=PUBLIC, raise_server_exceptions=False
