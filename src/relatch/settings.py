@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     reauth_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
     # Audit rows older than this are pruned by the worker (issue 3; GDPR storage limitation).
     audit_retention_days: int = Field(default=365, ge=1)
+    # Delivered mails (and reset requests set aside as dead letters) older than this are
+    # pruned by the worker (issue 10): they keep an address in clear.
+    outbox_retention_days: int = Field(default=7, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # Slow and oversized requests (issue 8; slowloris, CVE-2007-6750), enforced by
     # `relatch serve` (http/protocol.py): a request must arrive whole within this time...

@@ -18,8 +18,10 @@ import anyio.to_thread
 
 from relatch.mail.transports import Transport
 from relatch.mail.worker import deliver_due
-from relatch.services import audit, limits, reset
+from relatch.services import audit, known_clients, limits, reset, reset_retries
 from relatch.services.context import Services
+from relatch.storage import oauth_repo, outbox
+from relatch.storage.one_time import NOT_ME_LINKS, OAUTH_CODES, RESET_CODES
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,43 @@ def _prune_limits(svc: Services) -> int:
     return svc.limits.prune(svc.clock())
 
 
+# Between two retention prunes of the expiring rows below (issue 10).
+RETENTION_EVERY = timedelta(minutes=10)
+# Expired codes, links and tokens are kept this long past their expiry, not deleted at it:
+# a late try of an expired reset code or link must still find its row (the same work as
+# any failure, timing; audited as "expired" rather than "unknown"), and a replay of an
+# expired OAuth code must still find it to revoke the tokens it gave (RFC 6749 4.1.2),
+# while nonce reuse within that time is still seen.
+EXPIRED_GRACE = timedelta(days=1)
+
+
+def _expired(svc: Services) -> datetime:
+    return svc.clock() - EXPIRED_GRACE
+
+
+def _kept(svc: Services) -> datetime:
+    return svc.clock() - timedelta(days=svc.settings.outbox_retention_days)
+
+
+# Every table with expiring rows (issue 10), each pruned in bounded batches
+# (storage/db.delete_in_batches) and guarded on its own. Live rows (a code, an unsent mail,
+# a valid token, a request still being tried) are never matched: the owner's side.
+RETENTION: list[tuple[str, Callable[[Services], int]]] = [
+    ("reset code prune", lambda svc: RESET_CODES.prune_expired(svc.sessions, _expired(svc))),
+    ("not-me link prune", lambda svc: NOT_ME_LINKS.prune_expired(svc.sessions, _expired(svc))),
+    ("oauth code prune", lambda svc: OAUTH_CODES.prune_expired(svc.sessions, _expired(svc))),
+    ("oauth token prune", lambda svc: oauth_repo.prune_tokens(svc.sessions, _expired(svc))),
+    # Delivered mails and dead-lettered reset requests: RELATCH_OUTBOX_RETENTION_DAYS.
+    ("outbox prune", lambda svc: outbox.prune_delivered(svc.sessions, _kept(svc))),
+    (
+        "dead letter prune",
+        lambda svc: reset_retries.prune_dead_letters(svc.sessions, _kept(svc)),
+    ),
+    # Past their expiry they are strangers again: no grace needed.
+    ("known client prune", lambda svc: known_clients.prune_expired(svc.sessions, svc.clock())),
+]
+
+
 def periodic_prunes() -> list[Periodic]:
     """The periodic prunes of one process, each with its own throttle state."""
     return [
@@ -57,6 +96,8 @@ def periodic_prunes() -> list[Periodic]:
         Periodic("audit prune", audit.PRUNE_EVERY, audit.prune),
         # Ended rate-limit windows (once a minute; a no-op on Redis, which expires keys).
         Periodic("limit prune", limits.PRUNE_EVERY, _prune_limits),
+        # Expired codes, links, tokens, delivered mails, dead letters, known clients.
+        *(Periodic(name, RETENTION_EVERY, step) for name, step in RETENTION),
     ]
 
 

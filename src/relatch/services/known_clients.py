@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, not_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from relatch.core import identity, keyed
 from relatch.core.limits import network_subject
@@ -34,7 +34,7 @@ from relatch.core.meta import RequestMeta
 from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.services.limits import DEVICE, NETWORK, Guess, KnownClient
-from relatch.storage.db import transaction
+from relatch.storage.db import delete_in_batches, transaction
 from relatch.storage.models import User
 from relatch.storage.models_clients import KnownClient as KnownRow
 
@@ -167,3 +167,9 @@ def keep_only(
     s.execute(delete(KnownRow).where(condition))
     if add:
         remember(svc, s, user, meta, now)
+
+
+def prune_expired(sessions: sessionmaker[Session], now: datetime) -> int:
+    """Delete the known clients past their expiry (strangers again: `find` already ignores
+    them), in bounded batches; how many (by the workers)."""
+    return delete_in_batches(sessions, KnownRow, KnownRow.expires_at <= now)

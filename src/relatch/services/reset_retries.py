@@ -12,9 +12,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, and_, or_, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from relatch.services.context import Services
-from relatch.storage.db import transaction
+from relatch.storage.db import delete_in_batches, transaction
 from relatch.storage.models import ResetRequest
 
 log = logging.getLogger(__name__)
@@ -82,3 +83,11 @@ def count_failure(svc: Services, request_id: int, exc: BaseException) -> None:
                 reason,
                 delay,
             )
+
+
+def prune_dead_letters(sessions: sessionmaker[Session], cutoff: datetime) -> int:
+    """Delete the requests set aside (dead letters) before `cutoff`, in bounded batches;
+    how many (by the workers, after RELATCH_OUTBOX_RETENTION_DAYS). Privacy: such a row
+    holds the typed address in clear, known or not; it must not outlive its inspection
+    window. Requests still due or waiting their retry are never touched."""
+    return delete_in_batches(sessions, ResetRequest, ResetRequest.failed_at < cutoff)

@@ -8,7 +8,16 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Engine,
+    Result,
+    create_engine,
+    delete,
+    event,
+    select,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -85,3 +94,30 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 def rowcount(result: Result[Any]) -> int:
     """Rows an UPDATE or DELETE touched: how single-use secrets know they won the race."""
     return int(cast("CursorResult[Any]", result).rowcount)
+
+
+# Retention prunes (relatch/workers.py): rows go in batches of this size, each batch its own
+# short transaction, so a large backlog never holds one long lock over a hot table; at most
+# this many batches per table per pass (the rest waits for the next pass).
+PRUNE_BATCH = 1000
+PRUNE_MAX_BATCHES = 20
+
+
+def delete_in_batches(
+    factory: sessionmaker[Session],
+    model: type[Any],
+    where: ColumnElement[bool],
+    *,
+    batch: int = PRUNE_BATCH,
+    max_batches: int = PRUNE_MAX_BATCHES,
+) -> int:
+    """Delete the rows of `model` matching `where`, `batch` rows per transaction; how many."""
+    total = 0
+    for _ in range(max_batches):
+        ids = select(model.id).where(where).order_by(model.id).limit(batch)
+        with transaction(factory) as s:
+            done = rowcount(s.execute(delete(model).where(model.id.in_(ids))))
+        total += done
+        if done < batch:
+            break
+    return total

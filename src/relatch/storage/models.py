@@ -83,7 +83,11 @@ class ResetRequest(Base):
 
 class ResetCode(Base):
     __tablename__ = "reset_codes"
-    __table_args__ = (Index("ix_reset_codes_user_live", "user_id", "consumed_at", "revoked_at"),)
+    __table_args__ = (
+        Index("ix_reset_codes_user_live", "user_id", "consumed_at", "revoked_at"),
+        # The retention prune (relatch/workers.py).
+        Index("ix_reset_codes_expires", "expires_at"),
+    )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -106,7 +110,11 @@ class OutboxMessage(Base):
     """A mail to deliver, written in the transaction that decided to send it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        # The retention prune of delivered mails (relatch/workers.py).
+        Index("ix_outbox_sent", "status", "sent_at"),
+    )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     template: Mapped[str] = mapped_column(String(64))

@@ -41,7 +41,11 @@ class NotMeLink(Base):
     """The one-time link of a "password changed" notice; stored as a keyed digest only."""
 
     __tablename__ = "not_me_links"
-    __table_args__ = (Index("ix_not_me_links_user", "user_id"),)
+    __table_args__ = (
+        Index("ix_not_me_links_user", "user_id"),
+        # The retention prune (relatch/workers.py).
+        Index("ix_not_me_links_expires", "expires_at"),
+    )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

@@ -23,6 +23,8 @@ class KnownClient(Base):
         # The lookup before each guess or reset request: by digest alone (a reset request
         # does not look the account up, services/reset.py request_reset).
         Index("ix_known_clients_digest", "digest", "expires_at"),
+        # The retention prune (relatch/workers.py).
+        Index("ix_known_clients_expires", "expires_at"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)

@@ -37,6 +37,11 @@ class OAuthCode(Base):
     """An authorization code: single use, short-lived, bound to client and redirect URI."""
 
     __tablename__ = "oauth_codes"
+    __table_args__ = (
+        # The nonce replay lookup (storage/oauth_repo.nonce_used) and the retention prune.
+        Index("ix_oauth_codes_nonce", "client_id", "nonce"),
+        Index("ix_oauth_codes_expires", "expires_at"),
+    )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     digest: Mapped[str] = mapped_column(String(64), unique=True)
@@ -64,6 +69,8 @@ class OAuthToken(Base):
     __table_args__ = (
         Index("ix_oauth_tokens_user", "user_id", "revoked_at"),
         Index("ix_oauth_tokens_code", "code_id"),
+        # The retention prune (an access token never outlives its refresh token).
+        Index("ix_oauth_tokens_access_expires", "access_expires_at"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)

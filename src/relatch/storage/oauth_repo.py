@@ -10,14 +10,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from relatch.core import keyed
 from relatch.core import oauth_digests as digests
 from relatch.storage import oauth_code_replay as code_replay
 from relatch.storage.accounts import AccountRef
 from relatch.storage.context import StoreContext
-from relatch.storage.db import rowcount, transaction
+from relatch.storage.db import delete_in_batches, rowcount, transaction
 from relatch.storage.models import User
 from relatch.storage.models_oauth import OAuthCode, OAuthToken
 from relatch.storage.oauth_clients import (
@@ -46,6 +46,7 @@ __all__ = [
     "has_consent",
     "load_client",
     "nonce_used",
+    "prune_tokens",
     "remember_consent",
     "revoke",
     "revoke_for_user",
@@ -286,3 +287,14 @@ def revoke_for_user(s: Session, user: User, now: datetime) -> None:
         .values(revoked_at=now)
     )
     OAUTH_CODES.revoke_live(s, user.id, now)
+
+
+def prune_tokens(sessions: sessionmaker[Session], cutoff: datetime) -> int:
+    """Delete the tokens whose access AND refresh token both expired before `cutoff`
+    (retention, by the workers), in bounded batches; how many. Revoked and rotated rows
+    stay until then: a replay of a rotated refresh token is a theft signal while that
+    token could still have been valid."""
+    dead = (OAuthToken.access_expires_at < cutoff) & (
+        OAuthToken.refresh_expires_at.is_(None) | (OAuthToken.refresh_expires_at < cutoff)
+    )
+    return delete_in_batches(sessions, OAuthToken, dead)

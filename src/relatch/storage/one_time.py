@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, false, or_, select, true, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
-from relatch.storage.db import rowcount, transaction
+from relatch.storage.db import delete_in_batches, rowcount, transaction
 from relatch.storage.models import ResetCode
 from relatch.storage.models_audit import NotMeLink
 from relatch.storage.models_auth import RecoveryCode
@@ -164,6 +164,18 @@ class OneTimeStore:
                 update(self.model).where(self.owner == owner, self.live(now)).values({killed: now})
             )
         )
+
+    def prune_expired(self, sessions: sessionmaker[Session], cutoff: datetime) -> int:
+        """Delete the rows that expired before `cutoff` (retention, in bounded batches);
+        how many. Used or not: a secret past its expiry is dead either way. A kind without
+        an expiry (recovery codes) is kept: its rows die with the account or a new set.
+
+        The caller sets `cutoff` a grace period before now (relatch/workers.py), never now:
+        a late try of an expired secret must still find its row (equal work and an audit
+        of "expired", not "unknown"; an OAuth code's replay still revokes its family)."""
+        if self.expires is None:
+            return 0
+        return delete_in_batches(sessions, self.model, self.expires < cutoff)
 
 
 RESET_CODES = OneTimeStore(

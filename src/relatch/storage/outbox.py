@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from relatch.storage.db import delete_in_batches
 from relatch.storage.models import OutboxMessage
 
 
@@ -39,3 +40,12 @@ def enqueue(
     )
     s.add(msg)
     return msg
+
+
+def prune_delivered(sessions: sessionmaker[Session], cutoff: datetime) -> int:
+    """Delete the mails delivered before `cutoff` (RELATCH_OUTBOX_RETENTION_DAYS, by the
+    workers), in bounded batches; how many. Privacy: the row keeps the recipient's address.
+    Pending, sending and abandoned rows stay (an unsent mail is never dropped; an abandoned
+    one waits for `relatch mail list --failed`)."""
+    delivered = (OutboxMessage.status == "sent") & (OutboxMessage.sent_at < cutoff)
+    return delete_in_batches(sessions, OutboxMessage, delivered)
