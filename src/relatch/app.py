@@ -46,6 +46,11 @@ from relatch.workers import Workers
 
 log = logging.getLogger(__name__)
 
+# How long the workers may take, at shutdown, to finish the item they hold: with
+# RELATCH_SHUTDOWN_TIMEOUT_SECONDS (requests in flight, at most 7 s) the process exits
+# within 10 s of SIGTERM.
+WORKER_DRAIN_SECONDS = 2.0
+
 
 def build_limits(settings: Settings, sessions: sessionmaker[Session]) -> Limits:
     """The use cases' limits (services/limits.py) on their counters: Redis when
@@ -97,9 +102,15 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
             try:
                 yield
             finally:
+                # Graceful shutdown (issue 10): uvicorn has stopped accepting and let the
+                # requests in flight finish (RELATCH_SHUTDOWN_TIMEOUT_SECONDS); now each
+                # worker finishes the item it holds (a mail is sent or released, a reset
+                # request decided or left for the next pass) and stops. Only past
+                # WORKER_DRAIN_SECONDS is it cancelled; a mail cut off mid-send stays
+                # `sending` until its claim expires and is then retried, never lost.
                 stopping.set()
                 workers.stop()
-                tg.cancel_scope.cancel()
+                tg.cancel_scope.deadline = anyio.current_time() + WORKER_DRAIN_SECONDS
 
     app = FastAPI(
         title="Relatch",

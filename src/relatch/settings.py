@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     docs: bool = False
     mail_max_attempts: int = Field(default=12, ge=1)
     worker_poll_seconds: float = Field(default=0.5, gt=0)
+    # Graceful shutdown (issue 10): on SIGTERM `relatch serve` stops accepting and lets the
+    # requests in flight finish for at most this long, then the workers finish their item
+    # (app.WORKER_DRAIN_SECONDS): with the default the process is gone within 10 s.
+    shutdown_timeout_seconds: int = Field(default=7, ge=1, le=3600)
     run_workers: bool = True
 
     @cached_property

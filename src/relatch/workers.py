@@ -7,6 +7,7 @@ here, in `Workers`, not in the shared `Services`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -121,19 +122,31 @@ class Workers:
     # Ends the workers' wait early (shutdown). Reset requests do not set it: see
     # services/reset.request_reset (timing).
     wake: threading.Event = field(default_factory=threading.Event)
+    # Set by `stop()` (shutdown): the passes end between two items, never inside one. A
+    # threading.Event, since the reset step asks it from its worker thread.
+    halted: threading.Event = field(default_factory=threading.Event)
     upkeep: list[Periodic] = field(default_factory=periodic_prunes)
 
     async def requests_pass(self) -> None:
         """Reset requests to codes and outbox rows, then the upkeep steps."""
         svc = self.svc
-        await _guarded("reset requests", anyio.to_thread.run_sync(reset.process_requests, svc))
+        await _guarded(
+            "reset requests",
+            anyio.to_thread.run_sync(
+                functools.partial(reset.process_requests, svc, should_stop=self.halted.is_set)
+            ),
+        )
         for job in self.upkeep:
+            if self.halted.is_set():
+                return  # upkeep waits for the next process; nothing is half done
             await _guarded(job.name, anyio.to_thread.run_sync(job.run, svc))
         for step in self.extra:
+            if self.halted.is_set():
+                return
             await _guarded(getattr(step, "__name__", "extra step"), step(svc))
 
     async def mail_pass(self) -> None:
-        await _guarded("mail delivery", deliver_due(self.svc, self.transport))
+        await _guarded("mail delivery", deliver_due(self.svc, self.transport, self.halted.is_set))
 
     async def run_once(self) -> None:
         """Both workers once, requests first (so their mails go out in the same pass).
@@ -161,7 +174,9 @@ class Workers:
             tg.start_soon(self._loop, stopping, self.mail_pass)
 
     def stop(self) -> None:
-        """Wake the loops now (after `stopping` is set) instead of at the next poll."""
+        """Shutdown: the passes end after the item each holds, and the loops wake now
+        instead of at the next poll (set `stopping` too)."""
+        self.halted.set()
         self.wake.set()
 
 

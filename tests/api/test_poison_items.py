@@ -198,7 +198,7 @@ def test_a_message_that_cannot_be_built_is_a_counted_try(
 def test_reset_worker_raising_never_skips_the_mail_worker(
     svc: Services, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(_svc: Services, batch: int = 50) -> int:
+    def broken(_svc: Services, batch: int = 50, should_stop: Any = None) -> int:
         raise RuntimeError("reset worker down")
 
     plant(svc, "someone@example.com", 1)
@@ -213,7 +213,7 @@ def test_mail_worker_raising_never_skips_the_reset_worker(
     acct = make_account()
     client.post("/v1/api-user-request-reset-password", json={"email": acct.email})
 
-    async def broken(_svc: Services, _transport: Any) -> int:
+    async def broken(_svc: Services, _transport: Any, *_stop: Any) -> int:
         raise RuntimeError("mail worker down")
 
     monkeypatch.setattr(background, "deliver_due", broken)

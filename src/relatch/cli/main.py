@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 
 import typer
 
@@ -75,6 +76,10 @@ def serve(
     settings = get_settings()
     _ = settings.secret  # create the key file once, before worker processes race for it
     _migrate()
+    # uvicorn re-raises the SIGTERM it handled once its graceful shutdown is over; with the
+    # default handler that kills the process (status -15) after a clean stop. Ignored here,
+    # so a clean stop exits 0 and a supervisor can tell it from a crash.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: None)
     uvicorn.run(
         "relatch.app:create_app_from_env",
         factory=True,
@@ -89,4 +94,7 @@ def serve(
         h11_max_incomplete_event_size=settings.max_header_bytes,
         # No limit_concurrency: its plain 503 is replaced by the 429 of http/protocol.py.
         ws="none",  # no WebSocket route: an upgrade must not take the connection elsewhere
+        # Graceful shutdown (issue 10): on SIGTERM the requests in flight get this long to
+        # finish before their connections are closed; the workers then stop (app.py).
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -139,15 +140,38 @@ def mark_failed(svc: Services, item: Claimed, error: BaseException) -> None:
         s.execute(update(OutboxMessage).where(OutboxMessage.id == item.id).values(**values))
 
 
-async def deliver_due(svc: Services, transport: Transport) -> int:
+def release(svc: Services, items: list[Claimed]) -> None:
+    """Give back claims not tried (shutdown): pending again, the try not counted, due now."""
+    if not items:
+        return
+    with transaction(svc.sessions) as s:
+        for item in items:
+            s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == item.id, OutboxMessage.status == "sending")
+                .values(status="pending", attempts=item.attempts - 1, claimed_until=None)
+            )
+
+
+async def deliver_due(
+    svc: Services, transport: Transport, should_stop: Callable[[], bool] = lambda: False
+) -> int:
     """One pass: send what is due. Returns how many were delivered.
+
+    Shutdown: `should_stop` is asked between mails, never during one; a mail being sent is
+    sent (or marked failed), and the claims not yet tried are released, so no mail waits
+    CLAIM_SECONDS in `sending` for the next process.
 
     Poison items (issues 8 and 10): building the message is part of the try. A row that
     cannot be built (or sent) on every try is counted like any failure and ends
     `abandoned` after RELATCH_MAIL_MAX_ATTEMPTS; the rows behind it are sent all the same.
     """
     sent = 0
-    for item in await anyio.to_thread.run_sync(claim_due, svc):
+    claimed = await anyio.to_thread.run_sync(claim_due, svc)
+    for n, item in enumerate(claimed):
+        if should_stop():
+            await anyio.to_thread.run_sync(release, svc, claimed[n:])
+            break
         try:
             message = build_message(svc, item)
             await transport.send(message)

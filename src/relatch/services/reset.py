@@ -67,7 +67,9 @@ def request_reset(svc: Services, email: str, meta: RequestMeta) -> None:
     # lands right behind this request where a prober could time it.
 
 
-def process_requests(svc: Services, batch: int = 50) -> int:
+def process_requests(
+    svc: Services, batch: int = 50, should_stop: Callable[[], bool] = lambda: False
+) -> int:
     """Worker step: turn recorded requests into codes and mails. Returns how many it handled.
 
     One hostile item must not stop recovery for everyone (issue 8): each request is
@@ -75,6 +77,9 @@ def process_requests(svc: Services, batch: int = 50) -> int:
     counted against itself, retried after a backoff, and after its tries set aside as a
     dead letter that later passes skip (services/reset_retries.py). The others in the
     batch go on either way.
+
+    Shutdown: `should_stop` is asked between requests, never during one; the requests not
+    reached stay recorded (unclaimed) for the next pass of any process.
     """
     now = svc.clock()
     with svc.sessions() as s:
@@ -88,6 +93,8 @@ def process_requests(svc: Services, batch: int = 50) -> int:
         )
     done = 0
     for request_id in ids:
+        if should_stop():
+            break
         try:
             done += _process_one(svc, request_id, now)
         except Exception as exc:  # any cause: counted against this request alone
