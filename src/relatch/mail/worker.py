@@ -10,6 +10,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from urllib.parse import urlsplit
 
+import aiosmtplib
 import anyio.to_thread
 from sqlalchemy import or_, select, update
 
@@ -121,10 +122,23 @@ def mark_sent(svc: Services, item: Claimed, message_id: str) -> None:
         )
 
 
+def permanent_refusal(error: BaseException) -> bool:
+    """The relay refused this mail's recipient for good (5xx): no later try can succeed.
+
+    Only a refusal of the recipient counts: a 5xx to the greeting, AUTH or MAIL FROM is
+    about the relay or our own settings, and an operator fixing them must find every mail
+    still queued. 4xx answers and connection errors stay retried.
+    """
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        return bool(error.recipients) and all(500 <= r.code < 600 for r in error.recipients)
+    return isinstance(error, aiosmtplib.SMTPRecipientRefused) and 500 <= error.code < 600
+
+
 def mark_failed(svc: Services, item: Claimed, error: BaseException) -> None:
     now = svc.clock()
     reason = f"{type(error).__name__}: {error}"[:1000]
-    give_up = item.attempts >= svc.settings.mail_max_attempts
+    # Retrying a permanent refusal only delays the dead letter (and the operator's notice).
+    give_up = item.attempts >= svc.settings.mail_max_attempts or permanent_refusal(error)
     values: dict[str, object] = {"last_error": reason, "claimed_until": None}
     if give_up:
         values.update(status="abandoned", body_text="", body_html="")
@@ -175,7 +189,7 @@ async def deliver_due(
         try:
             message = build_message(svc, item)
             await transport.send(message)
-        except Exception as exc:  # any failure is retried; nothing is dropped
+        except Exception as exc:  # retried, or abandoned (kept, logged): nothing is dropped
             await anyio.to_thread.run_sync(mark_failed, svc, item, exc)
             continue
         await anyio.to_thread.run_sync(mark_sent, svc, item, str(message["Message-ID"]))
