@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from relatch.app import build, create_app
 from relatch.services.context import Services
@@ -97,3 +98,14 @@ def make_account(client: TestClient) -> Any:
         return Account(data["id"], body["email"], body["username"], password)
 
     return make
+
+
+@pytest.fixture
+def cli(svc: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
+    """The `relatch` CLI in-process, on the test's database, key and dev outbox."""
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("RELATCH_DATABASE_URL", svc.settings.database_url)
+    monkeypatch.setenv("RELATCH_SECRET_KEY", svc.settings.secret.decode())
+    monkeypatch.setenv("RELATCH_MAIL_DIR", str(svc.settings.mail_dir))
+    monkeypatch.setenv("RELATCH_REDIS_URL", "")
+    return CliRunner()

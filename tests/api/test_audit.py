@@ -4,10 +4,8 @@ change and not-me step; no secret in any row; pruned by the worker; `relatch aud
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -133,15 +131,6 @@ def test_worker_prunes_after_retention(
     clock.advance(600)
     mailbox.run_workers()  # older than 365 days: gone; the newer row stays
     assert [r.at for r in rows(svc)] == [clock.now - timedelta(seconds=600)]
-
-
-@pytest.fixture
-def cli(svc: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    monkeypatch.setenv("RELATCH_DATABASE_URL", svc.settings.database_url)
-    monkeypatch.setenv("RELATCH_SECRET_KEY", svc.settings.secret.decode())
-    monkeypatch.setenv("RELATCH_REDIS_URL", "")
-    return CliRunner()
 
 
 def test_cli_prints_newest_first_filtered(

@@ -45,15 +45,6 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
     return make_settings(tmp_path, db_url, limit_reset_per_ip="off")
 
 
-@pytest.fixture
-def cli(svc: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    monkeypatch.setenv("RELATCH_DATABASE_URL", svc.settings.database_url)
-    monkeypatch.setenv("RELATCH_SECRET_KEY", svc.settings.secret.decode())
-    monkeypatch.setenv("RELATCH_REDIS_URL", "")
-    return CliRunner()
-
-
 class PoisonedRenderer:
     """The real renderer, except that it raises for one recipient, on every try."""
 

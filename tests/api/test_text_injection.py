@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from typer.testing import CliRunner
@@ -142,16 +140,6 @@ def test_renderer_keeps_every_value_on_its_line() -> None:
 
 
 # The CLI: stored text is printed without terminal escape codes ---------------------------
-
-
-@pytest.fixture
-def cli(svc: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    monkeypatch.setenv("RELATCH_DATABASE_URL", svc.settings.database_url)
-    monkeypatch.setenv("RELATCH_SECRET_KEY", svc.settings.secret.decode())
-    monkeypatch.setenv("RELATCH_MAIL_DIR", str(svc.settings.mail_dir))
-    monkeypatch.setenv("RELATCH_REDIS_URL", "")
-    return CliRunner()
 
 
 RED = "\x1b[31mred\x1b[0m \x9b2J\x07\r\x08"

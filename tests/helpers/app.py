@@ -87,24 +87,20 @@ class Mailbox:
         return [m for m in self.messages() if m["To"] == address]
 
     def last_code(self, address: str) -> str:
-        self.run_workers()
-        mails = [m for m in self.to(address) if "reset code" in str(m["Subject"])]
-        assert mails, f"no reset mail for {address}"
-        body = mails[0].get_body(preferencelist=("plain",))
-        assert body is not None
-        found = CODE_LINE.search(body.get_content())
-        assert found, "no code alone on a line in the mail"
-        return found.group(1)
+        return self._newest_reset_line(address, CODE_LINE, "code alone on a line")
 
     def last_link(self, address: str) -> str:
         """The mailed link of the newest reset mail, as a path with its query."""
+        return self._newest_reset_line(address, LINK_LINE, "reset link")
+
+    def _newest_reset_line(self, address: str, pattern: re.Pattern[str], what: str) -> str:
         self.run_workers()
         mails = [m for m in self.to(address) if "reset code" in str(m["Subject"])]
         assert mails, f"no reset mail for {address}"
         body = mails[0].get_body(preferencelist=("plain",))
         assert body is not None
-        found = LINK_LINE.search(body.get_content())
-        assert found, "no reset link in the mail"
+        found = pattern.search(body.get_content())
+        assert found, f"no {what} in the mail"
         return found.group(1)
 
 

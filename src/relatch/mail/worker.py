@@ -140,15 +140,18 @@ def mark_failed(svc: Services, item: Claimed, error: BaseException) -> None:
     # Retrying a permanent refusal only delays the dead letter (and the operator's notice).
     give_up = item.attempts >= svc.settings.mail_max_attempts or permanent_refusal(error)
     values: dict[str, object] = {"last_error": reason, "claimed_until": None}
+    # Privacy: relays quote the refused address; the row keeps it (the operator's dead
+    # letter), the log line does not (logs travel further than the database).
+    logged = reason.replace(item.recipient, "<recipient>") if item.recipient else reason
     if give_up:
         values.update(status="abandoned", body_text="", body_html="")
         # Never silent: an abandoned mail is an error in the log and stays in the table.
-        log.error("mail %s abandoned after %s tries: %s", item.id, item.attempts, reason)
+        log.error("mail %s abandoned after %s tries: %s", item.id, item.attempts, logged)
     else:
         delay = backoff(item.attempts)
         values.update(status="pending", next_attempt_at=now + timedelta(seconds=delay))
         log.warning(
-            "mail %s try %s failed, retry in %ss: %s", item.id, item.attempts, delay, reason
+            "mail %s try %s failed, retry in %ss: %s", item.id, item.attempts, delay, logged
         )
     with transaction(svc.sessions) as s:
         s.execute(update(OutboxMessage).where(OutboxMessage.id == item.id).values(**values))
