@@ -21,7 +21,7 @@ from relatch.mail.transports import Transport
 from relatch.mail.worker import deliver_due
 from relatch.services import audit, known_clients, limits, reset, reset_retries
 from relatch.services.context import Services
-from relatch.storage import oauth_repo, outbox
+from relatch.storage import oauth_repo, outage, outbox
 from relatch.storage.one_time import NOT_ME_LINKS, OAUTH_CODES, RESET_CODES
 
 log = logging.getLogger(__name__)
@@ -102,12 +102,22 @@ def periodic_prunes() -> list[Periodic]:
     ]
 
 
+_outages = outage.OutageLog(
+    log,
+    "database unavailable (%s): %s worker step(s) left for a later pass since the last such line",
+)
+
+
 async def _guarded(name: str, step: Awaitable[object]) -> None:
     """Run one step; its failure is logged and never skips the steps after it."""
     try:
         await step
-    except Exception:
+    except Exception as exc:
         # A database hiccup must not kill the worker; the rows wait for the next pass.
+        if outage.unavailable(exc):
+            # A restart or lost connection (issue 10): expected, passes, no traceback.
+            _outages.note(exc)
+            return
         # (SQL errors carry no bound parameters: storage/db.make_engine hides them.)
         log.exception("background step failed: %s", name)
 

@@ -26,6 +26,7 @@ from relatch.core import identity, keyed
 from relatch.core.errors import RelatchError
 from relatch.core.meta import RequestMeta
 from relatch.services.context import Services
+from relatch.storage import outage
 from relatch.storage.db import rowcount, transaction
 from relatch.storage.models import User
 from relatch.storage.models_audit import AuditEvent
@@ -52,6 +53,10 @@ TOTP_SET = "totp_set"
 TOTP_CLEAR = "totp_clear"
 
 OK = "ok"
+
+_outages = outage.OutageLog(
+    log, "database unavailable (%s): %s audit row(s) not written since the last such line"
+)
 
 
 def outcome_of(exc: BaseException) -> str:
@@ -158,6 +163,11 @@ class Trail:
         """The row still to write when the block ends, if any."""
         if exc is None:
             return None if self.written else OK
+        if outage.unavailable(exc):
+            # The database failed the call: a second wait for it (another pool checkout
+            # or connect) would only push the 503 past its bound (issue 10). Counted lost.
+            _outages.note(exc)
+            return None
         if isinstance(exc, Exception):
             # Written even if `write` ran: the failed transaction took that row with it.
             return outcome_of(exc)
@@ -171,8 +181,15 @@ class Trail:
                 self.write(s, outcome)
         except Exception as exc:
             # Availability: a trail that cannot be written must not turn the answer into a
-            # 500 or hide the real exception. Logged by type only (no request data).
-            log.error("audit row %s/%s not written: %s", self.event, outcome, type(exc).__name__)
+            # 500 or hide the real exception. Logged by type only (no request data); in a
+            # database outage, which the request itself answers with a 503, with the
+            # others lost in it (one warning now and then, not one per request).
+            if outage.unavailable(exc):
+                _outages.note(exc)
+            else:
+                log.error(
+                    "audit row %s/%s not written: %s", self.event, outcome, type(exc).__name__
+                )
 
 
 def trail(

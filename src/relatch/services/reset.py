@@ -26,7 +26,7 @@ from relatch.services import reset_retries as retries
 from relatch.services.context import Services
 from relatch.services.password_policy import check_new_password
 from relatch.storage import accounts as accounts_repo
-from relatch.storage import one_time, outbox
+from relatch.storage import one_time, outage, outbox
 from relatch.storage.db import transaction
 from relatch.storage.models import ResetCode, ResetRequest, User
 
@@ -98,6 +98,10 @@ def process_requests(
         try:
             done += _process_one(svc, request_id, now)
         except Exception as exc:  # any cause: counted against this request alone
+            if outage.unavailable(exc):
+                # A database outage is not this request's fault (issue 10): it must not
+                # spend its tries towards a dead letter; the pass ends, the next retries.
+                raise
             retries.count_failure(svc, request_id, exc)
     return done
 

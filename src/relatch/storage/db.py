@@ -44,7 +44,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         _sqlite_pragmas(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    return _postgresql_engine(url, **kwargs)
+
+
+# PostgreSQL outages (issue 10): a request never waits long for a database that is gone.
+# libpq's connect_timeout (whole seconds, at least 2) bounds a connect to a host that does
+# not answer (a refused one fails at once); the pool's checkout timeout bounds a wait for
+# a free connection; together under 5 s, after which the request is a 503
+# (storage/outage.py, http/errors.py). Pre-ping replaces connections a restart killed.
+PG_CONNECT_TIMEOUT = 2
+PG_POOL_TIMEOUT = 2.5
+
+
+def _postgresql_engine(url: str, **kwargs: Any) -> Engine:
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    if "connect_timeout" not in make_url(url).query:  # the URL's own value wins
+        connect_args.setdefault("connect_timeout", PG_CONNECT_TIMEOUT)
+    kwargs.setdefault("pool_timeout", PG_POOL_TIMEOUT)
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 def _private_sqlite_file(path: Path) -> None:
