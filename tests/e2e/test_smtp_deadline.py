@@ -1,9 +1,9 @@
-"""The SMTP transport's timeout bounds the whole send, not each answer (issue 10).
+"""A send fits in the claim lease (issue 10): the SMTP transport's deadline is half of
+RELATCH_MAIL_CLAIM_SECONDS (at most 30 s), for the whole exchange, not for each answer.
 
-Why (mail/worker.py): a claimed mail's send must end before its claim's lease, or another
-process takes the mail over while it is being sent and sends it too. aiosmtplib's timeout
-bounds each answer only: a relay answering every command slowly stretched one send far
-past it.
+Why (mail/worker.py): a renewed claim must outlive its send, or another process takes the
+mail over while it is being sent and sends it too. aiosmtplib's timeout bounds each answer
+only: a relay answering every command slowly stretched one send far past it.
 """
 
 from __future__ import annotations
@@ -13,13 +13,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
 import pytest
 from aiosmtpd.controller import Controller
+from pydantic import ValidationError
 
+from relatch.mail import worker
 from relatch.mail.transports import SMTPTransport
+from relatch.settings import Settings
 from tests.e2e.servers import SMTPInbox, free_port
 
 pytestmark = pytest.mark.e2e
@@ -84,3 +89,23 @@ def test_a_relay_slow_at_every_step_is_cut_at_the_deadline(slow: SlowAnswers) ->
 def test_the_same_relay_within_the_deadline_gets_the_mail(slow: SlowAnswers) -> None:
     anyio.run(SMTPTransport(f"smtp://127.0.0.1:{slow.port}", timeout=5).send, message())
     assert [str(m["To"]) for m in slow.messages] == ["someone@example.com"]
+
+
+def settings(tmp_path: Path, **values: Any) -> Settings:
+    return Settings(_env_file=None, mail_dir=tmp_path, **values)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(("lease", "deadline"), [(2, 1.0), (60, 30.0), (120, 30.0)])
+def test_the_smtp_deadline_is_half_the_lease_at_most(
+    tmp_path: Path, lease: int, deadline: float
+) -> None:
+    config = settings(tmp_path, mail_claim_seconds=lease, smtp_url="smtp://127.0.0.1:25")
+    transport = worker.transport_for(SimpleNamespace(settings=config))  # type: ignore[arg-type]
+    assert isinstance(transport, SMTPTransport)
+    assert transport.timeout == deadline <= lease / 2
+
+
+@pytest.mark.parametrize("lease", [0, 1, 3601])
+def test_a_lease_out_of_bounds_stops_start_up(tmp_path: Path, lease: int) -> None:
+    with pytest.raises(ValidationError, match="mail_claim_seconds"):
+        settings(tmp_path, mail_claim_seconds=lease)
