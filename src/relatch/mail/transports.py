@@ -88,10 +88,18 @@ class SMTPTransport:
         deadline = anyio.current_time() + self._timeout
         connections: list[_Connection] = []
         try:
-            with anyio.fail_after(self._timeout):
-                await client.connect()
-                connections += _connection(client)
-                await self._exchange(client, message, connections)
+            try:
+                with anyio.fail_after(self._timeout):
+                    await client.connect()
+                    connections += _connection(client)
+                    await self._exchange(client, message, connections)
+            except TimeoutError as exc:
+                if isinstance(exc, aiosmtplib.SMTPException):
+                    raise  # one answer's timeout: aiosmtplib's message says which
+                # The operator reads this in `relatch mail list --failed` and the log.
+                raise TimeoutError(
+                    f"{self._host}:{self._port}: send not done within {self._timeout:g}s"
+                ) from None
             # Accepted. A relay slow to say goodbye is cut off, never a failed send.
             with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
                 with contextlib.suppress(aiosmtplib.SMTPException, OSError):
