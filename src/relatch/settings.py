@@ -131,6 +131,11 @@ class Settings(BaseSettings):
     # checked by SRI. /v1/openapi.json is always served.
     docs: bool = False
     mail_max_attempts: int = Field(default=12, ge=1)
+    # The mail worker's claim lease (mail/worker.py, storage/outbox_claims.py): a mail left
+    # `sending` by a process that died is sent by another after at most this long. A send
+    # must fit in it: the SMTP deadline is half of it, at most 30 s (at least 2 s: a send
+    # gets at least 1 s); at most an hour, like the longest retry backoff.
+    mail_claim_seconds: int = Field(default=120, ge=2, le=3600)
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     # Graceful shutdown (issue 10): on SIGTERM `relatch serve` stops accepting and lets the
     # requests in flight finish for at most this long, then the workers finish their item

@@ -114,10 +114,13 @@ def test_abandoned_after_max_attempts_and_logged(
 def test_crashed_claim_is_taken_over(svc: Services, make_account: Any, clock: FakeClock) -> None:
     queue_reset_mail(svc, make_account)
     (claimed,) = worker.claim_due(svc)
+    tried = worker.renew(svc, claimed)  # the try begins...
+    assert tried is not None and tried.attempts == 1
     assert worker.claim_due(svc) == []  # claimed: nobody else takes it
-    clock.advance(worker.CLAIM_SECONDS + 1)
-    (again,) = worker.claim_due(svc)  # the first worker died: the claim expired
-    assert again.id == claimed.id and again.attempts == 2
+    clock.advance(svc.settings.mail_claim_seconds + 1)
+    (again,) = worker.claim_due(svc)  # ...the first worker died: the claim expired
+    assert again.id == claimed.id and again.token != claimed.token
+    assert again.attempts == 1  # the dead worker's try was counted
 
 
 def test_backoff_grows_and_caps() -> None:

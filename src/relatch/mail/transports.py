@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 from datetime import UTC, datetime
@@ -41,6 +42,8 @@ class SMTPTransport:
     """
 
     def __init__(self, url: str, timeout: float = 30.0, ca_file: Path | None = None) -> None:
+        """`timeout`: the longest a whole send may take, connection to hang-up (the mail
+        worker's claim lease is sized on it: mail/worker.py transport_for)."""
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps"):
             raise ValueError("RELATCH_SMTP_URL must start with smtp:// or smtps://")
@@ -53,6 +56,10 @@ class SMTPTransport:
         self._ca_file = str(ca_file) if ca_file is not None else None
 
     @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    @property
     def requires_tls(self) -> bool:
         return self._user is not None or self._password is not None
 
@@ -60,6 +67,15 @@ class SMTPTransport:
         return f"SMTPTransport({self._host}:{self._port}, tls_required={self.requires_tls})"
 
     async def send(self, message: EmailMessage) -> None:
+        """Send within `timeout` seconds in all, or raise (TimeoutError past it).
+
+        aiosmtplib's timeout bounds each answer; a relay answering every command slowly
+        would still stretch one send over many of them, past the claim lease, and another
+        worker would take the mail over and send it too. So the exchange, up to the relay's
+        answer to the mail, has one deadline; the goodbye and the close get what is left of
+        it and never fail the send: the mail is accepted by then, and a retry would
+        deliver it twice.
+        """
         client = aiosmtplib.SMTP(
             hostname=self._host,
             port=self._port,
@@ -69,29 +85,49 @@ class SMTPTransport:
             cert_bundle=self._ca_file,
             timeout=self._timeout,
         )
+        deadline = anyio.current_time() + self._timeout
         connections: list[_Connection] = []
         try:
-            async with client:
-                connections += _connection(client)
-                if not self._implicit_tls:
-                    try:
-                        await client.ehlo()
-                    except aiosmtplib.SMTPHeloError:
-                        await client.helo()  # an old relay without ESMTP: no STARTTLS either
-                    if client.supports_extension("starttls"):
-                        await client.starttls()  # verifies the certificate and the host name
-                        connections += _connection(client)
-                    elif self.requires_tls:
-                        # Downgrade: never send the password (nor a code) over a clear channel.
-                        raise TLSRequired(
-                            f"{self._host}:{self._port} offers no STARTTLS; credentials are "
-                            "configured, so TLS is required: AUTH not sent, mail kept queued"
-                        )
-                if self._user is not None:
-                    await client.login(self._user, self._password or "")
-                await client.send_message(message)
+            try:
+                with anyio.fail_after(self._timeout):
+                    await client.connect()
+                    connections += _connection(client)
+                    await self._exchange(client, message, connections)
+            except TimeoutError as exc:
+                if isinstance(exc, aiosmtplib.SMTPException):
+                    raise  # one answer's timeout: aiosmtplib's message says which
+                # The operator reads this in `relatch mail list --failed` and the log.
+                raise TimeoutError(
+                    f"{self._host}:{self._port}: send not done within {self._timeout:g}s"
+                ) from None
+            # Accepted. A relay slow to say goodbye is cut off, never a failed send.
+            with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
+                with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                    await client.quit()
         finally:
-            await _closed(connections)
+            client.close()
+            await _closed(connections, deadline)
+
+    async def _exchange(
+        self, client: aiosmtplib.SMTP, message: EmailMessage, connections: list[_Connection]
+    ) -> None:
+        if not self._implicit_tls:
+            try:
+                await client.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await client.helo()  # an old relay without ESMTP: no STARTTLS either
+            if client.supports_extension("starttls"):
+                await client.starttls()  # verifies the certificate and the host name
+                connections += _connection(client)
+            elif self.requires_tls:
+                # Downgrade: never send the password (nor a code) over a clear channel.
+                raise TLSRequired(
+                    f"{self._host}:{self._port} offers no STARTTLS; credentials are "
+                    "configured, so TLS is required: AUTH not sent, mail kept queued"
+                )
+        if self._user is not None:
+            await client.login(self._user, self._password or "")
+        await client.send_message(message)
 
 
 # How long a relay gets to answer our TLS close (close_notify) before the socket is cut.
@@ -107,18 +143,20 @@ def _connection(client: aiosmtplib.SMTP) -> list[_Connection]:
     return [(client.transport, client.protocol)]
 
 
-async def _closed(connections: list[_Connection]) -> None:
+async def _closed(connections: list[_Connection], deadline: float) -> None:
     """Return only once the relay's socket is really closed (no fd outlives a send).
 
     aiosmtplib's close() only starts closing: over TLS the socket is released after the
     relay answers our close_notify, on the event loop, later. A caller whose loop ends
     right after the send (a one-shot run, shutdown) would leave that socket open for
     good, and a relay slow to answer would hold it. So wait a little for the orderly
-    close, then abort; shielded, so a cancelled send (a hanging relay) is cleaned too.
+    close (CLOSE_GRACE_SECONDS, within the send's deadline), then abort; shielded, so a
+    cancelled send (a hanging relay) is cleaned too.
     """
     with anyio.CancelScope(shield=True):
         for transport, protocol in reversed(connections):
-            with anyio.move_on_after(CLOSE_GRACE_SECONDS):
+            grace = min(CLOSE_GRACE_SECONDS, max(deadline - anyio.current_time(), 0))
+            with anyio.move_on_after(grace):
                 while not _lost(protocol):
                     await anyio.sleep(0.01)
             if not _lost(protocol):

@@ -1,28 +1,48 @@
-"""Delivers the outbox: claim due rows, count the try, send, retry with backoff, never drop."""
+"""Delivers the outbox: claim due rows, count the try, send, retry with backoff, never drop.
+
+Claims (storage/outbox_claims.py): a pass claims up to 20 due mails, each with its own
+random token and a lease of RELATCH_MAIL_CLAIM_SECONDS; right before each send the claim
+is renewed (a conditional UPDATE on the token: the lease runs from then on, the try is
+counted) and a claim taken over meanwhile is skipped; the mail is then marked sent or
+failed, again only under its token. A mail left `sending` by a process that died is
+claimed by another after its lease has run out, and sent.
+
+A send takes at most half the lease (the SMTP deadline, `transport_for`), so a renewed
+claim outlives its send: no other worker can take the mail over while it is being sent.
+
+Duplicates, the bound: a mail is sent twice only if its process dies (SIGKILL, power
+loss), or stalls past the lease, between the relay's accepting it and `mark_sent`; the
+next holder cannot know it went out. A worker has one mail in flight at a time, so that
+is at most one mail per worker per crash (or stall); a stall is logged ("claim lost after
+the send") when its worker wakes. SMTP itself adds one case we cannot close: a connection
+cut after the relay took the mail but before its answer reached us (RFC 1047) is a failed
+try, and the retry sends the mail again. Never a loss: a mail is `sent` only once the
+relay has accepted it, and a claim nobody finishes is taken over after its lease.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from urllib.parse import urlsplit
 
 import aiosmtplib
 import anyio.to_thread
-from sqlalchemy import or_, select, update
 
 from relatch.mail.transports import MailDirTransport, SMTPTransport, Transport
 from relatch.services.context import Services
-from relatch.storage.db import transaction
-from relatch.storage.models import OutboxMessage
+from relatch.storage import outbox_claims
+from relatch.storage.outbox_claims import Claimed
 
 log = logging.getLogger(__name__)
 
-CLAIM_SECONDS = 120  # a claim left by a crashed worker is taken over after this
 MAX_BACKOFF = 3600
+# The longest a relay gets for one mail, whatever the lease.
+SMTP_TIMEOUT = 30.0
+CLAIM_BATCH = 20
 
 
 def backoff(attempts: int) -> int:
@@ -30,64 +50,32 @@ def backoff(attempts: int) -> int:
     return int(min(5 * 2 ** max(attempts - 1, 0), MAX_BACKOFF))
 
 
+def lease(svc: Services) -> timedelta:
+    return timedelta(seconds=svc.settings.mail_claim_seconds)
+
+
+def send_timeout(svc: Services) -> float:
+    """The SMTP deadline: half the lease (the other half is the margin for the mark that
+    follows the send), and never more than SMTP_TIMEOUT."""
+    return min(SMTP_TIMEOUT, svc.settings.mail_claim_seconds / 2)
+
+
 def transport_for(svc: Services) -> Transport:
     if svc.settings.smtp_url is not None:
         return SMTPTransport(
-            svc.settings.smtp_url.get_secret_value(), ca_file=svc.settings.smtp_ca_file
+            svc.settings.smtp_url.get_secret_value(),
+            timeout=send_timeout(svc),
+            ca_file=svc.settings.smtp_ca_file,
         )
     return MailDirTransport(svc.settings.mail_dir)
 
 
-@dataclass(frozen=True)
-class Claimed:
-    id: int
-    recipient: str
-    subject: str
-    body_text: str
-    body_html: str
-    attempts: int
-    created_at: datetime
+def claim_due(svc: Services, limit: int = CLAIM_BATCH) -> list[Claimed]:
+    return outbox_claims.claim_due(svc.sessions, svc.clock(), lease(svc), limit)
 
 
-def claim_due(svc: Services, limit: int = 20) -> list[Claimed]:
-    now = svc.clock()
-    due = or_(
-        OutboxMessage.status == "pending",
-        (OutboxMessage.status == "sending") & (OutboxMessage.claimed_until < now),
-    )
-    with svc.sessions() as s:
-        ids = list(
-            s.scalars(
-                select(OutboxMessage.id)
-                .where(due, OutboxMessage.next_attempt_at <= now)
-                .order_by(OutboxMessage.id)
-                .limit(limit)
-            )
-        )
-    claimed: list[Claimed] = []
-    for msg_id in ids:
-        with transaction(svc.sessions) as s:
-            row = s.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == msg_id, due)
-                .values(
-                    status="sending",
-                    attempts=OutboxMessage.attempts + 1,
-                    claimed_until=now + timedelta(seconds=CLAIM_SECONDS),
-                )
-                .returning(
-                    OutboxMessage.id,
-                    OutboxMessage.recipient,
-                    OutboxMessage.subject,
-                    OutboxMessage.body_text,
-                    OutboxMessage.body_html,
-                    OutboxMessage.attempts,
-                    OutboxMessage.created_at,
-                )
-            ).first()
-        if row is not None:
-            claimed.append(Claimed(*row))
-    return claimed
+def renew(svc: Services, item: Claimed) -> Claimed | None:
+    return outbox_claims.renew(svc.sessions, item, svc.clock(), lease(svc))
 
 
 def build_message(svc: Services, item: Claimed) -> EmailMessage:
@@ -104,22 +92,22 @@ def build_message(svc: Services, item: Claimed) -> EmailMessage:
     return msg
 
 
-def mark_sent(svc: Services, item: Claimed, message_id: str) -> None:
-    with transaction(svc.sessions) as s:
-        s.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == item.id)
-            # The bodies may hold a code: blank them once delivered.
-            .values(
-                status="sent",
-                sent_at=svc.clock(),
-                claimed_until=None,
-                message_id=message_id,
-                body_text="",
-                body_html="",
-                last_error=None,
-            )
-        )
+def mark_sent(svc: Services, item: Claimed, message_id: str) -> bool:
+    # The bodies may hold a code: blank them once delivered.
+    done = outbox_claims.finish(
+        svc.sessions,
+        item,
+        status="sent",
+        sent_at=svc.clock(),
+        message_id=message_id,
+        body_text="",
+        body_html="",
+        last_error=None,
+    )
+    if not done:
+        # The send outlived the lease (a stall): another worker holds the mail now.
+        log.warning("mail %s: claim lost after the send; it may go out twice", item.id)
+    return done
 
 
 def permanent_refusal(error: BaseException) -> bool:
@@ -139,35 +127,29 @@ def mark_failed(svc: Services, item: Claimed, error: BaseException) -> None:
     reason = f"{type(error).__name__}: {error}"[:1000]
     # Retrying a permanent refusal only delays the dead letter (and the operator's notice).
     give_up = item.attempts >= svc.settings.mail_max_attempts or permanent_refusal(error)
-    values: dict[str, object] = {"last_error": reason, "claimed_until": None}
     # Privacy: relays quote the refused address; the row keeps it (the operator's dead
     # letter), the log line does not (logs travel further than the database).
     logged = reason.replace(item.recipient, "<recipient>") if item.recipient else reason
-    if give_up:
-        values.update(status="abandoned", body_text="", body_html="")
+    delay = backoff(item.attempts)
+    values: dict[str, object] = (
+        {"status": "abandoned", "body_text": "", "body_html": ""}
+        if give_up
+        else {"status": "pending", "next_attempt_at": now + timedelta(seconds=delay)}
+    )
+    if not outbox_claims.finish(svc.sessions, item, last_error=reason, **values):
+        log.warning("mail %s: claim lost during try %s: %s", item.id, item.attempts, logged)
+    elif give_up:
         # Never silent: an abandoned mail is an error in the log and stays in the table.
         log.error("mail %s abandoned after %s tries: %s", item.id, item.attempts, logged)
     else:
-        delay = backoff(item.attempts)
-        values.update(status="pending", next_attempt_at=now + timedelta(seconds=delay))
         log.warning(
             "mail %s try %s failed, retry in %ss: %s", item.id, item.attempts, delay, logged
         )
-    with transaction(svc.sessions) as s:
-        s.execute(update(OutboxMessage).where(OutboxMessage.id == item.id).values(**values))
 
 
 def release(svc: Services, items: list[Claimed]) -> None:
     """Give back claims not tried (shutdown): pending again, the try not counted, due now."""
-    if not items:
-        return
-    with transaction(svc.sessions) as s:
-        for item in items:
-            s.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == item.id, OutboxMessage.status == "sending")
-                .values(status="pending", attempts=item.attempts - 1, claimed_until=None)
-            )
+    outbox_claims.release(svc.sessions, items)
 
 
 async def deliver_due(
@@ -177,7 +159,7 @@ async def deliver_due(
 
     Shutdown: `should_stop` is asked between mails, never during one; a mail being sent is
     sent (or marked failed), and the claims not yet tried are released, so no mail waits
-    CLAIM_SECONDS in `sending` for the next process.
+    out its lease in `sending` for the next process.
 
     Poison items (issues 8 and 10): building the message is part of the try. A row that
     cannot be built (or sent) on every try is counted like any failure and ends
@@ -185,10 +167,16 @@ async def deliver_due(
     """
     sent = 0
     claimed = await anyio.to_thread.run_sync(claim_due, svc)
-    for n, item in enumerate(claimed):
+    for n, claim in enumerate(claimed):
         if should_stop():
             await anyio.to_thread.run_sync(release, svc, claimed[n:])
             break
+        item = await anyio.to_thread.run_sync(renew, svc, claim)
+        if item is None:
+            # Its lease ran out while the mails before it were sent, and another worker
+            # claimed it: that worker sends it, this one must not (a duplicate).
+            log.info("mail %s: claim taken over by another worker, skipped", claim.id)
+            continue
         try:
             message = build_message(svc, item)
             await transport.send(message)

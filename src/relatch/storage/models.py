@@ -129,6 +129,9 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The claim's fencing token while `sending` (storage/outbox_claims.py): only its holder
+    # may renew or end the claim.
+    claim_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     message_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
