@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import anyio
 import pytest
 from alembic import command
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, select, text
+from sqlalchemy import inspect, select, text, update
 from typer.testing import CliRunner
 
 from relatch import workers as background
@@ -268,3 +269,69 @@ def test_a_hanging_relay_never_holds_up_reset_requests(svc: Services, make_accou
 
     anyio.run(main)
     assert any(r.recipient == acct.email and r.status == "pending" for r in outbox_rows(svc))
+
+
+def test_a_mail_whose_every_try_was_cut_off_ends_abandoned_unsent(
+    svc: Services, clock: FakeClock, tmp_path: Path
+) -> None:
+    # Its process died during each of its tries (the send crashes it, say): the row sits
+    # in `sending` with a lapsed lease and every try counted. Taken over once more, it
+    # must become a dead letter, not one more crash.
+    plant(svc, "crashes@example.com", 1)
+    with transaction(svc.sessions) as s:
+        s.execute(
+            update(OutboxMessage).values(
+                status="sending",
+                attempts=svc.settings.mail_max_attempts,
+                claim_token="0" * 32,
+                claimed_until=clock.now - timedelta(seconds=1),
+            )
+        )
+    out = tmp_path / "out"
+    assert anyio.run(worker.deliver_due, svc, MailDirTransport(out)) == 0
+    (row,) = outbox_rows(svc)
+    assert row.status == "abandoned"
+    assert row.last_error is not None and "TriesSpent" in row.last_error
+    assert row.body_text == "" and row.claim_token is None
+    assert not out.exists() or not any(out.rglob("*.eml"))
+    # One try short of the bound it is still sent: the check is not off by one.
+    plant(svc, "fine@example.com", 2)
+    with transaction(svc.sessions) as s:
+        s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.recipient == "fine@example.com")
+            .values(attempts=svc.settings.mail_max_attempts - 1)
+        )
+    assert anyio.run(worker.deliver_due, svc, MailDirTransport(out)) == 1
+
+
+class FlakyTransport:
+    """Refuses each message's first try (a connection error), keeps what it sends."""
+
+    def __init__(self) -> None:
+        self.tried: set[str] = set()
+        self.ids: list[tuple[str, str]] = []
+
+    async def send(self, message: EmailMessage) -> None:
+        self.ids.append((str(message["To"]), str(message["Message-ID"])))
+        if str(message["To"]) not in self.tried:
+            self.tried.add(str(message["To"]))
+            raise ConnectionError("relay went away")
+
+
+def test_every_try_of_a_mail_carries_its_one_message_id(svc: Services, clock: FakeClock) -> None:
+    # A copy sent twice (a crash between the relay's accepting it and its mark) must be
+    # one message to the recipient's mail client: the same Message-ID on every try.
+    plant(svc, "a@example.com", 1)
+    plant(svc, "b@example.com", 2)
+    transport = FlakyTransport()
+    assert anyio.run(worker.deliver_due, svc, transport) == 0
+    clock.advance(worker.MAX_BACKOFF)
+    assert anyio.run(worker.deliver_due, svc, transport) == 2
+    by_to: dict[str, set[str]] = {}
+    for to, mid in transport.ids:
+        by_to.setdefault(to, set()).add(mid)
+    assert len(transport.ids) == 4
+    assert all(len(ids) == 1 for ids in by_to.values())
+    assert by_to["a@example.com"] != by_to["b@example.com"]
+    assert all(r.message_id in by_to[r.recipient] for r in outbox_rows(svc))

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from urllib.parse import urlsplit
 
 import aiosmtplib
@@ -78,14 +78,25 @@ def renew(svc: Services, item: Claimed) -> Claimed | None:
     return outbox_claims.renew(svc.sessions, item, svc.clock(), lease(svc))
 
 
+def message_id(svc: Services, item: Claimed) -> str:
+    """The same Message-ID on every try of one outbox row: a copy sent twice (a crash
+    between the relay's accepting it and its mark, see the bound above) is one message to
+    the recipient's mail client, which folds the two copies together."""
+    domain = urlsplit(svc.settings.public_url).hostname or "localhost"
+    return f"<relatch.{item.id}.{int(item.created_at.timestamp() * 1_000_000)}@{domain}>"
+
+
+class TriesSpent(Exception):
+    """Every counted try of a mail was cut off (a crash or a stall) before its outcome."""
+
+
 def build_message(svc: Services, item: Claimed) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = svc.settings.mail_from
     msg["To"] = item.recipient
     msg["Subject"] = item.subject
     msg["Date"] = format_datetime(item.created_at)
-    domain = urlsplit(svc.settings.public_url).hostname or "localhost"
-    msg["Message-ID"] = make_msgid(idstring=f"relatch.{item.id}", domain=domain)
+    msg["Message-ID"] = message_id(svc, item)
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(item.body_text)
     msg.add_alternative(item.body_html, subtype="html")
@@ -176,6 +187,13 @@ async def deliver_due(
             # Its lease ran out while the mails before it were sent, and another worker
             # claimed it: that worker sends it, this one must not (a duplicate).
             log.info("mail %s: claim taken over by another worker, skipped", claim.id)
+            continue
+        if item.attempts > svc.settings.mail_max_attempts:
+            # A mail whose send kills its process (or stalls past the lease) on every try
+            # never reaches mark_failed: without this it would be taken over and tried
+            # forever, one crash each time. Its tries are spent: a dead letter, unsent.
+            spent = TriesSpent(f"{item.attempts - 1} tries ended without an outcome")
+            await anyio.to_thread.run_sync(mark_failed, svc, item, spent)
             continue
         try:
             message = build_message(svc, item)
