@@ -26,9 +26,9 @@ from relatch.storage.db import make_engine, make_sessionmaker, transaction
 from relatch.storage.models import OutboxMessage, ResetRequest
 from tests.e2e.servers import Server, SMTPInbox, free_port, relatch_server
 
-# The outbox row a message was built from, and the process that built it:
-# mail/worker.build_message's Message-ID is make_msgid's <time.pid.random.relatch.ID@host>.
-MESSAGE_ID = re.compile(r"<\d+\.(\d+)\.\d+\.relatch\.(\d+)@")
+# The outbox row a message was built from: mail/worker.message_id is
+# <relatch.ROW.CREATED@host>, the same on every try of that row.
+MESSAGE_ID = re.compile(r"<relatch\.(\d+)\.\d+@")
 
 
 @dataclass
@@ -40,6 +40,8 @@ class SlowRelay(SMTPInbox):
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         await asyncio.sleep(self.delay)
+        # Which relay took it (two relays may share one list): one per sending process.
+        envelope.content = f"X-Relay-Port: {self.port}\r\n".encode() + envelope.content
         return await super().handle_DATA(server, session, envelope)
 
     def snapshot(self) -> list[EmailMessage]:
@@ -57,8 +59,12 @@ class SlowRelay(SMTPInbox):
 
 
 @contextmanager
-def slow_relay(delay: float) -> Iterator[SlowRelay]:
+def slow_relay(delay: float, shared: SlowRelay | None = None) -> Iterator[SlowRelay]:
+    """A slow relay on a port of its own; with `shared`, it keeps its mail in that relay's
+    list (one list for the test, the relay's port in each message's X-Relay-Port)."""
     relay = SlowRelay(port=free_port(), delay=delay)
+    if shared is not None:
+        relay.messages, relay._lock = shared.messages, shared._lock
     controller = Controller(relay, hostname="127.0.0.1", port=relay.port)
     controller.start()
     try:
@@ -177,14 +183,14 @@ class Delivered:
     messages: list[EmailMessage]
     per_recipient: Counter[str] = field(init=False)
     per_row: Counter[int] = field(init=False)
-    per_process: Counter[int] = field(init=False)
+    per_relay: Counter[int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.per_recipient = Counter(str(m["To"]) for m in self.messages)
         ids = [MESSAGE_ID.match(str(m["Message-ID"])) for m in self.messages]
         assert all(ids), [str(m["Message-ID"]) for m in self.messages]
-        self.per_row = Counter(int(i[2]) for i in ids if i)
-        self.per_process = Counter(int(i[1]) for i in ids if i)
+        self.per_row = Counter(int(i[1]) for i in ids if i)
+        self.per_relay = Counter(int(str(m["X-Relay-Port"])) for m in self.messages)
 
     @property
     def duplicates(self) -> int:

@@ -42,28 +42,28 @@ def test_two_servers_on_one_postgresql_send_each_mail_once(tmp_path: Path) -> No
     with (
         database("postgresql", tmp_path, migrated=True) as url,
         slow_relay(RELAY_DELAY) as relay,
+        slow_relay(RELAY_DELAY, shared=relay) as relay_b,
         ExitStack() as stack,
     ):
-        env = {
-            "RELATCH_DATABASE_URL": url,
-            "RELATCH_SMTP_URL": f"smtp://127.0.0.1:{relay.port}",
-            "RELATCH_MAIL_CLAIM_SECONDS": str(LEASE),
-        }
+        env = {"RELATCH_DATABASE_URL": url, "RELATCH_MAIL_CLAIM_SECONDS": str(LEASE)}
+        # One relay port per process: the port a mail came through names its sender.
+        ports = {"a": relay.port, "b": relay_b.port}
         started = []
         for name in ("a", "b"):
             workdir = tmp_path / name
             workdir.mkdir()
-            started.append((workdir, {**env, "RELATCH_WORKER_POLL_SECONDS": POLL[name]}))
+            smtp = f"smtp://127.0.0.1:{ports[name]}"
+            own = {"RELATCH_WORKER_POLL_SECONDS": POLL[name], "RELATCH_SMTP_URL": smtp}
+            started.append((workdir, {**env, **own}))
         servers = start_together(stack, started)
         emails = [f"backlog{n:03d}@example.com" for n in range(MAILS)]
         seed_outbox(url, emails)  # both workers are polling: they race for it
         relay.wait_until(lambda got: recipients_of(got) >= set(emails), timeout=30)
         wait_all_sent(url, MAILS, timeout=10)
         delivered = Delivered(relay.snapshot())
-        pids = {s.process.pid for s in servers}
         taken_over = sum(s.log.read_text().count(TAKEN_OVER) for s in servers)
 
-    shares = sorted(delivered.per_process[pid] for pid in pids)
+    shares = sorted(delivered.per_relay[port] for port in ports.values())
     print(
         f"\ntwo processes: {MAILS} queued, {len(delivered.messages)} delivered "
         f"({shares} per process), {delivered.duplicates} duplicate(s), "
@@ -71,4 +71,4 @@ def test_two_servers_on_one_postgresql_send_each_mail_once(tmp_path: Path) -> No
     )
     assert delivered.per_recipient == dict.fromkeys(emails, 1)  # each exactly once
     assert delivered.per_row == dict.fromkeys(delivered.per_row, 1)
-    assert set(delivered.per_process) <= pids
+    assert set(delivered.per_relay) <= set(ports.values())
