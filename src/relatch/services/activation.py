@@ -27,7 +27,12 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from relatch.core import codes, keyed
-from relatch.core.errors import ActivationCodeRejected, ActivationRequired, AlreadyActivated
+from relatch.core.errors import (
+    ActivationCodeRejected,
+    ActivationRequired,
+    AlreadyActivated,
+    NotAuthenticated,
+)
 from relatch.core.meta import RequestMeta
 from relatch.services import audit
 from relatch.services.account import Account
@@ -101,8 +106,8 @@ def request_code(svc: Services, user: Account, meta: RequestMeta) -> None:
         svc.limits.activation_requested(user.id, svc.clock())
         with transaction(svc.sessions) as s:
             row = accounts_repo.by_id(s, user.id)
-            if row is None:
-                raise ActivationCodeRejected()
+            if row is None:  # gone since the caller was authenticated
+                raise NotAuthenticated()
             if row.email_verified:  # activated since the caller was authenticated
                 raise AlreadyActivated()
             issue_code(svc, s, row)
