@@ -16,6 +16,7 @@ from relatch.app import build, create_app
 from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage import migrate
+from tests.helpers.activation import vouch
 from tests.helpers.app import CODE_LINE, Account, FakeClock, Mailbox, test_settings
 from tests.helpers.database import MIGRATED, PG_ENV, close_templates, database
 
@@ -78,10 +79,14 @@ def client(svc: Services) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def make_account(client: TestClient) -> Any:
+def make_account(client: TestClient, svc: Services) -> Any:
+    """createUser over HTTP; the account is then activated (`vouch`) unless
+    `activated=False`: most tests make credentials, which only activated accounts may."""
     counter = iter(range(1, 10_000))
 
-    def make(password: str = "correct horse battery", **fields: Any) -> Account:
+    def make(
+        password: str = "correct horse battery", *, activated: bool = True, **fields: Any
+    ) -> Account:
         n = next(counter)
         body = {
             "name": f"User {n}",
@@ -95,6 +100,8 @@ def make_account(client: TestClient) -> Any:
         assert resp.status_code == 200, resp.text
         data = resp.json()
         assert data["success"] is True, data
+        if activated:
+            vouch(svc, data["id"])
         return Account(data["id"], body["email"], body["username"], password)
 
     return make

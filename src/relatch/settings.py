@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     limit_failures_per_known_network: str = "3/15m,10/1d"
     # Reset requests of a known client: its own bucket, never the address's shared one.
     limit_reset_per_known_client: str = "3/15m,10/1d"
+    # New activation codes one account asks for (requestActivationCodeCurrentUser): mail
+    # bombing of the address a squatter signed up with (issue 11).
+    limit_activation_per_account: str = "3/15m,10/1d"
     # How long a device cookie or a network stays known after its last success.
     known_client_days: int = Field(default=30, ge=1, le=365)
 
@@ -74,6 +77,7 @@ class Settings(BaseSettings):
         "limit_failures_per_known_device",
         "limit_failures_per_known_network",
         "limit_reset_per_known_client",
+        "limit_activation_per_account",
     )
     @classmethod
     def _limit_format(cls, value: str) -> str:

@@ -22,7 +22,7 @@ from relatch.mail.worker import deliver_due
 from relatch.services import audit, known_clients, limits, reset, reset_retries
 from relatch.services.context import Services
 from relatch.storage import oauth_repo, outage, outbox
-from relatch.storage.one_time import NOT_ME_LINKS, OAUTH_CODES, RESET_CODES
+from relatch.storage.one_time import ACTIVATION_CODES, NOT_ME_LINKS, OAUTH_CODES, RESET_CODES
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,10 @@ def _kept(svc: Services) -> datetime:
 RETENTION: list[tuple[str, Callable[[Services], int]]] = [
     ("reset code prune", lambda svc: RESET_CODES.prune_expired(svc.sessions, _expired(svc))),
     ("not-me link prune", lambda svc: NOT_ME_LINKS.prune_expired(svc.sessions, _expired(svc))),
+    (
+        "activation code prune",
+        lambda svc: ACTIVATION_CODES.prune_expired(svc.sessions, _expired(svc)),
+    ),
     ("oauth code prune", lambda svc: OAUTH_CODES.prune_expired(svc.sessions, _expired(svc))),
     ("oauth token prune", lambda svc: oauth_repo.prune_tokens(svc.sessions, _expired(svc))),
     # Delivered mails and dead-lettered reset requests: RELATCH_OUTBOX_RETENTION_DAYS.

@@ -18,6 +18,9 @@ SEED_OPERATIONS = {
     "/api-user-create": ("post", "createUser"),
     "/api-login": ("post", "login"),
     "/api/user": ("get", "getCurrentUser"),
+    # Activation (issue 11).
+    "/api/user/activate": ("post", "activateCurrentUser"),
+    "/api/user/request-activation": ("post", "requestActivationCodeCurrentUser"),
 }
 
 

@@ -20,6 +20,7 @@ from relatch.settings import Settings
 from relatch.storage import migrate
 from tests.conftest import FakeClock
 from tests.conftest import test_settings as make_settings
+from tests.helpers.activation import vouch
 from tests.helpers.recent_sign_in import (
     KEYS,
     MFA,
@@ -183,7 +184,9 @@ def test_configurable_window(
         with TestClient(create_app(svc=short), raise_server_exceptions=False) as c:
             body = {"name": "N", "username": "shortwin", "email": "short@example.com",
                     "privacyPolicy": True, "password": "correct horse battery"}  # fmt: skip
-            assert c.post("/v1/api-user-create", json=body).json()["success"] is True
+            made = c.post("/v1/api-user-create", json=body).json()
+            assert made["success"] is True
+            vouch(short, made["id"])  # TOTP needs a proven address (issue 11)
             login = {"username": "shortwin", "password": "correct horse battery"}
             token = c.post("/v1/api-login", json=login).json()["token"]
             clock.advance(120)

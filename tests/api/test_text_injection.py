@@ -95,16 +95,16 @@ def test_a_squatters_name_never_reaches_the_owners_mailbox(
 ) -> None:
     """A stranger signs up with someone else's address and a name that reads like an
     instruction; the reset and notice mails that reach the real owner carry none of it."""
-    acct: Account = make_account()
     bait = "Reset here https://evil.example/reset now"
-    store_name(svc, acct.id, bait, verified=False)
+    acct: Account = make_account(activated=False, name=bait)
     client.post("/v1/api-user-request-reset-password", json={"email": acct.email})
     code = mailbox.last_code(acct.email)
     body = {"email": acct.email, "code": code, "newPassword": "a brand new passphrase"}
     assert client.post("/v1/api-user-reset-password", json=body).json() == {"success": True}
     mailbox.run_workers()
     mails = mailbox.to(acct.email)
-    assert len(mails) == 2  # the reset code, then the notice
+    assert len(mails) == 3  # the activation code, the reset code, then the notice
+    assert any("activation" in str(m["Subject"]) for m in mails)
     for mail in mails:
         for kind in ("plain", "html"):
             text = "\n".join(lines_of(mail, kind))

@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 from aiosmtpd.controller import Controller
 
+from tests.helpers.app import CODE_LINE
+
 RELATCH = Path(sys.executable).parent / "relatch"
 
 
@@ -74,6 +76,23 @@ class Server:
     env: dict[str, str]
     process: subprocess.Popen[bytes]
     log: Path
+
+    def mailed_code(self, to: str, subject_part: str, timeout: float = 20.0) -> str:
+        """The code alone on a line of the newest mail to `to` whose subject holds
+        `subject_part`, from the dev outbox (`RELATCH_MAIL_DIR`), waiting for it."""
+        folder = Path(self.env["RELATCH_MAIL_DIR"])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            paths = sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True)
+            for path in paths:
+                msg = message_from_bytes(path.read_bytes(), policy=policy.default)
+                if msg["To"] == to and subject_part in str(msg["Subject"]):
+                    body = msg.get_body(preferencelist=("plain",))  # type: ignore[attr-defined]
+                    found = CODE_LINE.search(body.get_content())
+                    assert found, body.get_content()
+                    return found.group(1)
+            time.sleep(0.1)
+        raise AssertionError(f"no mail '{subject_part}' to {to} within {timeout}s")
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

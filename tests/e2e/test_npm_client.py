@@ -191,6 +191,57 @@ def test_reset_flow_and_every_scheme_with_the_npm_client(
     assert ok(call(node, server, "getCurrentUser", apiKey=api_key))["email"] == EMAIL
 
 
+def activation_code(inbox: SMTPInbox, address: str, nth: int) -> str:
+    """The code of the `nth` activation mail to `address` (1 = the sign-up's), once it came."""
+    deadline = time.monotonic() + 20
+    while True:
+        mails = [m for m in list(inbox.messages)
+                 if m["To"] == address and "activation code" in str(m["Subject"])]  # fmt: skip
+        if len(mails) >= nth:
+            break
+        assert time.monotonic() < deadline, f"no activation mail #{nth} for {address}"
+        time.sleep(0.05)
+    text = mails[nth - 1].get_body(preferencelist=("plain",))
+    assert text is not None
+    found = CODE_LINE.search(text.get_content())
+    assert found, text.get_content()
+    return found.group(1)
+
+
+def test_activation_with_the_npm_client(node: str, server: Server, inbox: SMTPInbox) -> None:
+    email, username, password = "hedy@example.com", "hedy-npm", "frequency hopping one"
+    created = ok(
+        call(
+            node, server, "createUser",
+            name="Hedy Lamarr", username=username, email=email, password=password,
+            privacyPolicy=True, turnstileResponse="not-checked-by-relatch",
+        )
+    )  # fmt: skip
+    assert isinstance(created["id"], int)
+    token = ok(call(node, server, "login", username=username, password=password))["token"]
+    me = ok(call(node, server, "getCurrentUser", jwtToken=token))
+    assert (me["activated"], me["pending"]) == (False, True)
+
+    first = activation_code(inbox, email, 1)
+    wrong = "0000-0000" if first != "0000-0000" else "1111-1111"
+    bad = call(node, server, "activateCurrentUser", jwtToken=token, code=wrong)
+    assert refused(bad, 200) == "Invalid or expired activation code"
+    # A new code (a bodiless POST from the client); the older one is dead from then on.
+    asked = call(node, server, "requestActivationCodeCurrentUser", jwtToken=token)
+    ok(asked)
+    assert asked["calls"][0]["path"] == "/v1/api/user/request-activation"
+    second = activation_code(inbox, email, 2)
+    old = call(node, server, "activateCurrentUser", jwtToken=token, code=first)
+    assert refused(old, 200) == "Invalid or expired activation code"
+    done = call(node, server, "activateCurrentUser", jwtToken=token, code=second.lower())
+    ok(done)
+    assert done["calls"][0]["path"] == "/v1/api/user/activate"
+    me = ok(call(node, server, "getCurrentUser", jwtToken=token))
+    assert (me["activated"], me["pending"]) == (True, False)
+    again = call(node, server, "activateCurrentUser", jwtToken=token, code=second)
+    assert refused(again, 200) == "This account is already activated"
+
+
 def test_unknown_address_answers_success_with_the_npm_client(node: str, server: Server) -> None:
     ok(call(node, server, "requestResetPassword", email="nobody-npm@example.com"))
 

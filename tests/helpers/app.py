@@ -20,6 +20,8 @@ from relatch.settings import Settings
 
 # A reset code alone on its line, as the contract puts it in the mail (CRLF after SMTP).
 CODE_LINE = re.compile(r"^([0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4})\r?$", re.MULTILINE)
+# The subject of the activation mail names activation (the contract).
+ACTIVATION = "activation code"
 LINK_LINE = re.compile(r"^\S+(/reset-password\?token=\S+?)\r?$", re.MULTILINE)
 
 
@@ -87,16 +89,22 @@ class Mailbox:
         return [m for m in self.messages() if m["To"] == address]
 
     def last_code(self, address: str) -> str:
-        return self._newest_reset_line(address, CODE_LINE, "code alone on a line")
+        return self._newest_line(address, CODE_LINE, "code alone on a line")
 
     def last_link(self, address: str) -> str:
         """The mailed link of the newest reset mail, as a path with its query."""
-        return self._newest_reset_line(address, LINK_LINE, "reset link")
+        return self._newest_line(address, LINK_LINE, "reset link")
 
-    def _newest_reset_line(self, address: str, pattern: re.Pattern[str], what: str) -> str:
+    def last_activation_code(self, address: str) -> str:
+        """The code of the newest activation mail (the same format as a reset code)."""
+        return self._newest_line(address, CODE_LINE, "code alone on a line", ACTIVATION)
+
+    def _newest_line(
+        self, address: str, pattern: re.Pattern[str], what: str, subject: str = "reset code"
+    ) -> str:
         self.run_workers()
-        mails = [m for m in self.to(address) if "reset code" in str(m["Subject"])]
-        assert mails, f"no reset mail for {address}"
+        mails = [m for m in self.to(address) if subject in str(m["Subject"])]
+        assert mails, f"no '{subject}' mail for {address}"
         body = mails[0].get_body(preferencelist=("plain",))
         assert body is not None
         found = pattern.search(body.get_content())

@@ -21,6 +21,7 @@ from relatch.storage import migrate
 from relatch.storage import oauth_repo as store
 from tests.conftest import FakeClock, Mailbox
 from tests.conftest import test_settings as make_settings
+from tests.helpers.activation import vouch
 from tests.helpers.limit_backends import backend_settings
 
 PROXY = ("10.0.0.2", 5000)
@@ -39,6 +40,7 @@ LIMIT_NAMES = (
     "failures_per_known_device",
     "failures_per_known_network",
     "reset_per_known_client",
+    "activation_per_account",
 )
 
 
@@ -83,7 +85,7 @@ class Deployment:
         c.cookies.clear()  # the API callers of these tests keep no cookies
         return c.post(f"/v1/{path}", json=body, headers={"X-Forwarded-For": ip, **headers})
 
-    def create(self, ip: str, n: int) -> tuple[str, str]:
+    def create(self, ip: str, n: int, *, activated: bool = True) -> tuple[str, str]:
         body = {
             "name": f"User {n}",
             "username": f"user{n:04d}",
@@ -91,7 +93,12 @@ class Deployment:
             "privacyPolicy": True,
             "password": PASSWORD,
         }
-        assert self.api(ip, "api-user-create", body).json()["success"] is True
+        made = self.api(ip, "api-user-create", body).json()
+        assert made["success"] is True
+        # Activated (tests/helpers/activation.py): the OAuth sign-in leads to consent only
+        # for a proven address (issue 11); these tests are about sign-in limits.
+        if activated:
+            vouch(self.svc, made["id"])
         return body["email"], body["username"]
 
     def login(self, ip: str, username: str, password: str = PASSWORD) -> httpx.Response:

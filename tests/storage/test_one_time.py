@@ -1,5 +1,6 @@
 """The one-time-secret store's contract (storage/one_time.py), on SQLite and PostgreSQL, for
-every kind that uses it: reset codes, TOTP recovery codes, "not me" links, OAuth codes."""
+every kind that uses it: reset codes, activation codes, TOTP recovery codes, "not me" links,
+OAuth codes."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from sqlalchemy import select
 from relatch.services.context import Services
 from relatch.storage import oauth_repo
 from relatch.storage.db import transaction
-from relatch.storage.models import ResetCode
+from relatch.storage.models import ActivationCode, ResetCode
 from relatch.storage.models_audit import NotMeLink
 from relatch.storage.models_auth import RecoveryCode
 from relatch.storage.models_oauth import OAuthCode
 from relatch.storage.one_time import (
+    ACTIVATION_CODES,
     NOT_ME_LINKS,
     OAUTH_CODES,
     RECOVERY_CODES,
@@ -38,6 +40,12 @@ _serial = iter(range(1, 1_000_000))
 def _reset_code(svc: Services, owner: int, now: datetime) -> Any:
     return ResetCode(
         user_id=owner, digest="a" * 64, created_at=now, expires_at=now + TTL, attempts=0
+    )
+
+
+def _activation_code(svc: Services, owner: int, now: datetime) -> Any:
+    return ActivationCode(
+        user_id=owner, digest="e" * 64, created_at=now, expires_at=now + TTL, attempts=0
     )
 
 
@@ -68,11 +76,12 @@ def _oauth_code(svc: Services, owner: int, now: datetime) -> Any:
 
 KINDS: dict[str, tuple[OneTimeStore, Row]] = {
     "reset_code": (RESET_CODES, _reset_code),
+    "activation_code": (ACTIVATION_CODES, _activation_code),
     "recovery_code": (RECOVERY_CODES, _recovery_code),
     "not_me_link": (NOT_ME_LINKS, _not_me_link),
     "oauth_code": (OAUTH_CODES, _oauth_code),
 }
-EXPIRING = ["reset_code", "not_me_link", "oauth_code"]
+EXPIRING = ["reset_code", "activation_code", "not_me_link", "oauth_code"]
 
 
 def _add(svc: Services, kind: str, owner: int) -> int:

@@ -18,7 +18,7 @@ from relatch import workers
 from relatch.mail.transports import MailDirTransport
 from relatch.services.context import Services
 from relatch.storage.db import delete_in_batches, transaction
-from relatch.storage.models import OutboxMessage, ResetCode, ResetRequest, User
+from relatch.storage.models import ActivationCode, OutboxMessage, ResetCode, ResetRequest, User
 from relatch.storage.models_audit import NotMeLink
 from relatch.storage.models_clients import KnownClient
 from relatch.storage.models_oauth import OAuthClient, OAuthCode, OAuthToken
@@ -34,6 +34,10 @@ Plant = Callable[[Session, int, datetime], Any]
 
 def _reset_code(s: Session, user: int, at: datetime) -> None:
     s.add(ResetCode(user_id=user, digest="d" * 64, created_at=at - MINUTE, expires_at=at))
+
+
+def _activation_code(s: Session, user: int, at: datetime) -> None:
+    s.add(ActivationCode(user_id=user, digest="d" * 64, created_at=at - MINUTE, expires_at=at))
 
 
 def _not_me(s: Session, user: int, at: datetime) -> None:
@@ -125,6 +129,7 @@ class Table:
 OUTBOX_DAYS = 7  # the default of RELATCH_OUTBOX_RETENTION_DAYS
 TABLES = {
     "reset_codes": Table(ResetCode, _reset_code, lambda svc: workers.EXPIRED_GRACE),
+    "activation_codes": Table(ActivationCode, _activation_code, lambda svc: workers.EXPIRED_GRACE),
     "not_me_links": Table(NotMeLink, _not_me, lambda svc: workers.EXPIRED_GRACE),
     "oauth_codes": Table(OAuthCode, _oauth_code, lambda svc: workers.EXPIRED_GRACE),
     "oauth_tokens": Table(OAuthToken, _oauth_token, lambda svc: workers.EXPIRED_GRACE),
@@ -284,6 +289,7 @@ def test_delete_in_batches_is_bounded(svc: Services, clock: FakeClock) -> None:
 INDEXED = {
     # table: the columns each lookup of the prunes (and the OAuth nonce check) leads with
     "reset_codes": ["expires_at"],
+    "activation_codes": ["expires_at"],
     "not_me_links": ["expires_at"],
     "oauth_codes": ["expires_at", "client_id"],
     "oauth_tokens": ["access_expires_at"],

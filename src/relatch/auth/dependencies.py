@@ -1,7 +1,8 @@
 """Who is calling: each scheme of the seed tried in turn; none valid means HTTP 401.
 
 `recent_session_user` guards the operations that change how an account signs in (API
-keys, TOTP): only a session JWT from a sign-in within RELATCH_REAUTH_SECONDS passes.
+keys, TOTP): only a session JWT from a sign-in within RELATCH_REAUTH_SECONDS passes;
+`activated_recent_user`, for those that make a credential, also needs a proven address.
 `session_caller` guards changePasswordCurrentUser: a session JWT of any age, never an
 API key or an OAuth bearer token.
 """
@@ -20,7 +21,7 @@ from relatch.auth.api_key import api_key_header
 from relatch.auth.bearer import oauth_bearer
 from relatch.core import tokens
 from relatch.core.errors import NotAuthenticated, ReauthRequired
-from relatch.services import accounts
+from relatch.services import accounts, activation
 from relatch.services.account import Account
 from relatch.services.context import Services
 
@@ -172,3 +173,13 @@ async def recent_session_user(request: Request) -> Account:
     """Dependency of the credential-management operations (API keys, TOTP)."""
     svc: Services = request.app.state.services
     return await anyio.to_thread.run_sync(authenticate_recent, svc, request)
+
+
+async def activated_recent_user(request: Request) -> Account:
+    """Dependency of the operations that make a credential (create an API key, set up
+    TOTP): `recent_session_user`, and the account's address proven (ActivationRequired,
+    a handled failure; account pre-hijacking: services/activation.py). Revoking a key or
+    clearing TOTP needs no proof: removing a credential plants nothing."""
+    user = await recent_session_user(request)
+    activation.require_activated(user)
+    return user

@@ -1,5 +1,5 @@
 """Reset codes: 8 Crockford base32 characters shown as XXXX-XXXX, stored as keyed digests
-(core/keyed.py: RESET_CODE, RECOVERY_CODE).
+(core/keyed.py: RESET_CODE, RECOVERY_CODE; activation codes, ACTIVATION_CODE, share the format).
 
 Beside each code, the mail's link carries a token `<row id>.<secret>` (`link_token`): the
 id finds the code's row, the 256-bit secret proves the link (stored as a keyed digest too,

@@ -72,6 +72,29 @@ class ApiKeyNotFound(RelatchError):
     public_message = "API key not found"
 
 
+class ActivationRequired(RelatchError):
+    """A credential-making operation (API key, TOTP, OAuth consent or token) on an account
+    whose address is not proven yet (account pre-hijacking: whoever signed up with someone
+    else's address must not plant credentials that outlive the owner's reset)."""
+
+    public_message = (
+        "Activate your account first: enter the code from the activation mail "
+        "(or ask for a new one)"
+    )
+
+
+class ActivationCodeRejected(RelatchError):
+    """Wrong, expired, used, revoked or exhausted activation code: one answer for all."""
+
+    public_message = "Invalid or expired activation code"
+
+
+class AlreadyActivated(RelatchError):
+    """activate or request-activation on an account whose address is already proven."""
+
+    public_message = "This account is already activated"
+
+
 class AccountExists(RelatchError):
     public_message = "An account with this username or e-mail address already exists"
 

@@ -48,6 +48,7 @@ class Purpose:
 # Every keyed digest of the service, one line each: what it keys (parts).
 RESET_CODE = Purpose("reset-code", 2)  # mailed reset codes: (account id, code)
 RESET_LINK = Purpose("reset-link", 2)  # the reset mail's link token: (account id, secret)
+ACTIVATION_CODE = Purpose("activation-code", 2)  # mailed activation codes: (account id, code)
 RECOVERY_CODE = Purpose("totp-recovery-code", 2)  # TOTP recovery codes: (account id, code)
 NOT_ME_LINK = Purpose("not-me-link", 2)  # "this was not me" links: (account id, secret)
 # Audit rows of an unknown login: (address or login key). "0:" is the account id 0 these
@@ -74,6 +75,7 @@ CODE_CARRY = Purpose("code-carry", 0)
 PURPOSES: tuple[Purpose, ...] = (
     RESET_CODE,
     RESET_LINK,
+    ACTIVATION_CODE,
     RECOVERY_CODE,
     NOT_ME_LINK,
     AUDIT_TARGET,

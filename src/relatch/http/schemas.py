@@ -141,6 +141,11 @@ class ChangePasswordRequest(BaseModel):
     newPassword: Password  # noqa: N815
 
 
+class ActivateUserOrVerifyEmailRequest(BaseModel):
+    model_config = _REQUEST
+    code: Token = Field(description="Activation or verification code (sent via email)")
+
+
 class StaffInfo(BaseModel):
     isStaff: bool  # noqa: N815
     hasSudoRights: bool  # noqa: N815

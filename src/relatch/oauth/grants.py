@@ -4,7 +4,7 @@ these classes only tell it where the data lives (storage/oauth_repo.py) and who 
 | grant                | client auth             | notes                                   |
 | authorization_code   | secret, or none + PKCE  | S256 PKCE required for public clients   |
 | implicit             | none (front channel)    | only for clients registered with it     |
-| password             | secret, or none         | honours the account's second factor     |
+| password             | secret, or none         | second factor; activated accounts only  |
 | client_credentials   | secret only             | tokens act for no user                  |
 | refresh_token        | secret, or none         | rotation: the old refresh token dies    |
 """
@@ -28,10 +28,10 @@ from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode, OpenIDImplicitGrant
 from joserfc.jwk import RSAKey
 
-from relatch.core.errors import LoginFailed, TotpRequired
+from relatch.core.errors import ActivationRequired, LoginFailed, TotpRequired
 from relatch.core.meta import RequestMeta
 from relatch.oauth import keys, params
-from relatch.services import accounts
+from relatch.services import accounts, activation
 from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.storage import oauth_code_replay as code_replay
@@ -216,10 +216,11 @@ class AuthorizationCodeGrant(CheckedAuthorizeRequest, grants.AuthorizationCodeGr
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
         user = store.user_by_id(_server(self).svc, authorization_code.user_id)
-        # A reset or password change between consent and redemption voids the code.
+        # A reset or password change between consent and redemption voids the code; no
+        # token for an unproven address (account pre-hijacking: services/activation.py).
         if user is None or user.credential_generation != authorization_code.generation:
             return None
-        return user
+        return user if user.email_verified else None
 
 
 class ImplicitFrontChannel:
@@ -288,9 +289,7 @@ async def check_password_first(
     first: dict[str, str] = {}
     for key, value in form:
         first.setdefault(key, value)  # the values Authlib reads (server.StarletteOAuth2Request)
-    if first.get("grant_type") != "password" or "username" not in first:
-        return None
-    if "password" not in first:
+    if first.get("grant_type") != "password" or "username" not in first or "password" not in first:
         return None
     username, password = first["username"], first["password"]
     outcome = await accounts.checked_password(svc, username, password, meta)
@@ -309,10 +308,14 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):  # type: igno
         checked = server.checked_password
         outcome = checked.outcome_for(username, password) if checked else LoginFailed()
         try:
-            return accounts.finish_sign_in(server.svc, username, outcome, token, server.meta)
-        except (TotpRequired, LoginFailed) as exc:
+            user = accounts.finish_sign_in(server.svc, username, outcome, token, server.meta)
+            # Account pre-hijacking: no token for an unproven address (services/activation.py);
+            # said only once the password and second factor passed.
+            activation.require_activated(Account.of(user))
+        except (TotpRequired, LoginFailed, ActivationRequired) as exc:
             # Enumeration: one answer for an unknown user and a wrong password.
             raise InvalidGrantError(description=exc.message) from exc
+        return user
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]

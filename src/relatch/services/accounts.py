@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from relatch.core import identity, passwords, tokens
 from relatch.core.errors import AccountExists, LoginFailed, NotAuthenticated, RateLimited
 from relatch.core.meta import RequestMeta
-from relatch.services import audit, known_clients, mfa
+from relatch.services import activation, audit, known_clients, mfa
 from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.services.limits import Guess
@@ -32,13 +32,22 @@ class NewAccount:
     company_name: str | None = None
 
 
-async def create_user(svc: Services, new: NewAccount, meta: RequestMeta) -> int:
+async def create_user(
+    svc: Services, new: NewAccount, meta: RequestMeta, *, activated: bool = False
+) -> int:
     """The new account's id. Database steps in worker threads, the hash awaited between
-    them (infra/hashing_pool.py: no thread is held while it runs)."""
+    them (infra/hashing_pool.py: no thread is held while it runs).
+
+    Not `activated` (createUser): the account is `activated: false` and an activation code
+    is mailed in the transaction that creates it (services/activation.py). `activated`:
+    an operator vouches for the address (`relatch user create`); no code, no mail.
+    """
     async with audit.trail(svc, audit.SIGNUP, meta, login=new.email) as t:
         email, username, normalised = await run_sync(_admit_signup, svc, new, meta)
         password_hash = await svc.pool.hash(normalised) if normalised is not None else None
-        t.account_id = await run_sync(_insert_user, svc, new, email, username, password_hash)
+        t.account_id = await run_sync(
+            _insert_user, svc, new, email, username, password_hash, activated
+        )
         return t.account_id
 
 
@@ -55,12 +64,17 @@ def _admit_signup(svc: Services, new: NewAccount, meta: RequestMeta) -> tuple[st
 
 
 def _insert_user(
-    svc: Services, new: NewAccount, email: str, username: str, password_hash: str | None
+    svc: Services,
+    new: NewAccount,
+    email: str,
+    username: str,
+    password_hash: str | None,
+    activated: bool,
 ) -> int:
     now = svc.clock()
     try:
         with transaction(svc.sessions) as s:
-            return repo.add(
+            account_id = repo.add(
                 s,
                 email=email,
                 username=username,
@@ -69,7 +83,12 @@ def _insert_user(
                 now=now,
                 job_title=new.job_title,
                 company_name=new.company_name,
+                email_verified=activated,
             )
+            user = repo.by_id(s, account_id)
+            if user is not None and not activated:
+                activation.issue_code(svc, s, user)
+            return account_id
     except IntegrityError as exc:
         raise AccountExists() from exc
 

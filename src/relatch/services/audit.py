@@ -51,6 +51,11 @@ APIKEY_CREATE = "apikey_create"
 APIKEY_REVOKE = "apikey_revoke"
 TOTP_SET = "totp_set"
 TOTP_CLEAR = "totp_clear"
+# Activation (issue 11): a code asked for, a code tried; and what the first proof of an
+# address by a reset removed (account pre-hijacking: services/unproven.py).
+ACTIVATION_REQUEST = "activation_request"
+ACTIVATE = "activate"
+UNPROVEN_PURGE = "unproven_purge"
 
 OK = "ok"
 

@@ -16,6 +16,8 @@ Guessing Attacks with Device Cookies"):
   failures made from other addresses never refuse a valid code from the mailbox.
 - Reset requests (`reset_requested`): a known client has its own bucket, never the
   address's shared one, which strangers can spend.
+- Activation codes (`activation_requested`): per account; only someone signed in to the
+  account can spend it.
 The per-IP budgets apply to unknown clients, known networks and code checks (stuffing from
 one address across many accounts); a known device is one browser and skips them.
 """
@@ -61,6 +63,7 @@ class Policy:
     failures_per_known_device: Rule
     failures_per_known_network: Rule
     reset_per_known_client: Rule
+    activation_per_account: Rule
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
@@ -76,6 +79,7 @@ class Policy:
             failures_per_known_device=rule("failures_per_known_device"),
             failures_per_known_network=rule("failures_per_known_network"),
             reset_per_known_client=rule("reset_per_known_client"),
+            activation_per_account=rule("activation_per_account"),
         )
 
 
@@ -202,6 +206,16 @@ class Limits:
         self._acquire(buckets, now, "failures")
         return Guess(self.store, buckets)
 
+    def activation_requested(self, account_id: int, now: datetime) -> None:
+        """Count one new activation code asked for by an account, or raise RateLimited.
+
+        Mail bombing: whoever signed up with someone else's address could otherwise send
+        that mailbox a code per request. The caller is signed in to the account, so only
+        the account's holder spends this budget (and the owner has the reset instead).
+        """
+        checks = [(self.policy.activation_per_account, f"account:{account_id}")]
+        self._acquire(self._buckets(now, *checks), now, "activation")
+
     def signup(self, ip: str | None, now: datetime) -> None:
         """Before createUser hashes and stores: count one sign-up from this IP.
 
@@ -221,4 +235,4 @@ class Limits:
 def unlimited() -> Limits:
     """No limits at all: for a Services built by hand (build() always sets real ones)."""
     off = Rule("off", ())
-    return Limits(Policy(off, off, off, off, off, off, off, off), Unlimited(), b"")
+    return Limits(Policy(off, off, off, off, off, off, off, off, off), Unlimited(), b"")

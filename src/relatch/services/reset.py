@@ -311,7 +311,11 @@ def _consume_code(
         # its link (or the link after its code) is refused.
         if not one_time.RESET_CODES.consume(s, code_id, now):
             raise CodeRejected()
-        credentials.apply_new_password(svc, s, user, new_hash, verified=True)
+        forgotten = credentials.apply_new_password(svc, s, user, new_hash, verified=True)
+        if forgotten is not None:
+            # The first proof of the address: what a squatter may have set up is gone
+            # (services/unproven.py); the trail says so, with the resetting client.
+            audit.add(s, svc, audit.UNPROVEN_PURGE, audit.OK, meta, account_id=user.id)
         # Lockout: the client that reset is known from now on (sign-in from it works at
         # once); takeover: every other known client is forgotten (a phisher's device).
         known_clients.keep_only(svc, s, user, meta, now, add=True)

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from relatch.core import identity
+from relatch.storage.db import rowcount
 from relatch.storage.models import User
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "by_email",
     "by_id",
     "by_login",
+    "mark_proven",
     "replace_hash",
     "set_password",
     "with_hash",
@@ -71,8 +73,10 @@ def add(
     now: datetime,
     job_title: str | None,
     company_name: str | None,
+    email_verified: bool = False,
 ) -> int:
-    """A new account's id (IntegrityError, from flush, when the address or username is taken)."""
+    """A new account's id (IntegrityError, from flush, when the address or username is taken).
+    `email_verified`: only when an operator vouches for the address (`relatch user create`)."""
     user = User(
         email=email,
         email_key=identity.email_key(email),
@@ -81,7 +85,7 @@ def add(
         name=name,
         password_hash=password_hash,
         credential_generation=0,
-        email_verified=False,
+        email_verified=email_verified,
         created_at=now,
         job_title=job_title,
         company_name=company_name,
@@ -105,6 +109,17 @@ def set_password(
     if verified:
         values["email_verified"] = True
     s.execute(update(User).where(User.id == account_id).values(**values))
+
+
+def mark_proven(s: Session, account_id: int) -> bool:
+    """Mark the account's address proven (activated); True only for the call that proved it
+    first: one conditional UPDATE, so of two parallel proofs exactly one sees True."""
+    done = s.execute(
+        update(User)
+        .where(User.id == account_id, User.email_verified.is_(False))
+        .values(email_verified=True)
+    )
+    return rowcount(done) == 1
 
 
 def replace_hash(s: Session, account_id: int, old_hash: str, new_hash: str) -> None:

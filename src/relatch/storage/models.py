@@ -41,6 +41,9 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(512), nullable=True)
     # Bumped by every reset and password change: older sessions and tokens die (revocation).
     credential_generation: Mapped[int] = mapped_column(Integer, default=0)
+    # The address is proven (shown as `activated`): by the activation mail's code, a
+    # successful reset, or an operator (`relatch user create`). Until then the account
+    # cannot make credentials (services/activation.py: account pre-hijacking).
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -102,6 +105,28 @@ class ResetCode(Base):
     # The mailed link's secret (core/codes.link_token), as a keyed digest bound to the
     # account: 256 bits, so it needs no try counter and strangers cannot use it up.
     link_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ActivationCode(Base):
+    """A mailed activation code (services/activation.py): one live code per account, 24
+    hours, 5 tries. Only its keyed digest is stored, bound to the account."""
+
+    __tablename__ = "activation_codes"
+    __table_args__ = (
+        Index("ix_activation_codes_user_live", "user_id", "consumed_at", "revoked_at"),
+        # The retention prune (relatch/workers.py).
+        Index("ix_activation_codes_expires", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # HMAC-SHA256 under the secret key (core/keyed.py ACTIVATION_CODE); never the code.
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 

@@ -1,5 +1,5 @@
-"""One store for every single-use secret: reset codes, TOTP recovery codes, "not me" links
-and OAuth authorization codes.
+"""One store for every single-use secret: reset codes, activation codes, TOTP recovery codes,
+"not me" links and OAuth authorization codes.
 
 Each kind keeps its own table (the columns differ: a reset code has a revocation time and two
 try counters, a recovery code never expires, an OAuth code is bound to a client); a
@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, and_, case, false, or_, select, true, upda
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from relatch.storage.db import delete_in_batches, rowcount, transaction
-from relatch.storage.models import ResetCode
+from relatch.storage.models import ActivationCode, ResetCode
 from relatch.storage.models_audit import NotMeLink
 from relatch.storage.models_auth import RecoveryCode
 from relatch.storage.models_oauth import OAuthCode
@@ -185,6 +185,14 @@ RESET_CODES = OneTimeStore(
     used=ResetCode.consumed_at,
     revoked=ResetCode.revoked_at,
     expires=ResetCode.expires_at,
+)
+ACTIVATION_CODES = OneTimeStore(
+    ActivationCode,
+    owner=ActivationCode.user_id,
+    digest=ActivationCode.digest,
+    used=ActivationCode.consumed_at,
+    revoked=ActivationCode.revoked_at,
+    expires=ActivationCode.expires_at,
 )
 RECOVERY_CODES = OneTimeStore(
     RecoveryCode, owner=RecoveryCode.user_id, digest=RecoveryCode.digest, used=RecoveryCode.used_at

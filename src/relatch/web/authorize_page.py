@@ -9,6 +9,9 @@ States (query string = the client's OAuth request, unchanged throughout):
        │ no: no session, prompt=login without a proof, max_age passed
        │     └──> SIGN-IN form ──POST ok (password + second factor)──┐ proof of this sign-in
        │ yes                                                           ▼
+    address proven (activated)? ──no──> back with error=access_denied (activate first)
+       │ yes
+       ▼
     consent remembered for client ⊇ scopes? ──no──> CONSENT form ──allow──> code/token
        │ yes (and no prompt=consent)             (proof)        └──deny──> error=access_denied
        ▼
@@ -24,13 +27,13 @@ import logging
 from typing import Any
 
 from anyio.to_thread import run_sync
-from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oauth2.rfc6749.errors import AccessDeniedError, OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from fastapi import Request
 from fastapi.responses import Response
 
 from relatch.auth.request import request_meta, services, set_device_cookie
-from relatch.core.errors import LoginFailed, RateLimited, TotpRequired
+from relatch.core.errors import ActivationRequired, LoginFailed, RateLimited, TotpRequired
 from relatch.core.meta import RequestMeta
 from relatch.oauth import params, server
 from relatch.services import accounts
@@ -198,7 +201,13 @@ async def handle(request: Request) -> Response:
     assert user is not None
     scope = grant.request.scope or ""
     response: Response
-    if step == "consent" and form.get("decision") in ("allow", "deny"):
+    if not user.email_verified:
+        # Account pre-hijacking (services/activation.py): an account whose address is not
+        # proven consents to nothing, remembered consent included; the client hears
+        # access_denied, saying why, at its verified redirect URI.
+        denied = AccessDeniedError(description=ActivationRequired.public_message)
+        response = _refuse(srv, grant, denied)
+    elif step == "consent" and form.get("decision") in ("allow", "deny"):
         allowed = form["decision"] == "allow"
         if allowed:
             await run_sync(store.remember_consent, svc, user.id, client.client_id, scope)

@@ -62,6 +62,14 @@ const operations = {
     await authenticate(api, a);
     return api.user.getCurrentUser(a.query);
   },
+  activateCurrentUser: async (api, a) => {
+    await authenticate(api, a);
+    return api.user.activateCurrentUser({ code: a.code });
+  },
+  requestActivationCodeCurrentUser: async (api, a) => {
+    await authenticate(api, a);
+    return api.user.requestActivationCodeCurrentUser();
+  },
   // The fresh JWT comes back in the `x-jwt-token` response header (the body schema has no
   // token); the client hands response headers to `responseHeadersCallback` on the next tick.
   changePasswordCurrentUser: async (api, a) => {

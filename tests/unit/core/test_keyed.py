@@ -97,6 +97,12 @@ OLD_VECTORS: list[tuple[keyed.Purpose, tuple[keyed.Part, ...], str]] = [
         (7, "linkSecret_-XYZ"),
         "fdff51abb2dae1c13966207e003431dd5dc1ffc8c49c8c786517e523ba6da07e",
     ),
+    # Added with the purpose (issue 11): pins the encoding of stored activation codes.
+    (
+        keyed.ACTIVATION_CODE,
+        (7, "ABCD2345"),
+        "42d1d489a93f7aaa5636b5404a734a17fcaa1b638f648726e66a16ddc8082767",
+    ),
 ]
 # The Fernet key material of the reset-code cookie (web/code_carry.py) under K.
 OLD_CODE_CARRY_KEY = "9ae8c607dc6c73f36750716d95afe8e5dceabbdbbffce6a02fc4bac9c3c1f23d"

@@ -1,7 +1,9 @@
 """API keys of the signed-in account: `/v1/api/user/apikeys` (Relatch's own operations).
 
 Creating and revoking need a recent sign-in (`recent_session_user`): a key minted with a
-stolen session outlives it (ASVS 5.0 7.5.1). Listing shows prefixes only: any scheme.
+stolen session outlives it (ASVS 5.0 7.5.1). Creating also needs a proven address
+(`activated_recent_user`: account pre-hijacking, services/activation.py). Listing shows
+prefixes only: any scheme.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from anyio.to_thread import run_sync
 from fastapi import Depends, Request
 from fastapi import Path as PathParam
 
-from relatch.auth.dependencies import current_user, recent_session_user
+from relatch.auth.dependencies import activated_recent_user, current_user, recent_session_user
 from relatch.auth.request import request_meta, services
 from relatch.http.openapi import operations
 from relatch.http.schemas import (
@@ -59,7 +61,7 @@ async def list_keys(request: Request, user: Account = Depends(current_user)) -> 
 async def create_key(
     request: Request,
     body: CreateApiKeyRequest | None = None,
-    user: Account = Depends(recent_session_user),  # noqa: B008
+    user: Account = Depends(activated_recent_user),  # noqa: B008
 ) -> CreateApiKeyResponse:
     name = body.name if body else None
     new = await run_sync(api_keys.create, services(request), user.id, name, request_meta(request))

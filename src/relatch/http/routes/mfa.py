@@ -1,7 +1,9 @@
 """TOTP second factor: the Edge Impulse operations under `/v1/api/user/mfa/totp/`.
 
 Each needs a recent sign-in (`recent_session_user`): a TOTP key planted with a stolen
-session would survive the owner's reset and lock them out (ASVS 5.0 7.5.1).
+session would survive the owner's reset and lock them out (ASVS 5.0 7.5.1). Setting one up
+(create-key, set-key) also needs a proven address (`activated_recent_user`: account
+pre-hijacking, services/activation.py).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from anyio.to_thread import run_sync
 from fastapi import Depends, Request
 
-from relatch.auth.dependencies import recent_session_user
+from relatch.auth.dependencies import activated_recent_user, recent_session_user
 from relatch.auth.request import request_meta, services
 from relatch.http.openapi import operations
 from relatch.http.schemas import (
@@ -34,7 +36,7 @@ router = operations(["User"], recent_sign_in=True)
 )
 async def create_key(
     request: Request,
-    user: Account = Depends(recent_session_user),  # noqa: B008
+    user: Account = Depends(activated_recent_user),  # noqa: B008
 ) -> UserGenerateNewMfaKeyResponse:
     new = await run_sync(mfa.create_key, services(request), user, request_meta(request))
     return UserGenerateNewMfaKeyResponse(success=True, key=new.key, url=new.url)
@@ -50,7 +52,7 @@ async def create_key(
 async def set_key(
     body: UserSetTotpMfaKeyRequest,
     request: Request,
-    user: Account = Depends(recent_session_user),  # noqa: B008
+    user: Account = Depends(activated_recent_user),  # noqa: B008
 ) -> UserSetTotpMfaKeyResponse:
     codes = await run_sync(
         mfa.set_key, services(request), user, body.key, body.totpToken, request_meta(request)

@@ -69,7 +69,8 @@ def user_response(user: Account, mfa_configured: bool = False) -> GetUserRespons
         email=user.email,
         created=user.created_at.astimezone(UTC),
         staffInfo=StaffInfo(isStaff=False, hasSudoRights=False),
-        pending=False,
+        # Until the address is proven (services/activation.py) the account is pending.
+        pending=not user.email_verified,
         activated=user.email_verified,
         mfaConfigured=mfa_configured,
         jobTitle=user.job_title,
