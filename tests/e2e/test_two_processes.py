@@ -24,7 +24,7 @@ from tests.e2e.browser import in_ci
 from tests.e2e.servers import Server, SMTPInbox, relatch_server
 from tests.helpers.database import fresh_postgres_database
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 RACERS = 50
 PASSWORD = "analytical engine zero"
