@@ -164,8 +164,9 @@ class Writer:
                 self.resets_ok += 1
 
     async def run(self, until: float) -> None:
-        # The writers start at different steps: every kind runs at every moment.
-        steps = (self.request, self.reset, self.signup, self.login)
+        # The writers start at different steps: every kind runs at every moment. A quarter
+        # start with a reset, using the code mailed before the clock started.
+        steps = (self.reset, self.request, self.signup, self.login)
         for step in itertools.islice(itertools.cycle(steps), self.n % len(steps), None):
             if time.monotonic() >= until:
                 return
@@ -182,10 +183,15 @@ async def load(url: str, inbox: SMTPInbox) -> tuple[Tally, list[Writer]]:
         for n in range(WRITERS)
     ]
     try:
-        # Their accounts, all at once (not counted in the figures).
+        # Their accounts and a mailed code each, before the clock starts (not counted):
+        # under this load mail lags far behind (the workers get a turn among 64 writers),
+        # and the resets must use real codes too.
         for w in writers:
             w.tally = setup
         await asyncio.gather(*(w.signup(f"writer{w.n}") for w in writers))
+        await asyncio.gather(*(w.request() for w in writers))
+        for w in writers:
+            await asyncio.to_thread(inbox.wait_for, w.email, "reset code", 60)
         assert not setup.problems, setup.problems
         for w in writers:
             w.tally = tally
@@ -202,8 +208,10 @@ def test_64_writers_for_30_s_on_sqlite(tmp_path: Path, inbox: SMTPInbox) -> None
         tally, writers = asyncio.run(load(srv.url, inbox))
     log = srv.log.read_text()
     resets_ok = sum(w.resets_ok for w in writers)
-    mailed = sum("reset code" in str(m["Subject"]) for m in inbox.messages)
-    print(f"\n{tally.report()}\nreset mails delivered: {mailed}; resets with one: {resets_ok}")
+    # Less the code each writer had before the clock started.
+    mailed = sum("reset code" in str(m["Subject"]) for m in inbox.messages) - WRITERS
+    print(f"\n{tally.report()}\nreset mails delivered meanwhile: {mailed}")
+    print(f"resets with a mailed code that succeeded: {resets_ok}")
 
     assert not tally.problems, tally.problems[:20]
     for marker in LOG_ERRORS:
