@@ -20,6 +20,7 @@ it for real.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import sqlite3
 import tempfile
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from relatch.storage import migrate
 from relatch.storage.db import make_engine, normalise_url
@@ -40,7 +42,7 @@ from tests.helpers.pg_pool import (
     schema_url,
 )
 
-__all__ = ["MIGRATED", "PG_ENV", "close_templates", "database"]
+__all__ = ["MIGRATED", "PG_ENV", "close_templates", "database", "fresh_postgres_database"]
 
 SQLITE_NAME = "relatch.db"
 
@@ -136,4 +138,27 @@ def database(kind: str, tmp_path: Path, *, migrated: bool = False) -> Iterator[s
     finally:
         with admin.connect() as conn:
             conn.execute(text(f"DROP SCHEMA {quoted(schema)} CASCADE"))
+        admin.dispose()
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A PostgreSQL database of its own (not a schema), empty, on RELATCH_TEST_DATABASE_URL's
+    server; dropped on exit, with any connection still open to it (several server
+    processes on one database: tests/e2e/test_two_processes.py). OperationalError when
+    the server is not reachable."""
+    base = pg_base_url()
+    name = f"relatch_{secrets.token_hex(6)}"
+    admin = create_engine(
+        normalise_url(base), isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {quoted(name)}"))
+        try:
+            yield make_url(base).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f"DROP DATABASE IF EXISTS {quoted(name)} WITH (FORCE)"))
+    finally:
         admin.dispose()

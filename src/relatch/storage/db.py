@@ -21,6 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from relatch.storage import sqlite_writes
+
 
 def normalise_url(url: str) -> str:
     """`postgresql://` means psycopg 3 here; SQLite paths get their folder created."""
@@ -95,18 +97,22 @@ def _sqlite_pragmas(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         # BEGIN IMMEDIATE takes the write lock up front, so two concurrent
         # read-then-write transactions queue on busy_timeout instead of failing
-        # with SQLITE_BUSY on lock upgrade.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # with SQLITE_BUSY on lock upgrade. Sessions' reads begin DEFERRED, and write
+        # transactions queue in the process first: storage/sqlite_writes.py.
+        conn.exec_driver_sql(sqlite_writes.begin_sql(conn))
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    if engine.dialect.name == "sqlite":
+        engine = sqlite_writes.for_reads(engine)  # reads lock nothing (sqlite_writes.py)
     return sessionmaker(engine, expire_on_commit=False)
 
 
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any exception."""
-    with factory() as session, session.begin():
+    """One unit of work: commit on success, roll back on any exception. On SQLite, in the
+    process's queue of writers (storage/sqlite_writes.py)."""
+    with sqlite_writes.writing(factory) as session:
         yield session
 
 
