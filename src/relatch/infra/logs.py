@@ -51,12 +51,16 @@ CURRENT: ContextVar[RequestLog | None] = ContextVar("relatch_request", default=N
 
 def operation_of(scope: MutableMapping[str, Any]) -> str | None:
     """The operationId of the route a request matched (the API), else the route's name
-    (pages, /healthz...); None before routing or for a path no route matched."""
-    route = scope.get("route")
-    if route is None:
+    (pages, /healthz...) or its endpoint's; None before routing or for a path no route
+    matched."""
+    route = scope.get("route")  # FastAPI's routes
+    if route is not None:
+        name = getattr(route, "operation_id", None) or getattr(route, "name", None)
+        return str(name) if name else None
+    endpoint = scope.get("endpoint")  # Starlette's: /v1/openapi.json, /static
+    if endpoint is None:
         return None
-    name = getattr(route, "operation_id", None) or getattr(route, "name", None)
-    return str(name) if name else None
+    return str(getattr(endpoint, "__name__", None) or type(endpoint).__name__)
 
 
 class RequestFields(logging.Filter):
