@@ -274,3 +274,10 @@ def test_metrics_off_removes_the_endpoint(metrics_off: TestClient) -> None:
     assert resp.json() == {"success": False, "error": "Not found"}
     # Nor is anything counted.
     assert metrics.REQUESTS.labels("healthz", "success")._value.get() == before
+
+
+def test_every_series_is_relatchs_own(client: TestClient) -> None:
+    """The contract's names `relatch_*`: no process or Python collector of the library."""
+    text = client.get("/metrics").text
+    names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
+    assert names and all(name.startswith("relatch_") for name in names), sorted(names)

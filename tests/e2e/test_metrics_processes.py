@@ -51,7 +51,9 @@ def test_two_processes_count_together(tmp_path: Path) -> None:
             assert resp.status_code == 401
             sent += 1
         for _ in range(SCRAPES):
-            found = samples(httpx.get(f"{srv.url}/metrics", timeout=5).text)
+            text = httpx.get(f"{srv.url}/metrics", timeout=5).text
+            found = samples(text)
+            assert all(line.startswith(("#", "relatch_")) for line in text.splitlines())
             assert (
                 value(
                     found,

@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import (
-    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -34,6 +33,10 @@ from prometheus_client.registry import Collector
 # No `*_created` series beside each counter: twice the lines for a timestamp that a
 # restart already tells.
 disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# Relatch's own metrics only (the contract: names `relatch_*`), not prometheus-client's
+# default process and Python collectors, which the multiprocess mode could not sum anyway.
+RELATCH = CollectorRegistry(auto_describe=True)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -54,22 +57,28 @@ REQUESTS = Counter(
     "relatch_http_requests",
     "HTTP requests answered, by operation (operationId, or the page's route) and outcome",
     ["operation", "outcome"],
+    registry=RELATCH,
 )
 LATENCY = Histogram(
     "relatch_http_request_duration_seconds",
     "Time from a request's arrival to the end of its answer, by operation",
     ["operation"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=RELATCH,
 )
 
 # --- reset codes and mail --------------------------------------------------------------
 # issued (a mail queued with it), used (a reset by code or link), killed (a wrong try used
 # the last try of a counter), expired (never used, revoked nor killed: counted when the
 # worker prunes its row, a day past its expiry; relatch/workers.py).
-RESET_CODES = Counter("relatch_reset_codes", "Reset codes, by what happened to them", ["event"])
+RESET_CODES = Counter(
+    "relatch_reset_codes", "Reset codes, by what happened to them", ["event"], registry=RELATCH
+)
 # queued (committed to the outbox), sent (accepted by the relay or written to the dev
 # outbox), retried (a failed try, to be tried again), abandoned (a dead letter).
-MAILS = Counter("relatch_mails", "Outbox mails, by what happened to them", ["event"])
+MAILS = Counter(
+    "relatch_mails", "Outbox mails, by what happened to them", ["event"], registry=RELATCH
+)
 
 # --- limits, hashing, sign-ins ---------------------------------------------------------
 RATE_LIMIT_REFUSALS = Counter(
@@ -77,21 +86,26 @@ RATE_LIMIT_REFUSALS = Counter(
     "Requests refused by a rate limit, by the limit's name (RELATCH_LIMIT_<NAME>), "
     "or hashing_pool when the argon2 queue was full",
     ["limit"],
+    registry=RELATCH,
 )
 HASHING_BUSY = Gauge(
     "relatch_hashing_pool_busy",
     "argon2 hashes running now (at most RELATCH_HASH_WORKERS per process)",
     multiprocess_mode="livesum",
+    registry=RELATCH,
 )
 HASHING_WAITING = Gauge(
     "relatch_hashing_pool_waiting",
     "argon2 hashes waiting for a pool thread (past RELATCH_HASH_QUEUE: 429)",
     multiprocess_mode="livesum",
+    registry=RELATCH,
 )
 # password (a whole sign-in, second factor included: login, the sign-in page, the OAuth
 # password grant), api_key, jwt_header, jwt_cookie, oauth_bearer (a request whose
 # credential was accepted).
-SIGN_INS = Counter("relatch_sign_ins", "Credentials accepted, by scheme", ["scheme"])
+SIGN_INS = Counter(
+    "relatch_sign_ins", "Credentials accepted, by scheme", ["scheme"], registry=RELATCH
+)
 
 
 def count_killed(last_try: Iterable[int], matched: int | None) -> None:
@@ -109,24 +123,22 @@ def multiprocess_mode() -> bool:
 def scrape(extra: Iterable[Collector] = ()) -> bytes:
     """The text exposition of every process's metrics, plus `extra` collectors computed
     now by the scraping process (the mail queue, read from the database)."""
-    registry: CollectorRegistry
+    registry = CollectorRegistry()
     if multiprocess_mode():
-        registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
-        registry = CollectorRegistry()
-        registry.register(_Everything())
+        registry.register(_ThisProcess())
     for collector in extra:
         registry.register(collector)
     return generate_latest(registry)
 
 
-class _Everything:
-    """The process's default registry, seen through another one (so that the per-scrape
-    collectors never join the process-wide registry)."""
+class _ThisProcess:
+    """RELATCH, seen through the registry of one scrape (whose per-scrape collectors must
+    never join the process-wide one)."""
 
     def collect(self) -> Iterable[Any]:
-        return REGISTRY.collect()
+        return RELATCH.collect()
 
 
 def process_exiting() -> None:
