@@ -18,14 +18,12 @@ from datetime import datetime, timedelta
 import anyio
 import anyio.to_thread
 
-from relatch.infra import metrics
 from relatch.mail.transports import Transport
 from relatch.mail.worker import deliver_due
-from relatch.services import audit, known_clients, limits, reset, reset_retries
+from relatch.services import audit, code_expiry, known_clients, limits, reset, reset_retries
 from relatch.services.context import Services
 from relatch.storage import oauth_repo, outage, outbox
-from relatch.storage.models import ResetCode
-from relatch.storage.one_time import NOT_ME_LINKS, OAUTH_CODES, RESET_CODES, Tries
+from relatch.storage.one_time import NOT_ME_LINKS, OAUTH_CODES
 
 log = logging.getLogger(__name__)
 
@@ -74,24 +72,11 @@ def _kept(svc: Services) -> datetime:
     return svc.clock() - timedelta(days=svc.settings.outbox_retention_days)
 
 
-def _prune_reset_codes(svc: Services) -> int:
-    """Expired reset codes: those never used, revoked nor killed are counted as expired
-    (relatch_reset_codes_total), a day late but each once, whichever process prunes it."""
-    tries = [ResetCode.attempts, ResetCode.known_attempts]
-    limit = svc.settings.reset_code_max_attempts
-    deleted, expired = RESET_CODES.prune_expired_unused(
-        svc.sessions, _expired(svc), [Tries(column, limit) for column in tries]
-    )
-    if expired:
-        metrics.RESET_CODES.labels("expired").inc(expired)
-    return deleted
-
-
 # Every table with expiring rows (issue 10), each pruned in bounded batches
 # (storage/db.delete_in_batches) and guarded on its own. Live rows (a code, an unsent mail,
 # a valid token, a request still being tried) are never matched: the owner's side.
 RETENTION: list[tuple[str, Callable[[Services], int]]] = [
-    ("reset code prune", lambda svc: _prune_reset_codes(svc)),
+    ("reset code prune", lambda svc: code_expiry.prune_reset_codes(svc, _expired(svc))),
     ("not-me link prune", lambda svc: NOT_ME_LINKS.prune_expired(svc.sessions, _expired(svc))),
     ("oauth code prune", lambda svc: OAUTH_CODES.prune_expired(svc.sessions, _expired(svc))),
     ("oauth token prune", lambda svc: oauth_repo.prune_tokens(svc.sessions, _expired(svc))),

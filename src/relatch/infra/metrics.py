@@ -70,7 +70,7 @@ LATENCY = Histogram(
 # --- reset codes and mail --------------------------------------------------------------
 # issued (a mail queued with it), used (a reset by code or link), killed (a wrong try used
 # the last try of a counter), expired (never used, revoked nor killed: counted when the
-# worker prunes its row, a day past its expiry; relatch/workers.py).
+# worker prunes its row, a day past its expiry; services/code_expiry.py).
 RESET_CODES = Counter(
     "relatch_reset_codes", "Reset codes, by what happened to them", ["event"], registry=RELATCH
 )

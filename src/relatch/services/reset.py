@@ -315,9 +315,9 @@ def _consume_code(
         # its link (or the link after its code) is refused.
         if not one_time.RESET_CODES.consume(s, code_id, now):
             raise CodeRejected()
-        after_commit(s, metrics.RESET_CODES.labels("used").inc)
         credentials.apply_new_password(svc, s, user, new_hash, verified=True)
         # Lockout: the client that reset is known from now on (sign-in from it works at
         # once); takeover: every other known client is forgotten (a phisher's device).
         known_clients.keep_only(svc, s, user, meta, now, add=True)
+        after_commit(s, metrics.RESET_CODES.labels("used").inc)
         t.write(s)

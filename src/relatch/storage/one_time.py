@@ -28,13 +28,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, delete, false, or_, select, true, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
-from relatch.storage.db import (
-    PRUNE_BATCH,
-    PRUNE_MAX_BATCHES,
-    delete_in_batches,
-    rowcount,
-    transaction,
-)
+from relatch.storage import db
+from relatch.storage.db import delete_in_batches, rowcount, transaction
 from relatch.storage.models import ResetCode
 from relatch.storage.models_audit import NotMeLink
 from relatch.storage.models_auth import RecoveryCode
@@ -213,13 +208,13 @@ class OneTimeStore:
         columns = [self.used, *([self.revoked] if self.revoked is not None else [])]
         counters = [t.column for t in tries]
         deleted = expired = 0
-        for _ in range(PRUNE_MAX_BATCHES):
+        for _ in range(db.PRUNE_MAX_BATCHES):
             ids = select(self.id).where(self.expires < cutoff).order_by(self.id)
             with transaction(sessions) as s:
                 rows = list(
                     s.execute(
                         delete(self.model)
-                        .where(self.id.in_(ids.limit(PRUNE_BATCH)))
+                        .where(self.id.in_(ids.limit(db.PRUNE_BATCH)))
                         .returning(*columns, *counters)
                     )
                 )
@@ -229,7 +224,7 @@ class OneTimeStore:
                 if unused and all(n < t.limit for n, t in zip(counts, tries, strict=True)):
                     expired += 1
             deleted += len(rows)
-            if len(rows) < PRUNE_BATCH:
+            if len(rows) < db.PRUNE_BATCH:
                 break
         return deleted, expired
 
