@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from relatch.cli.main import make_cli
 from relatch.core.hashing import Argon2Params
-from relatch.http import docs, errors, openapi
+from relatch.http import docs, errors, health, openapi
 from relatch.http.middleware import BodyLimit, RequestContext, TrustedHosts, allowed_hosts
 from relatch.http.routes import activation as activation_routes
 from relatch.http.routes import apikeys as apikey_routes
@@ -27,6 +27,7 @@ from relatch.http.routes import oauth as oauth_routes
 from relatch.http.routes import password as password_routes
 from relatch.http.routes import reset as reset_routes
 from relatch.http.routes import users as user_routes
+from relatch.infra import metrics
 from relatch.infra.hashing_pool import HashingPool
 from relatch.mail.render import TemplateRenderer
 from relatch.mail.worker import transport_for
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
             return
         stopping = anyio.Event()
         workers = Workers(services, transport_for(services))
+        app.state.workers = workers  # GET /readyz asks them (http/health.py)
         async with anyio.create_task_group() as tg:
             tg.start_soon(workers.run_forever, stopping)
             try:
@@ -111,6 +113,7 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
                 # `sending` until its claim expires and is then retried, never lost.
                 stopping.set()
                 workers.stop()
+                metrics.process_exiting()
                 tg.cancel_scope.deadline = anyio.current_time() + WORKER_DRAIN_SECONDS
 
     app = FastAPI(
@@ -122,7 +125,9 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
     )
     app.state.services = services
     app.state.settings = settings
+    app.state.workers = None  # this process's Workers, while they run (lifespan)
     errors.install(app)
+    health.install(app, serve_metrics=settings.metrics)
     app.include_router(reset_routes.router, prefix="/v1")
     app.include_router(user_routes.router, prefix="/v1")
     app.include_router(oauth_routes.router, prefix="/v1")
@@ -143,7 +148,7 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
     app.add_middleware(
         TrustedHosts, hosts=allowed_hosts(settings.public_url, settings.allowed_hosts)
     )
-    app.add_middleware(RequestContext)
+    app.add_middleware(RequestContext, metrics=settings.metrics)
     return app
 
 

@@ -6,6 +6,7 @@ import logging
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from relatch.core import forwarding, keyed, limits
 
 log = logging.getLogger(__name__)
+
+# `relatch serve` refuses a shorter RELATCH_SECRET_KEY (Settings.secret_key_problem).
+MIN_SECRET_KEY_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -146,6 +150,28 @@ class Settings(BaseSettings):
     # (app.WORKER_DRAIN_SECONDS): with the default the process is gone within 10 s.
     shutdown_timeout_seconds: int = Field(default=7, ge=1, le=3600)
     run_workers: bool = True
+    # Operating it (README "Operating Relatch"): `json` writes one JSON object per log line
+    # (infra/logs.py); `off` removes GET /metrics (http/health.py).
+    log_format: Literal["text", "json"] = "text"
+    metrics: bool = True
+
+    def secret_key_problem(self) -> str | None:
+        """Why RELATCH_SECRET_KEY cannot sign for a real deployment, or None.
+
+        Forgery: the key signs session JWTs and keys every code digest; a short one can be
+        brute-forced offline from one token (RFC 7518 3.2: an HMAC-SHA256 key of at least
+        256 bits). The generated key (48 random bytes, `secret`) always passes.
+        """
+        if self.secret_key is None:
+            return None
+        size = len(self.secret_key.get_secret_value().encode())
+        if size < MIN_SECRET_KEY_BYTES:
+            return (
+                f"RELATCH_SECRET_KEY is {size} bytes long; it must be at least "
+                f"{MIN_SECRET_KEY_BYTES} (generate one: python3 -c "
+                "'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return None
 
     @cached_property
     def secret(self) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,10 +20,10 @@ import anyio.to_thread
 
 from relatch.mail.transports import Transport
 from relatch.mail.worker import deliver_due
-from relatch.services import audit, known_clients, limits, reset, reset_retries
+from relatch.services import audit, code_expiry, known_clients, limits, reset, reset_retries
 from relatch.services.context import Services
 from relatch.storage import oauth_repo, outage, outbox
-from relatch.storage.one_time import ACTIVATION_CODES, NOT_ME_LINKS, OAUTH_CODES, RESET_CODES
+from relatch.storage.one_time import ACTIVATION_CODES, NOT_ME_LINKS, OAUTH_CODES
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def _kept(svc: Services) -> datetime:
 # (storage/db.delete_in_batches) and guarded on its own. Live rows (a code, an unsent mail,
 # a valid token, a request still being tried) are never matched: the owner's side.
 RETENTION: list[tuple[str, Callable[[Services], int]]] = [
-    ("reset code prune", lambda svc: RESET_CODES.prune_expired(svc.sessions, _expired(svc))),
+    ("reset code prune", lambda svc: code_expiry.prune_reset_codes(svc, _expired(svc))),
     ("not-me link prune", lambda svc: NOT_ME_LINKS.prune_expired(svc.sessions, _expired(svc))),
     (
         "activation code prune",
@@ -126,6 +127,20 @@ async def _guarded(name: str, step: Awaitable[object]) -> None:
         log.exception("background step failed: %s", name)
 
 
+# Readiness (GET /readyz): a worker is late when it has shown no progress (a pass begun,
+# an item done, a pass ended) for its poll interval plus this long. One item is at most a
+# mail's send (its SMTP deadline, at most 30 s) or a reset request or prune batch.
+LATE_AFTER_SECONDS = 60.0
+
+
+@dataclass
+class Beat:
+    """When one worker of this process last showed progress (time.monotonic)."""
+
+    last: float | None = None
+    passes: int = 0  # passes finished
+
+
 @dataclass
 class Workers:
     """The two workers of one process, over the process's `Services`."""
@@ -140,27 +155,63 @@ class Workers:
     # threading.Event, since the reset step asks it from its worker thread.
     halted: threading.Event = field(default_factory=threading.Event)
     upkeep: list[Periodic] = field(default_factory=periodic_prunes)
+    # Progress of each worker, for GET /readyz (`health`).
+    beats: dict[str, Beat] = field(default_factory=lambda: {"reset": Beat(), "mail": Beat()})
+
+    def _stop_asked(self, worker: str) -> Callable[[], bool]:
+        """`halted.is_set`, asked between two items: each ask is also a sign of progress."""
+
+        def asked() -> bool:
+            self.beats[worker].last = time.monotonic()
+            return self.halted.is_set()
+
+        return asked
 
     async def requests_pass(self) -> None:
         """Reset requests to codes and outbox rows, then the upkeep steps."""
         svc = self.svc
+        stop = self._stop_asked("reset")
+        stop()
         await _guarded(
             "reset requests",
             anyio.to_thread.run_sync(
-                functools.partial(reset.process_requests, svc, should_stop=self.halted.is_set)
+                functools.partial(reset.process_requests, svc, should_stop=stop)
             ),
         )
         for job in self.upkeep:
-            if self.halted.is_set():
+            if stop():
                 return  # upkeep waits for the next process; nothing is half done
             await _guarded(job.name, anyio.to_thread.run_sync(job.run, svc))
         for step in self.extra:
-            if self.halted.is_set():
+            if stop():
                 return
             await _guarded(getattr(step, "__name__", "extra step"), step(svc))
+        stop()
+        self.beats["reset"].passes += 1
 
     async def mail_pass(self) -> None:
-        await _guarded("mail delivery", deliver_due(self.svc, self.transport, self.halted.is_set))
+        stop = self._stop_asked("mail")
+        stop()
+        await _guarded("mail delivery", deliver_due(self.svc, self.transport, stop))
+        stop()
+        self.beats["mail"].passes += 1
+
+    def health(self) -> dict[str, str]:
+        """Each worker's readiness (GET /readyz): "ok", or why not."""
+        late_after = self.svc.settings.worker_poll_seconds + LATE_AFTER_SECONDS
+        now = time.monotonic()
+        report: dict[str, str] = {}
+        for name, beat in self.beats.items():
+            if self.halted.is_set():
+                state = "stopped"
+            elif beat.passes == 0:
+                state = "no pass finished yet"
+            elif beat.last is None or now - beat.last > late_after:
+                state = f"no progress for more than {late_after:g} s"
+            else:
+                state = "ok"
+            report[f"{name}_worker"] = state
+        return report
 
     async def run_once(self) -> None:
         """Both workers once, requests first (so their mails go out in the same pass).

@@ -107,7 +107,8 @@ class Server:
         )
 
 
-def server_env(workdir: Path, port: int, **extra: str) -> dict[str, str]:
+def server_env(workdir: Path, port: int, **extra: str | None) -> dict[str, str]:
+    """The environment of a test server; an `extra` variable set to None is removed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELATCH_")}
     env.update(
         {
@@ -121,19 +122,24 @@ def server_env(workdir: Path, port: int, **extra: str) -> dict[str, str]:
             "RELATCH_WORKER_POLL_SECONDS": "0.1",
         }
     )
-    env.update(extra)
+    for name, value in extra.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return env
 
 
 @contextmanager
-def relatch_server(workdir: Path, **extra: str) -> Iterator[Server]:
+def relatch_server(workdir: Path, workers: int = 1, **extra: str | None) -> Iterator[Server]:
     """`relatch serve` as a real process on a free port; stopped and its log kept on exit."""
     port = free_port()
     env = server_env(workdir, port, **extra)
     log = workdir / "server.log"
+    serve = ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(RELATCH), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [str(RELATCH), *serve],
             env=env,
             cwd=workdir,
             stdout=out,

@@ -21,6 +21,7 @@ from relatch.auth.api_key import api_key_header
 from relatch.auth.bearer import oauth_bearer
 from relatch.core import tokens
 from relatch.core.errors import NotAuthenticated, ReauthRequired
+from relatch.infra import metrics
 from relatch.services import accounts, activation
 from relatch.services.account import Account
 from relatch.services.context import Services
@@ -85,6 +86,13 @@ SCHEMES: list[Scheme] = [
     jwt_cookie,
     _without_session(oauth_bearer),
 ]
+# Each scheme's label in relatch_sign_ins_total (infra/metrics.py).
+SCHEME_LABELS = {
+    "api_key_header": "api_key",
+    "jwt_header": "jwt_header",
+    "jwt_cookie": "jwt_cookie",
+    "oauth_bearer": "oauth_bearer",
+}
 
 
 # Methods that change nothing (RFC 9110 9.2.1): a forged one gains the forger nothing.
@@ -116,6 +124,7 @@ def identify(svc: Services, request: Request) -> Caller:
         unsafe = request.method not in SAFE_METHODS
         if scheme is jwt_cookie and unsafe and not _json_request(request):
             raise NotAuthenticated(COOKIE_NEEDS_JSON)
+        metrics.SIGN_INS.labels(SCHEME_LABELS[scheme.__name__]).inc()
         return caller
     raise NotAuthenticated()
 

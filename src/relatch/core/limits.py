@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from relatch.core import keyed
 from relatch.core.errors import RateLimited
@@ -52,6 +52,8 @@ class Bucket:
     seconds: int
     start: int
     limit: int
+    # The rule's name (a label of the refusal metric); not part of the counter's identity.
+    rule: str = field(default="", compare=False)
 
     @property
     def ends(self) -> int:
@@ -89,7 +91,7 @@ def key_digest(secret: bytes, rule: str, subject: str) -> str:
 
 def buckets(rule: Rule, key: str, now: int) -> list[Bucket]:
     """The buckets `now` (epoch seconds) falls in, one per window of the rule."""
-    return [Bucket(key, w.seconds, now - now % w.seconds, w.count) for w in rule.windows]
+    return [Bucket(key, w.seconds, now - now % w.seconds, w.count, rule.name) for w in rule.windows]
 
 
 def refusal(full: list[Bucket], now: int) -> RateLimited:

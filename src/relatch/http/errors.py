@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from relatch.core.errors import InvalidInput, NotAuthenticated, RateLimited, RelatchError
+from relatch.http import observe
 from relatch.storage import outage
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ def install(app: FastAPI) -> None:
         return failure(400, _describe(exc))
 
     @app.exception_handler(InvalidInput)
-    async def _invalid(_req: Request, exc: InvalidInput) -> JSONResponse:
+    async def _invalid(req: Request, exc: InvalidInput) -> JSONResponse:
+        observe.mark_refused(req.scope)
         return failure(200, exc.message)
 
     @app.exception_handler(NotAuthenticated)
@@ -81,7 +83,8 @@ def install(app: FastAPI) -> None:
         return failure(429, exc.message, {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(RelatchError)
-    async def _handled(_req: Request, exc: RelatchError) -> JSONResponse:
+    async def _handled(req: Request, exc: RelatchError) -> JSONResponse:
+        observe.mark_refused(req.scope)
         return failure(200, exc.message)
 
     @app.exception_handler(StarletteHTTPException)

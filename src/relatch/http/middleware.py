@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from relatch.http import observe
+from relatch.infra import logs
 
 
 class BodyLimit:
@@ -75,21 +79,36 @@ async def _too_large(send: Send, limit: int) -> None:
 
 
 class RequestContext:
-    """A request id for logs and audit rows, and headers every response carries."""
+    """A request id for logs and audit rows, headers every response carries, and the
+    request's outcome and duration for the metrics (`metrics=False`: not counted).
 
-    def __init__(self, app: ASGIApp) -> None:
+    The request's `RequestLog` (infra/logs.py) is set for the whole handling, so every
+    log line written meanwhile names the request, and uvicorn's access line its outcome.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: bool = True) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         request_id = secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
+        # Not reset afterwards: uvicorn runs each request in a task of its own, and the
+        # 500 of an unhandled error is sent (and logged) outside this middleware.
+        current = logs.RequestLog(request_id, scope)
+        logs.CURRENT.set(current)
         api = scope.get("path", "").startswith("/v1/")
+        status: int | None = None  # until the answer starts
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = int(message["status"])
+                current.outcome = observe.outcome(status, scope)
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
                 headers.append((b"x-request-id", request_id.encode()))
@@ -101,7 +120,17 @@ class RequestContext:
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if status is None:  # answered by Starlette's outermost handler, after this one
+                status = 500
+                current.outcome = observe.outcome(status, scope)
+            raise
+        finally:
+            # (Cancelled before an answer, at shutdown: nothing to count.)
+            if self.metrics and status is not None:
+                observe.count(scope, status, time.perf_counter() - started)
 
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")

@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from relatch.core.errors import RateLimited
 from relatch.core.hashing import Argon2Params, Hasher
+from relatch.infra import metrics
 
 T = TypeVar("T")
 
@@ -101,8 +102,10 @@ class HashingPool:
             full = self._in_flight >= self.capacity
             if not full:
                 self._in_flight += 1
+                self._publish()
         if full:
             # Past the bound: refused at once rather than queued (a wait nobody bounds).
+            metrics.RATE_LIMIT_REFUSALS.labels("hashing_pool").inc()
             raise RateLimited(self.retry_after(), BUSY)
         try:
             future = self._executor.submit(self._timed, fn, *args)
@@ -125,6 +128,13 @@ class HashingPool:
     def _release(self) -> None:
         with self._lock:
             self._in_flight -= 1
+            self._publish()
+
+    def _publish(self) -> None:
+        """The pool's gauges (infra/metrics.py), with the lock held: `workers` threads run
+        the first hashes in flight, the others wait."""
+        metrics.HASHING_BUSY.set(min(self._in_flight, self.workers))
+        metrics.HASHING_WAITING.set(max(0, self._in_flight - self.workers))
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         # Awaited on the event loop: no thread of the caller is held while argon2 runs.

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import aiosmtplib
 import anyio.to_thread
 
+from relatch.infra.metrics import MAILS
 from relatch.mail.transports import MailDirTransport, SMTPTransport, Transport
 from relatch.services.context import Services
 from relatch.storage import outbox_claims
@@ -115,6 +116,7 @@ def mark_sent(svc: Services, item: Claimed, message_id: str) -> bool:
         body_html="",
         last_error=None,
     )
+    MAILS.labels("sent").inc()  # sent, whether or not the claim still held
     if not done:
         # The send outlived the lease (a stall): another worker holds the mail now.
         log.warning("mail %s: claim lost after the send; it may go out twice", item.id)
@@ -151,8 +153,10 @@ def mark_failed(svc: Services, item: Claimed, error: BaseException) -> None:
         log.warning("mail %s: claim lost during try %s: %s", item.id, item.attempts, logged)
     elif give_up:
         # Never silent: an abandoned mail is an error in the log and stays in the table.
+        MAILS.labels("abandoned").inc()
         log.error("mail %s abandoned after %s tries: %s", item.id, item.attempts, logged)
     else:
+        MAILS.labels("retried").inc()
         log.warning(
             "mail %s try %s failed, retry in %ss: %s", item.id, item.attempts, delay, logged
         )

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from relatch.core import identity, passwords, tokens
 from relatch.core.errors import AccountExists, LoginFailed, NotAuthenticated, RateLimited
 from relatch.core.meta import RequestMeta
+from relatch.infra import metrics
 from relatch.services import activation, audit, known_clients, mfa
 from relatch.services.account import Account
 from relatch.services.context import Services
@@ -151,6 +152,7 @@ def finish_sign_in(
         # is known to the account and keeps its own budget (services/known_clients.py).
         known_clients.signed_in(svc, Account.of(user), meta)
         t.account_id = user.id
+        metrics.SIGN_INS.labels("password").inc()
         return user
 
 

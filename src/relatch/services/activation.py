@@ -34,12 +34,14 @@ from relatch.core.errors import (
     NotAuthenticated,
 )
 from relatch.core.meta import RequestMeta
+from relatch.infra import metrics
 from relatch.services import audit
 from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.services.credentials import greeting_name
 from relatch.storage import accounts as accounts_repo
 from relatch.storage import one_time, outbox
+from relatch.storage.commit_hooks import after_commit
 from relatch.storage.db import transaction
 from relatch.storage.models import ActivationCode, User
 
@@ -77,6 +79,7 @@ def issue_code(svc: Services, s: Session, user: User) -> None:
             attempts=0,
         )
     )
+    after_commit(s, metrics.ACTIVATION_CODES.labels("issued").inc)
     outbox.enqueue(
         s,
         svc.renderer,
@@ -134,6 +137,7 @@ def activate(svc: Services, user: Account, entered: str, meta: RequestMeta) -> N
         for code_id, stored in rows or [(0, "0" * 64)]:  # (no early exit; equal work)
             if keyed.matches(svc.keys, PURPOSE, user.id, canonical, stored=stored) and canonical:
                 matched = code_id
+        metrics.count_killed(rows.last_try, matched, metrics.ACTIVATION_CODES)
         if matched is None:
             raise ActivationCodeRejected()
         guess.succeeded()  # the right code is no failure
@@ -142,5 +146,6 @@ def activate(svc: Services, user: Account, entered: str, meta: RequestMeta) -> N
             if not one_time.ACTIVATION_CODES.consume(s, matched, now):
                 raise ActivationCodeRejected()
             accounts_repo.mark_proven(s, user.id)
+            after_commit(s, metrics.ACTIVATION_CODES.labels("used").inc)
             t.write(s)
     log.info("account %s activated", user.id)

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 
 from relatch.core import limits
 from relatch.core.limits import Bucket, Rule
+from relatch.infra import metrics
 from relatch.services.ports import LimitStore
 from relatch.settings import Settings
 
@@ -134,6 +135,8 @@ class Limits:
         if full:
             # Logged by rule and window only: the key is a digest, no address or IP here.
             log.info("rate limit %s: %d window(s) full", what, len(full))
+            for rule in sorted({b.rule for b in full}):
+                metrics.RATE_LIMIT_REFUSALS.labels(rule).inc()
             raise limits.refusal(full, int(now.timestamp()))
 
     @staticmethod

@@ -21,12 +21,14 @@ from sqlalchemy.orm import Session
 from relatch.core import codes, identity, keyed
 from relatch.core.errors import CodeRejected, InvalidInput
 from relatch.core.meta import RequestMeta
+from relatch.infra import metrics
 from relatch.services import audit, credentials, known_clients
 from relatch.services import reset_retries as retries
 from relatch.services.context import Services
 from relatch.services.password_policy import check_new_password
 from relatch.storage import accounts as accounts_repo
 from relatch.storage import one_time, outage, outbox
+from relatch.storage.commit_hooks import after_commit
 from relatch.storage.db import transaction
 from relatch.storage.models import ResetCode, ResetRequest, User
 
@@ -163,6 +165,7 @@ def issue_code(svc: Services, s: Session, user: User) -> None:
         },
         now,
     )
+    after_commit(s, metrics.RESET_CODES.labels("issued").inc)
 
 
 def _tries(svc: Services, known: bool) -> one_time.Tries:
@@ -214,6 +217,7 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
         # Constant time, current and fallback keys; no early exit.
         if keyed.matches(svc.keys, PURPOSE, account_id, canonical, stored=stored) and canonical:
             matched = code_id
+    metrics.count_killed(rows.last_try, matched)
     # Run for every check, live code or not (timing would tell a live code, hence an
     # account, from none).
     spent = _spent_code_matches(svc, account_id, canonical, now, known)
@@ -319,4 +323,5 @@ def _consume_code(
         # Lockout: the client that reset is known from now on (sign-in from it works at
         # once); takeover: every other known client is forgotten (a phisher's device).
         known_clients.keep_only(svc, s, user, meta, now, add=True)
+        after_commit(s, metrics.RESET_CODES.labels("used").inc)
         t.write(s)

@@ -20,13 +20,15 @@ caller compares in constant time; this module only decides which rows are still 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, false, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, case, delete, false, or_, select, true, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
+from relatch.storage import db
 from relatch.storage.db import delete_in_batches, rowcount, transaction
 from relatch.storage.models import ActivationCode, ResetCode
 from relatch.storage.models_audit import NotMeLink
@@ -43,6 +45,15 @@ class Tries:
 
     column: InstrumentedAttribute[int]
     limit: int
+
+
+class Tried(list[tuple[int, str]]):
+    """`count_try`'s candidates, (id, digest) each; `last_try`: the ids whose counter this
+    try brought to its limit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_try: list[int] = []
 
 
 @dataclass(frozen=True)
@@ -98,9 +109,10 @@ class OneTimeStore:
 
     def count_try(
         self, sessions: sessionmaker[Session], owner: int, now: datetime, tries: Tries
-    ) -> list[tuple[int, str]]:
+    ) -> Tried:
         """Spend one try of every live secret of the owner, COMMITTED before the caller
-        compares; returns their (id, digest).
+        compares; returns their (id, digest), and which of them this try brought to the
+        limit (`Tried.last_try`: a wrong try there kills the secret; the metrics).
 
         Brute force: the try is counted in its own transaction, guarded by `tries < limit`
         in the same conditional UPDATE, so parallel guesses cannot exceed the budget, and a
@@ -112,9 +124,14 @@ class OneTimeStore:
                 update(self.model)
                 .where(self.owner == owner, self.live(now, tries))
                 .values({tries.column: tries.column + 1})
-                .returning(self.id, self.digest)
+                .returning(self.id, self.digest, tries.column)
             )
-            return [(int(row_id), str(digest)) for row_id, digest in rows]
+            tried = Tried()
+            for row_id, digest, count in rows:
+                tried.append((int(row_id), str(digest)))
+                if count >= tries.limit:
+                    tried.last_try.append(int(row_id))
+            return tried
 
     def give_back_try(self, s: Session, row_id: int, tries: Tries) -> None:
         """A right secret shown without being used (a check): that try was no guess."""
@@ -176,6 +193,40 @@ class OneTimeStore:
         if self.expires is None:
             return 0
         return delete_in_batches(sessions, self.model, self.expires < cutoff)
+
+    def prune_expired_unused(
+        self, sessions: sessionmaker[Session], cutoff: datetime, tries: Sequence[Tries]
+    ) -> tuple[int, int]:
+        """`prune_expired`, telling how many of the rows deleted had simply expired: never
+        used nor revoked, and no try counter at its limit (the metrics' "expired").
+
+        Counted from the DELETE's own RETURNING, so two processes pruning at once count
+        each row once (the one whose DELETE removed it). (deleted, of which expired)."""
+        assert self.expires is not None
+        # The columns come back raw and are judged here: SQLite (3.40) answers a wrong
+        # `consumed_at IS NULL` inside a DELETE's RETURNING on this table.
+        columns = [self.used, *([self.revoked] if self.revoked is not None else [])]
+        counters = [t.column for t in tries]
+        deleted = expired = 0
+        for _ in range(db.PRUNE_MAX_BATCHES):
+            ids = select(self.id).where(self.expires < cutoff).order_by(self.id)
+            with transaction(sessions) as s:
+                rows = list(
+                    s.execute(
+                        delete(self.model)
+                        .where(self.id.in_(ids.limit(db.PRUNE_BATCH)))
+                        .returning(*columns, *counters)
+                    )
+                )
+            for row in rows:
+                marks, counts = row[: len(columns)], row[len(columns) :]
+                unused = all(mark is None for mark in marks)
+                if unused and all(n < t.limit for n, t in zip(counts, tries, strict=True)):
+                    expired += 1
+            deleted += len(rows)
+            if len(rows) < db.PRUNE_BATCH:
+                break
+        return deleted, expired
 
 
 RESET_CODES = OneTimeStore(

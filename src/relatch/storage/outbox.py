@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from relatch.infra.metrics import MAILS
+from relatch.storage.commit_hooks import after_commit
 from relatch.storage.db import delete_in_batches
 from relatch.storage.models import OutboxMessage
 
@@ -39,6 +41,7 @@ def enqueue(
         next_attempt_at=now,
     )
     s.add(msg)
+    after_commit(s, MAILS.labels("queued").inc)
     return msg
 
 

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from relatch.core.errors import RateLimited
-from relatch.infra import hashing_pool
+from relatch.infra import hashing_pool, metrics
 from relatch.infra.hashing_pool import HashingPool
 from tests.helpers.hashing import FAST, HeldHasher
 
@@ -149,6 +149,38 @@ def test_a_queued_hash_whose_caller_left_is_dropped() -> None:
             hasher.release.set()
             await running
             assert hasher.entered == 1  # and it never ran
+        finally:
+            hasher.release.set()
+            pool.close()
+
+    anyio.run(main)
+
+
+def test_busy_waiting_and_refusals_are_published() -> None:
+    """relatch_hashing_pool_busy / _waiting follow the hashes in flight; a refusal counts
+    under the limit name hashing_pool."""
+    refusals = metrics.RATE_LIMIT_REFUSALS.labels("hashing_pool")
+
+    async def main() -> None:
+        hasher = HeldHasher()
+        pool = HashingPool(FAST, workers=2, queue=3, hasher=hasher)
+        try:
+            admitted = [asyncio.ensure_future(pool.hash(f"password {i}")) for i in range(5)]
+            await anyio.sleep(0)
+            assert (metrics.HASHING_BUSY._value.get(), metrics.HASHING_WAITING._value.get()) == (
+                2,
+                3,
+            )
+            before = refusals._value.get()
+            with pytest.raises(RateLimited):
+                await pool.hash("one too many")
+            assert refusals._value.get() == before + 1
+            hasher.release.set()
+            await asyncio.gather(*admitted)
+            assert (metrics.HASHING_BUSY._value.get(), metrics.HASHING_WAITING._value.get()) == (
+                0,
+                0,
+            )
         finally:
             hasher.release.set()
             pool.close()

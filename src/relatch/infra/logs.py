@@ -1,0 +1,127 @@
+"""Log lines: readable text by default, one JSON object per line with RELATCH_LOG_FORMAT=json.
+
+Every line written while a request is handled carries its request id (the X-Request-Id
+header), its operation and, once answered, its outcome: the request middleware
+(http/middleware.py RequestContext) puts a `RequestLog` in a context variable, which
+anyio's worker threads inherit, and `RequestFields` copies it onto each record. uvicorn's
+access line is written while the answer starts, inside the request's context: it gets
+them too.
+
+`config(fmt)` is the one logging configuration of `relatch serve`, handed to uvicorn,
+which applies it in every server process (`--workers N` processes do not inherit the
+parent's logging).
+
+Secrets in logs (STYLE rule 12): nothing here adds request data to a line; the operation
+is a route's name from the code, never the path. What the lines say is the callers'
+concern (tests/e2e/test_log_secrets.py proves no code, password, token or key gets out).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+LogFormat = Literal["text", "json"]
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+# JSON: these keys, in this order, on every line (null outside a request).
+JSON_FIELDS = ["levelname", "name", "message", "request_id", "operation", "outcome"]
+JSON_RENAMES = {"levelname": "level", "name": "logger"}
+
+
+@dataclass
+class RequestLog:
+    """The request being handled, as its log lines name it."""
+
+    request_id: str
+    # The ASGI scope: the router adds the matched route to it (the operation).
+    scope: MutableMapping[str, Any] = field(repr=False)
+    outcome: str | None = None
+
+    @property
+    def operation(self) -> str | None:
+        return operation_of(self.scope)
+
+
+CURRENT: ContextVar[RequestLog | None] = ContextVar("relatch_request", default=None)
+
+
+def operation_of(scope: MutableMapping[str, Any]) -> str | None:
+    """The operationId of the route a request matched (the API), else the route's name
+    (pages, /healthz...) or its endpoint's; None before routing or for a path no route
+    matched."""
+    route = scope.get("route")  # FastAPI's routes
+    if route is not None:
+        name = getattr(route, "operation_id", None) or getattr(route, "name", None)
+        return str(name) if name else None
+    endpoint = scope.get("endpoint")  # Starlette's: /v1/openapi.json, /static
+    if endpoint is None:
+        return None
+    return str(getattr(endpoint, "__name__", None) or type(endpoint).__name__)
+
+
+class RequestFields(logging.Filter):
+    """Adds request_id, operation and outcome to every record (None outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = CURRENT.get()
+        record.request_id = current.request_id if current else None
+        record.operation = current.operation if current else None
+        record.outcome = current.outcome if current else None
+        return True
+
+
+def config(fmt: LogFormat, level: str = "INFO") -> dict[str, Any]:
+    """A logging.config.dictConfig for `relatch serve`: the root logger (Relatch's own
+    lines) and uvicorn's, in one format. Text keeps uvicorn's usual look."""
+    if fmt == "json":
+        json_formatter = {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": JSON_FIELDS,
+            "rename_fields": JSON_RENAMES,
+            "timestamp": "time",  # ISO 8601, UTC
+        }
+        formatters: dict[str, Any] = {"app": json_formatter, "access": json_formatter}
+        formatters["uvicorn"] = json_formatter
+    else:
+        formatters = {
+            "app": {"format": TEXT_FORMAT},
+            "uvicorn": {
+                "()": "uvicorn.logging.DefaultFormatter",
+                "fmt": "%(levelprefix)s %(message)s",
+            },
+            "access": {
+                "()": "uvicorn.logging.AccessFormatter",
+                "fmt": '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s',
+            },
+        }
+
+    def handler(formatter: str, stream: str = "ext://sys.stderr") -> dict[str, Any]:
+        return {
+            "class": "logging.StreamHandler",
+            "formatter": formatter,
+            "filters": ["request"],
+            "stream": stream,
+        }
+
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request": {"()": RequestFields}},
+        "formatters": formatters,
+        "handlers": {
+            "app": handler("app"),
+            "uvicorn": handler("uvicorn"),
+            # As uvicorn has it: the access log on stdout, everything else on stderr.
+            "access": handler("access", "ext://sys.stdout"),
+        },
+        "root": {"handlers": ["app"], "level": level},
+        "loggers": {
+            "uvicorn": {"handlers": ["uvicorn"], "level": level, "propagate": False},
+            "uvicorn.error": {"level": level},
+            "uvicorn.access": {"handlers": ["access"], "level": level, "propagate": False},
+        },
+    }
