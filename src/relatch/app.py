@@ -20,6 +20,7 @@ from relatch.cli.main import make_cli
 from relatch.core.hashing import Argon2Params
 from relatch.http import docs, errors, openapi
 from relatch.http.middleware import BodyLimit, RequestContext, TrustedHosts, allowed_hosts
+from relatch.http.routes import account as account_routes
 from relatch.http.routes import activation as activation_routes
 from relatch.http.routes import apikeys as apikey_routes
 from relatch.http.routes import mfa as mfa_routes
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
     app.include_router(oauth_routes.router, prefix="/v1")
     app.include_router(password_routes.router, prefix="/v1")
     app.include_router(activation_routes.router, prefix="/v1")
+    app.include_router(account_routes.router, prefix="/v1")
     app.include_router(not_me_pages.router)
     app.include_router(mfa_routes.router, prefix="/v1")
     app.include_router(apikey_routes.router, prefix="/v1")
