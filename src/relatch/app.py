@@ -28,6 +28,7 @@ from relatch.http.routes import oauth as oauth_routes
 from relatch.http.routes import password as password_routes
 from relatch.http.routes import reset as reset_routes
 from relatch.http.routes import users as user_routes
+from relatch.http.routes import users_by_id as users_by_id_routes
 from relatch.infra.hashing_pool import HashingPool
 from relatch.mail.render import TemplateRenderer
 from relatch.mail.worker import transport_for
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
     app.include_router(password_routes.router, prefix="/v1")
     app.include_router(activation_routes.router, prefix="/v1")
     app.include_router(account_routes.router, prefix="/v1")
+    app.include_router(users_by_id_routes.router, prefix="/v1")
     app.include_router(not_me_pages.router)
     app.include_router(mfa_routes.router, prefix="/v1")
     app.include_router(apikey_routes.router, prefix="/v1")

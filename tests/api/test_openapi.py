@@ -27,6 +27,11 @@ OPERATIONS = [
     # The account's life (issue 11).
     ("/api/user", "post", "updateCurrentUser"),
     ("/api/user", "delete", "deleteCurrentUser"),
+    ("/api/users/{userId}", "get", "getUser"),
+    ("/api/users/{userId}", "post", "updateUser"),
+    ("/api/users/{userId}", "delete", "deleteUser"),
+    ("/api/users/{userId}/request-activation", "post", "requestActivationCodeUser"),
+    ("/api/users/{userId}/change-password", "post", "changePasswordUser"),
 ]
 
 

@@ -8,6 +8,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from relatch.core import totp
+from relatch.core.meta import CLI
+from relatch.services import operator
 from relatch.services.context import Services
 from relatch.storage.models import ActivationCode, OutboxMessage, ResetCode, User
 from relatch.storage.models_audit import NotMeLink
@@ -19,11 +21,23 @@ from tests.helpers.app import Account, FakeClock
 from tests.helpers.totp import enable
 
 ME = "/v1/api/user"
+BY_ID = "/v1/api/users"
+NOT_FOUND = {"success": False, "error": "User not found"}
 LOGIN_FAILED = {"success": False, "error": "Invalid username or password"}
 TOTP_REQUIRED = "ERR_TOTP_TOKEN IS REQUIRED"
 REAUTH = {
     "success": False,
     "error": "Sign in again (with your password) to change your sign-in methods",
+}
+STAFF_REAUTH = {
+    "success": False,
+    "error": "Staff operations on other accounts need a session JWT from a sign-in within "
+    "RELATCH_REAUTH_SECONDS; sign in again",
+}
+STAFF_MFA = {
+    "success": False,
+    "error": "Staff operations on other accounts need two-factor authentication: turn TOTP on "
+    "for this account, then sign in again",
 }
 # Every table whose rows sign in as an account, or are secrets mailed to it.
 CREDENTIAL_TABLES = (
@@ -97,3 +111,7 @@ def with_totp(client: TestClient, clock: FakeClock, acct: Account) -> tuple[str,
     key, _ = enable(client, clock, session_headers(client, acct))
     clock.advance(30)
     return key, totp_sign_in(client, clock, acct, key)
+
+
+def make_staff(svc: Services, acct: Account) -> None:
+    operator.set_staff(svc, acct.email, True, CLI)
