@@ -20,6 +20,7 @@ from relatch.cli.main import make_cli
 from relatch.core.hashing import Argon2Params
 from relatch.http import docs, errors, health, openapi
 from relatch.http.middleware import BodyLimit, RequestContext, TrustedHosts, allowed_hosts
+from relatch.http.routes import account as account_routes
 from relatch.http.routes import activation as activation_routes
 from relatch.http.routes import apikeys as apikey_routes
 from relatch.http.routes import mfa as mfa_routes
@@ -27,6 +28,7 @@ from relatch.http.routes import oauth as oauth_routes
 from relatch.http.routes import password as password_routes
 from relatch.http.routes import reset as reset_routes
 from relatch.http.routes import users as user_routes
+from relatch.http.routes import users_by_id as users_by_id_routes
 from relatch.infra import metrics
 from relatch.infra.hashing_pool import HashingPool
 from relatch.mail.render import TemplateRenderer
@@ -133,6 +135,8 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
     app.include_router(oauth_routes.router, prefix="/v1")
     app.include_router(password_routes.router, prefix="/v1")
     app.include_router(activation_routes.router, prefix="/v1")
+    app.include_router(account_routes.router, prefix="/v1")
+    app.include_router(users_by_id_routes.router, prefix="/v1")
     app.include_router(not_me_pages.router)
     app.include_router(mfa_routes.router, prefix="/v1")
     app.include_router(apikey_routes.router, prefix="/v1")

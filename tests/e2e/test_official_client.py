@@ -1,5 +1,6 @@
-"""The whole reset flow with the official `edgeimpulse-api` client against a real server
-process delivering mail to a real SMTP server."""
+"""The whole reset flow, activation, and a person updating and deleting their account, with
+the official `edgeimpulse-api` client against a real server process delivering mail to a
+real SMTP server."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from edgeimpulse_api.models.activate_user_or_verify_email_request import (
     ActivateUserOrVerifyEmailRequest,
 )
 from edgeimpulse_api.models.create_user_request import CreateUserRequest
+from edgeimpulse_api.models.delete_user_request import DeleteUserRequest
 from edgeimpulse_api.models.get_jwt_request import GetJWTRequest
 from edgeimpulse_api.models.request_reset_password_request import RequestResetPasswordRequest
 from edgeimpulse_api.models.reset_password_request import ResetPasswordRequest
+from edgeimpulse_api.models.update_user_request import UpdateUserRequest
+from edgeimpulse_api.models.user_projects_sort_order import UserProjectsSortOrder
 from edgeimpulse_api.models.verify_reset_password_request import VerifyResetPasswordRequest
 
 from tests.conftest import CODE_LINE
@@ -209,3 +213,52 @@ def test_cli_creates_a_user_and_reads_the_outbox(tmp_path: Path) -> None:
             stdin="a cli password\n",
         )
         assert dup.returncode == 1 and "already exists" in dup.stderr
+
+
+def test_update_and_delete_with_the_official_client(server: Server, inbox: SMTPInbox) -> None:
+    anon = client(server)
+    password = "a life of its own"
+    made = UserApi(anon).create_user(
+        CreateUserRequest(name="Grace Hopper", username="grace-e2e", email="grace@example.com",
+                          password=password, privacy_policy=True, turnstile_response="-")
+    )  # fmt: skip
+    assert made.success is True
+    token = LoginApi(anon).login(GetJWTRequest(username="grace-e2e", password=password)).token
+    assert token
+    me_api = UserApi(client(server, JWTHttpHeaderAuthentication=token))
+    changed = me_api.update_current_user(
+        UpdateUserRequest(
+            name="Rear Admiral Hopper",
+            job_title="Computer scientist",
+            timezone="America/New_York",
+            projects_sort_order=UserProjectsSortOrder.NAME_ASC,
+        )
+    )
+    assert changed.success is True
+    me = me_api.get_current_user()
+    assert (me.name, me.job_title, me.timezone) == (
+        "Rear Admiral Hopper",
+        "Computer scientist",
+        "America/New_York",
+    )
+    assert me.projects_sort_order == UserProjectsSortOrder.NAME_ASC
+    assert me_api.get_user(me.id).email == "grace@example.com"  # one's own id: the same
+    with pytest.raises(Exception, match="Unknown time zone"):
+        me_api.update_current_user(UpdateUserRequest(timezone="Atlantis/Capital"))
+
+    with pytest.raises(Exception, match="Invalid username or password"):
+        me_api.delete_current_user(DeleteUserRequest(password="not it"))
+    assert me_api.delete_current_user(DeleteUserRequest(password=password)).success is True
+    notice = inbox.wait_for("grace@example.com", "account was deleted")
+    assert notice["Subject"] == "Your Relatch account was deleted"
+    with pytest.raises(ApiException) as gone:
+        me_api.get_current_user()
+    assert gone.value.status == 401
+    with pytest.raises(Exception, match="Invalid username or password"):
+        LoginApi(anon).login(GetJWTRequest(username="grace-e2e", password=password))
+    # The address and the username are free again.
+    again = UserApi(anon).create_user(
+        CreateUserRequest(name="Grace", username="grace-e2e", email="grace@example.com",
+                          password="a second life", privacy_policy=True, turnstile_response="-")
+    )  # fmt: skip
+    assert again.success is True and again.id != made.id

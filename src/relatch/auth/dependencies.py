@@ -124,6 +124,10 @@ def identify(svc: Services, request: Request) -> Caller:
         unsafe = request.method not in SAFE_METHODS
         if scheme is jwt_cookie and unsafe and not _json_request(request):
             raise NotAuthenticated(COOKIE_NEEDS_JSON)
+        # Suspension (issue 11): whatever the scheme, a suspended account uses no
+        # credential (each scheme refuses it too; this is the one place they all pass).
+        if caller.user.suspended:
+            raise NotAuthenticated()
         metrics.SIGN_INS.labels(SCHEME_LABELS[scheme.__name__]).inc()
         return caller
     raise NotAuthenticated()
@@ -161,7 +165,12 @@ def authenticate_session(svc: Services, request: Request) -> SessionCaller:
     TOTP. Only a session, which its sign-in took through the second factor, may renew
     itself; Edge Impulse documents the operation as JWT-only.
     """
-    caller = identify(svc, request)  # bad credentials stay a plain 401 "Not authenticated"
+    return require_session(identify(svc, request))  # bad credentials: a plain 401
+
+
+def require_session(caller: Caller) -> SessionCaller:
+    """The caller if its credential is a session JWT, else ReauthRequired (401): the rule of
+    `authenticate_session`, for a handler that identified the caller itself (by id)."""
     if caller.session is None:
         raise ReauthRequired()
     return SessionCaller(caller.user, caller.session)
@@ -170,6 +179,13 @@ def authenticate_session(svc: Services, request: Request) -> SessionCaller:
 async def current_user(request: Request) -> Account:
     svc: Services = request.app.state.services
     return await anyio.to_thread.run_sync(authenticate, svc, request)
+
+
+async def any_caller(request: Request) -> Caller:
+    """Dependency of the operations by id (`/v1/api/users/{userId}`): any scheme, with the
+    session claims when the credential is a session JWT (services/staff.py reads them)."""
+    svc: Services = request.app.state.services
+    return await anyio.to_thread.run_sync(identify, svc, request)
 
 
 async def session_caller(request: Request) -> SessionCaller:

@@ -62,6 +62,16 @@ class TotpRejected(LoginFailed):
     public_message = "Invalid or already used TOTP token"
 
 
+class AccountSuspended(LoginFailed):
+    """The password (and second factor) were right, but the account is suspended.
+
+    Enumeration: said only after the whole sign-in passed, so it tells nothing to someone
+    without the password. A LoginFailed, so every sign-in front end refuses it alike.
+    """
+
+    public_message = "This account is suspended; contact the service's operators"
+
+
 class MfaState(RelatchError):
     """create-key with MFA already set, set-key without a pending key, clear without MFA."""
 
@@ -95,6 +105,33 @@ class AlreadyActivated(RelatchError):
     public_message = "This account is already activated"
 
 
+class UserNotFound(RelatchError):
+    """An operation by id on an account the caller may not see, or that does not exist: one
+    answer for both (no enumeration of account ids by anyone but staff)."""
+
+    public_message = "User not found"
+
+
+class StaffMfaRequired(RelatchError):
+    """A staff operation on another account from a staff account without TOTP, or from a
+    session signed in before TOTP was turned on (no second factor behind it)."""
+
+    public_message = (
+        "Staff operations on other accounts need two-factor authentication: turn TOTP on "
+        "for this account, then sign in again"
+    )
+
+
+class NotYourPassword(RelatchError):
+    """changePasswordUser on another account's id: nobody, staff included, sets another
+    person's password (ASVS 5.0 6.4.6); an operator sends a reset code instead."""
+
+    public_message = (
+        "Nobody can set another person's password; an operator can send a reset code "
+        "(relatch user reset)"
+    )
+
+
 class AccountExists(RelatchError):
     public_message = "An account with this username or e-mail address already exists"
 
@@ -110,6 +147,16 @@ class ReauthRequired(NotAuthenticated):
     bearer token, or a session JWT older than RELATCH_REAUTH_SECONDS (ASVS 5.0 7.5.1)."""
 
     public_message = "Sign in again (with your password) to change your sign-in methods"
+
+
+class StaffReauthRequired(ReauthRequired):
+    """A staff operation on another account without a recent sign-in (HTTP 401): an API
+    key, an OAuth bearer token, or a session JWT older than RELATCH_REAUTH_SECONDS."""
+
+    public_message = (
+        "Staff operations on other accounts need a session JWT from a sign-in within "
+        "RELATCH_REAUTH_SECONDS; sign in again"
+    )
 
 
 class RateLimited(RelatchError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -54,6 +55,8 @@ Username = Annotated[
 Label = Annotated[str, StringConstraints(max_length=256), AfterValidator(_line)]
 #: Above the service's own limit (a handled 200 saying so), as for passwords below.
 KeyName = Annotated[str, StringConstraints(max_length=2 * NAME_MAX), AfterValidator(_line)]
+#: An IANA time zone name (services/profile.py checks it is one zoneinfo knows).
+TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_line)]
 #: Codes, TOTP tokens and keys, and the opaque values Relatch ignores (sessionId...).
 Token = Annotated[str, StringConstraints(max_length=256), AfterValidator(_line)]
 #: Any printable text (NIST SP 800-63B 5.1.1.2), bounded above the policy's maximum so that
@@ -146,6 +149,24 @@ class ActivateUserOrVerifyEmailRequest(BaseModel):
     code: Token = Field(description="Activation or verification code (sent via email)")
 
 
+class DeleteUserRequest(BaseModel):
+    """deleteCurrentUser / deleteUser: the caller's current password, and their TOTP token
+    when they have one (services/deletion.py)."""
+
+    model_config = _REQUEST
+    password: Password | None = Field(
+        default=None,
+        description="User's current password. Required if the user has a password set.",
+    )
+    totpToken: Token | None = Field(  # noqa: N815
+        default=None,
+        description="TOTP Token. Required if a user has multi-factor authentication with a "
+        "TOTP token enabled. If a user has MFA enabled, but no totpToken is submitted; then an "
+        'error starting with "ERR_TOTP_TOKEN IS REQUIRED" is returned. Use this to then prompt '
+        "for an MFA token and re-try this request.",
+    )
+
+
 class StaffInfo(BaseModel):
     isStaff: bool  # noqa: N815
     hasSudoRights: bool  # noqa: N815
@@ -156,15 +177,37 @@ class LastAccessedProjects(BaseModel):
     hasMoreProjects: bool  # noqa: N815
 
 
-ProjectsSortOrder = Literal[
-    "created-asc",
-    "created-desc",
-    "added-asc",
-    "added-desc",
-    "name-asc",
-    "name-desc",
-    "last-accessed-desc",
-]
+class UserProjectsSortOrder(enum.StrEnum):
+    """Named as in the Edge Impulse document (a schema of its own, referenced by the request
+    and the response)."""
+
+    created_asc = "created-asc"
+    created_desc = "created-desc"
+    added_asc = "added-asc"
+    added_desc = "added-desc"
+    name_asc = "name-asc"
+    name_desc = "name-desc"
+    last_accessed_desc = "last-accessed-desc"
+
+
+class UpdateUserRequest(BaseModel):
+    """Only fields set in this object will be updated (services/profile.py)."""
+
+    model_config = _REQUEST
+    name: Label | None = Field(default=None, description="New full name")
+    jobTitle: Label | None = Field(default=None, description="New job title")  # noqa: N815
+    companyName: Label | None = Field(  # noqa: N815
+        default=None, description="New company name"
+    )
+    # Relatch has no experiments: accepted (the clients may send them) and ignored.
+    experiments: Annotated[list[Token], Field(max_length=64)] | None = Field(
+        default=None, description="List of user experiments"
+    )
+    # Not strict: a JSON string is the enum's value (strict mode wants an Enum instance).
+    projectsSortOrder: UserProjectsSortOrder | None = Field(  # noqa: N815
+        default=None, description="Default sort order on the projects list", strict=False
+    )
+    timezone: TimeZone | None = Field(default=None, description="User timezone.")
 
 
 class GetUserResponse(GenericApiResponse):
@@ -188,10 +231,13 @@ class GetUserResponse(GenericApiResponse):
     projects: list[dict[str, Any]]
     experiments: list[dict[str, Any]]
     suspended: bool
+    # In the official clients' GetUserResponse (not in the subset spec); shown to staff only.
+    suspensionReason: str | None = None  # noqa: N815
     notifications: list[str]
     passwordConfigured: bool  # noqa: N815
-    projectsSortOrder: ProjectsSortOrder  # noqa: N815
+    projectsSortOrder: UserProjectsSortOrder  # noqa: N815
     hasEnterpriseFeaturesAccess: bool  # noqa: N815
+    timezone: str | None = None
     lastAccessedProjects: LastAccessedProjects  # noqa: N815
     privatePersonalProjectsUsed: int  # noqa: N815
 

@@ -25,6 +25,13 @@ class Account:
     credential_generation: int
     job_title: str | None = None
     company_name: str | None = None
+    timezone: str | None = None
+    projects_sort_order: str | None = None
+    is_staff: bool = False
+    # Suspended accounts never reach the layers above through a credential
+    # (auth/dependencies.py); staff see these two in getUser.
+    suspended: bool = False
+    suspension_reason: str | None = None
 
     @classmethod
     def of(cls, user: User) -> Account:
@@ -39,4 +46,9 @@ class Account:
             credential_generation=user.credential_generation,
             job_title=user.job_title,
             company_name=user.company_name,
+            timezone=user.timezone,
+            projects_sort_order=user.projects_sort_order,
+            is_staff=bool(user.is_staff),
+            suspended=user.suspended_at is not None,
+            suspension_reason=user.suspension_reason,
         )

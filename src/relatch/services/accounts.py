@@ -9,7 +9,13 @@ from anyio.to_thread import run_sync
 from sqlalchemy.exc import IntegrityError
 
 from relatch.core import identity, passwords, tokens
-from relatch.core.errors import AccountExists, LoginFailed, NotAuthenticated, RateLimited
+from relatch.core.errors import (
+    AccountExists,
+    AccountSuspended,
+    LoginFailed,
+    NotAuthenticated,
+    RateLimited,
+)
 from relatch.core.meta import RequestMeta
 from relatch.infra import metrics
 from relatch.services import activation, audit, known_clients, mfa
@@ -147,6 +153,11 @@ def finish_sign_in(
         user = checked
         # Second factor only after the password matched (else the usual one message).
         mfa.check_second_factor(svc, Account.of(user), totp_token, meta)
+        # Suspended (issue 11): said only now, after the password and second factor
+        # (enumeration: nobody without them learns that the account exists, or is
+        # suspended). The client does not become known.
+        if user.suspended_at is not None:
+            raise AccountSuspended()
         # Lockout (OWASP device cookies): after the whole sign-in, not the password alone
         # (a password must not buy a budget of its own for guessing the token), the client
         # is known to the account and keeps its own budget (services/known_clients.py).
@@ -229,6 +240,7 @@ def session_from_token(svc: Services, token: str) -> tuple[Account, tokens.Sessi
     with svc.sessions() as s:
         user = repo.by_id(s, claims.account_id)
     # Revocation: a reset or password change bumps the generation; older tokens die.
-    if user is None or user.credential_generation != claims.generation:
+    # Suspension (issue 11) bumps it too, and a suspended account uses no credential.
+    if user is None or user.credential_generation != claims.generation or user.suspended_at:
         raise NotAuthenticated()
     return Account.of(user), claims

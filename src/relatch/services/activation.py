@@ -32,6 +32,7 @@ from relatch.core.errors import (
     ActivationRequired,
     AlreadyActivated,
     NotAuthenticated,
+    UserNotFound,
 )
 from relatch.core.meta import RequestMeta
 from relatch.infra import metrics
@@ -97,20 +98,32 @@ def issue_code(svc: Services, s: Session, user: User) -> None:
     )
 
 
-def request_code(svc: Services, user: Account, meta: RequestMeta) -> None:
-    """requestActivationCodeCurrentUser: a new code mailed, the older one dead.
+def request_code(
+    svc: Services, user: Account, meta: RequestMeta, *, actor: Account | None = None
+) -> None:
+    """requestActivationCodeCurrentUser (and requestActivationCodeUser: `actor` is the
+    staff member asking for `user`; audited with them as actor): a new code mailed, the
+    older one dead.
 
     AlreadyActivated for a proven address; RateLimited past the per-account limit (mail
-    bombing of the address: services/limits.activation_requested).
+    bombing of the address: services/limits.activation_requested; staff spend the
+    account's budget too).
     """
-    with audit.trail(svc, audit.ACTIVATION_REQUEST, meta, account_id=user.id) as t:
+    by_staff = actor is not None and actor.id != user.id
+    with audit.trail(
+        svc,
+        audit.ACTIVATION_REQUEST,
+        meta,
+        account_id=actor.id if by_staff and actor is not None else user.id,
+        subject_id=user.id if by_staff else None,
+    ) as t:
         if user.email_verified:
             raise AlreadyActivated()
         svc.limits.activation_requested(user.id, svc.clock())
         with transaction(svc.sessions) as s:
             row = accounts_repo.by_id(s, user.id)
             if row is None:  # gone since the caller was authenticated
-                raise NotAuthenticated()
+                raise UserNotFound() if by_staff else NotAuthenticated()
             if row.email_verified:  # activated since the caller was authenticated
                 raise AlreadyActivated()
             issue_code(svc, s, row)

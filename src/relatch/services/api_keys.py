@@ -141,7 +141,8 @@ def user_from_key(svc: Services, presented: str) -> Account:
         if row is None or not ok or row.revoked_at is not None:
             raise NotAuthenticated()
         user = accounts.by_id(s, row.user_id)
-        if user is None:
+        # Suspension (issue 11): the key stays, and works again once the account does.
+        if user is None or user.suspended_at is not None:
             raise NotAuthenticated()
         account = Account.of(user)
         key_id, last_used = row.id, row.last_used_at

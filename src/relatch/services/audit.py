@@ -56,6 +56,17 @@ TOTP_CLEAR = "totp_clear"
 ACTIVATION_REQUEST = "activation_request"
 ACTIVATE = "activate"
 UNPROVEN_PURGE = "unproven_purge"
+# The account's life (issue 11). Acting on one's own account: the account is the actor.
+# A staff member or an operator acting on another: the actor is `account_id` (the staff
+# account; none for the command line) and the account acted on is `subject_id`.
+PROFILE_UPDATE = "profile_update"
+ACCOUNT_DELETE = "account_delete"  # the row keeps a keyed digest of the address, not it
+STAFF_ACCESS = "staff_access"  # an operation by id on another account: a read, a refusal
+STAFF_GRANT = "staff_grant"
+STAFF_REVOKE = "staff_revoke"
+OPERATOR_RESET = "operator_reset"
+SUSPEND = "suspend"
+UNSUSPEND = "unsuspend"
 
 OK = "ok"
 
@@ -95,10 +106,13 @@ def add(
     account_id: int | None = None,
     login: str | None = None,
     at: datetime | None = None,
+    subject_id: int | None = None,
+    keep_digest: bool = False,
 ) -> None:
-    """Add one row to the caller's transaction."""
+    """Add one row to the caller's transaction. `keep_digest`: the login's digest even
+    though the account is known (a deletion: the account row, and its address, are gone)."""
     digest = None
-    if account_id is None and login:
+    if (account_id is None or keep_digest) and login:
         digest = target_digest(svc.settings.secret, login)
     s.add(
         AuditEvent(
@@ -107,6 +121,7 @@ def add(
             outcome=outcome[:32],
             account_id=account_id,
             target_digest=digest,
+            subject_id=subject_id,
             client_ip=(meta.client_ip or None) and meta.client_ip[:64],
             user_agent=(meta.user_agent or None) and meta.user_agent[:256],
             request_id=(meta.request_id or None) and meta.request_id[:64],
@@ -134,12 +149,14 @@ class Trail:
     login: str | None = None
     account_id: int | None = None
     resolve: bool = True  # look the login up to name the account (off where lookups leak)
+    subject_id: int | None = None  # the account acted on, when the actor is someone else
+    keep_digest: bool = False  # the login's digest even with the account known (deletion)
     written: bool = False
 
     def write(self, s: Session, outcome: str = OK) -> None:
         add(
             s, self.svc, self.event, outcome, self.meta, account_id=self.account_id,
-            login=self.login,
+            login=self.login, subject_id=self.subject_id, keep_digest=self.keep_digest,
         )  # fmt: skip
         self.written = True
 
@@ -205,9 +222,13 @@ def trail(
     login: str | None = None,
     account_id: int | None = None,
     resolve: bool = True,
+    subject_id: int | None = None,
 ) -> Trail:
     """Audit one service call: `with audit.trail(...) as t:` or `async with ...`."""
-    return Trail(svc, event, meta, login=login, account_id=account_id, resolve=resolve)
+    return Trail(
+        svc, event, meta, login=login, account_id=account_id, resolve=resolve,
+        subject_id=subject_id,
+    )  # fmt: skip
 
 
 def prune(svc: Services) -> int:

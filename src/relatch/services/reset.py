@@ -123,7 +123,10 @@ def _process_one(svc: Services, request_id: int, now: datetime) -> int:
             return 0
         user = accounts_repo.by_email(s, claimed.email)
         origin = RequestMeta(client_ip=claimed.client_ip, request_id=claimed.request_id)
-        if user is not None:
+        if user is not None and user.suspended_at is not None:
+            # Suspended (issue 11): no code; the request was answered like any other.
+            audit.add(s, svc, audit.RESET_MAIL, "suspended", origin, account_id=user.id)
+        elif user is not None:
             issue_code(svc, s, user)
             audit.add(s, svc, audit.RESET_MAIL, "code_sent", origin, account_id=user.id)
         else:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    false,
     or_,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -30,6 +31,9 @@ class Base(DeclarativeBase):
 
 class User(Base):
     __tablename__ = "users"
+    # Ids are never handed out twice (a deleted account's sessions and audit rows name its
+    # id): SQLite would reuse the largest one after a delete without AUTOINCREMENT.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     email: Mapped[str] = mapped_column(String(320))
@@ -49,6 +53,15 @@ class User(Base):
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     job_title: Mapped[str | None] = mapped_column(String(256), nullable=True)
     company_name: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    # Profile (updateCurrentUser): an IANA zone name; the projects list's sort order (NULL:
+    # the Edge Impulse default, created-desc).
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    projects_sort_order: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Staff may act on other accounts by id (services/staff.py); set by `relatch user staff`.
+    is_staff: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Suspended (`relatch user suspend`): no sign-in, no credential works, no reset code.
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    suspension_reason: Mapped[str | None] = mapped_column(String(256), nullable=True)
 
     @classmethod
     def named(cls, login: str) -> ColumnElement[bool]:

@@ -16,7 +16,10 @@ class AuditEvent(Base):
 
     `account_id` is a plain column, not a foreign key: the trail outlives the account.
     `target_digest` is a keyed digest of the address or login when no account matched,
-    so the trail of an unknown address can be found without storing the address itself.
+    so the trail of an unknown address can be found without storing the address itself
+    (and of a deleted account's address: the row of its deletion, issue 11).
+    `subject_id` is the account a staff member or an operator acted on; the actor (the
+    staff account, or none for the command line) is `account_id`.
     """
 
     __tablename__ = "audit_events"
@@ -24,6 +27,7 @@ class AuditEvent(Base):
         Index("ix_audit_events_at", "at"),
         Index("ix_audit_events_account", "account_id", "at"),
         Index("ix_audit_events_target", "target_digest", "at"),
+        Index("ix_audit_events_subject", "subject_id", "at"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
@@ -32,6 +36,7 @@ class AuditEvent(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     account_id: Mapped[int | None] = mapped_column(IdType, nullable=True)
     target_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    subject_id: Mapped[int | None] = mapped_column(IdType, nullable=True)
     client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(256), nullable=True)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

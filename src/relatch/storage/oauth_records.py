@@ -153,7 +153,10 @@ class Token(TokenMixin):  # type: ignore[misc]
         # Revocation by generation (STYLE rule 14): a reset or password change since
         # issuance kills the token even if the revoking hook somehow missed the row.
         if self.user is not None:
-            return self.user.credential_generation != self.generation
+            # A suspended account's tokens are dead too (issue 11; suspension also bumps
+            # the generation, so they stay dead once it is lifted).
+            stale = self.user.credential_generation != self.generation
+            return stale or self.user.suspended_at is not None
         return False
 
     def is_active(self) -> bool:

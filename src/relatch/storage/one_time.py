@@ -182,6 +182,20 @@ class OneTimeStore:
             )
         )
 
+    def revoke_unused(self, s: Session, owner: int, now: datetime) -> int:
+        """Every unused, unrevoked secret of the owner dies, expired or not, in the caller's
+        transaction; how many. For a suspension (services/operator.py), which may run on
+        another host than the server: a clock behind the server's must not leave a secret
+        alive that it thinks expired."""
+        killed = self.revoked if self.revoked is not None else self.used
+        return rowcount(
+            s.execute(
+                update(self.model)
+                .where(self.owner == owner, self.used.is_(None), self._not_revoked())
+                .values({killed: now})
+            )
+        )
+
     def prune_expired(self, sessions: sessionmaker[Session], cutoff: datetime) -> int:
         """Delete the rows that expired before `cutoff` (retention, in bounded batches);
         how many. Used or not: a secret past its expiry is dead either way. A kind without

@@ -32,6 +32,13 @@ async def change_password_current_user(
     response: Response,
     caller: SessionCaller = Depends(session_caller),  # noqa: B008 (JWT only: see session_caller)
 ) -> GenericApiResponse:
+    return await change_own_password(body, request, response, caller)
+
+
+async def change_own_password(
+    body: ChangePasswordRequest, request: Request, response: Response, caller: SessionCaller
+) -> GenericApiResponse:
+    """changePasswordCurrentUser, and changePasswordUser on one's own id (routes/users_by_id)."""
     svc = services(request)
     signed_in_at = caller.session.auth_time
     # Awaited: the hashes run in the hashing pool, no request thread waits on them.

@@ -18,6 +18,7 @@ from relatch.http.schemas import (
     GetUserResponse,
     LastAccessedProjects,
     StaffInfo,
+    UserProjectsSortOrder,
 )
 from relatch.services import accounts, mfa
 from relatch.services.account import Account
@@ -60,7 +61,12 @@ async def login(body: GetJWTRequest, request: Request) -> GetJWTResponse:
     return GetJWTResponse(success=True, token=accounts.issue_session(svc, user))
 
 
-def user_response(user: Account, mfa_configured: bool = False) -> GetUserResponse:
+def user_response(
+    user: Account, mfa_configured: bool = False, *, staff_view: bool = False
+) -> GetUserResponse:
+    """The GetUserResponse of `user`. `staff_view`: staff reading another account by id
+    (getUser), who also see whether it is suspended and why; an account reading itself
+    is never suspended (a suspended account's credentials are refused)."""
     return GetUserResponse(
         success=True,
         id=user.id,
@@ -68,7 +74,7 @@ def user_response(user: Account, mfa_configured: bool = False) -> GetUserRespons
         name=user.name,
         email=user.email,
         created=user.created_at.astimezone(UTC),
-        staffInfo=StaffInfo(isStaff=False, hasSudoRights=False),
+        staffInfo=StaffInfo(isStaff=user.is_staff, hasSudoRights=False),
         # Until the address is proven (services/activation.py) the account is pending.
         pending=not user.email_verified,
         activated=user.email_verified,
@@ -81,13 +87,23 @@ def user_response(user: Account, mfa_configured: bool = False) -> GetUserRespons
         organizations=[],
         projects=[],
         experiments=[],
-        suspended=False,
+        suspended=user.suspended if staff_view else False,
+        suspensionReason=user.suspension_reason if staff_view else None,
         notifications=[],
-        projectsSortOrder="created-desc",
+        projectsSortOrder=_sort_order(user.projects_sort_order),
+        timezone=user.timezone,
         hasEnterpriseFeaturesAccess=False,
         lastAccessedProjects=LastAccessedProjects(projects=[], hasMoreProjects=False),
         privatePersonalProjectsUsed=0,
     )
+
+
+def _sort_order(stored: str | None) -> UserProjectsSortOrder:
+    # Only the schema's values are ever stored (UpdateUserRequest); NULL is the default.
+    try:
+        return UserProjectsSortOrder(stored or "")
+    except ValueError:
+        return UserProjectsSortOrder.created_desc
 
 
 @router.get(
