@@ -38,6 +38,7 @@ test: lint browser node-deps
 
 bench: $(DEVSTAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/import_users.py
 
 # Debian's chromium for the browser tests (no browser download by Playwright).
 browser: node-deps

@@ -69,7 +69,7 @@ def build_limits(settings: Settings, sessions: sessionmaker[Session]) -> Limits:
 
 def build(settings: Settings, clock: Clock = utcnow) -> Services:
     """The services of one process, with their hooks wired."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     sessions = make_sessionmaker(engine)
     params = Argon2Params(
         memory_kib=settings.argon2_memory_kib,

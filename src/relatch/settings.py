@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     hash_workers: int | None = Field(default=None, ge=1, le=64)
     hash_queue: int | None = Field(default=None, ge=0)
 
+    # PostgreSQL connections each process keeps (its pool), plus twice as many opened for
+    # a burst and closed after (overflow): a `relatch serve --workers N` may hold up to
+    # N x 3 x this; keep that under the server's max_connections (README, Configuration).
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+
     jwt_ttl: int = Field(default=7 * 24 * 3600, ge=60)
     # "Sudo mode" (ASVS 5.0 7.5.1): API-key and TOTP changes need a session JWT whose sign-in
     # (iat) is at most this old; a stolen long-lived session cannot plant a credential.

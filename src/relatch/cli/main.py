@@ -15,6 +15,7 @@ import typer
 
 from relatch.cli import apikeys as apikey_cli
 from relatch.cli import audit as audit_cli
+from relatch.cli import backup as backup_cli
 from relatch.cli import config as config_cli
 from relatch.cli import mail, users
 from relatch.cli import oauth as oauth_cli
@@ -44,6 +45,7 @@ def make_cli(builder: Builder) -> typer.Typer:
     app.command("audit")(audit_cli.audit_command)
     app.add_typer(apikey_cli.app, name="apikey")
     app.command("config")(config_cli.config_command)
+    app.command("backup")(backup_cli.backup_command)
     return app
 
 

@@ -11,6 +11,7 @@ import typer
 
 from relatch.cli.context import build
 from relatch.cli.output import one_line
+from relatch.cli.user_import import import_command
 from relatch.core.errors import RelatchError
 from relatch.core.meta import CLI
 from relatch.services import accounts, operator
@@ -19,6 +20,7 @@ from relatch.services.context import Services
 from relatch.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Accounts")
+app.command("import")(import_command)
 
 
 @app.command("create")

@@ -32,7 +32,8 @@ def normalise_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, pool_size: int | None = None, **kwargs: Any) -> Engine:
+    """The engine of `url`; `pool_size` (RELATCH_DB_POOL_SIZE) sizes a PostgreSQL pool."""
     # Secrets in logs: SQL errors otherwise quote their bound parameters (digests,
     # password hashes, addresses) into exception messages and tracebacks.
     kwargs.setdefault("hide_parameters", True)
@@ -46,6 +47,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         _sqlite_pragmas(engine)
         return engine
+    if pool_size is not None:
+        kwargs["pool_size"] = pool_size
     return _postgresql_engine(url, **kwargs)
 
 
@@ -56,6 +59,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 # (storage/outage.py, http/errors.py). Pre-ping replaces connections a restart killed.
 PG_CONNECT_TIMEOUT = 2
 PG_POOL_TIMEOUT = 2.5
+# Connections a process may open past its pool for a burst (closed when returned), per
+# pooled one: at most pool x (1 + this) per process, a bound the operator can add up
+# against max_connections (README). The default pool, 10, keeps the earlier 10 + 20.
+PG_OVERFLOW_PER_POOLED = 2
+PG_DEFAULT_POOL = 10
 
 
 def _postgresql_engine(url: str, **kwargs: Any) -> Engine:
@@ -63,8 +71,8 @@ def _postgresql_engine(url: str, **kwargs: Any) -> Engine:
     if "connect_timeout" not in make_url(url).query:  # the URL's own value wins
         connect_args.setdefault("connect_timeout", PG_CONNECT_TIMEOUT)
     kwargs.setdefault("pool_timeout", PG_POOL_TIMEOUT)
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_size", PG_DEFAULT_POOL)
+    kwargs.setdefault("max_overflow", PG_OVERFLOW_PER_POOLED * kwargs["pool_size"])
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
