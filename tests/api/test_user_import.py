@@ -225,3 +225,25 @@ def test_a_password_change_replaces_an_imported_hash(
     )
     assert resp.json() == {"success": True}, resp.text
     assert stored_hash(svc, "pbkdf").startswith("$argon2id$")
+
+
+def test_an_imported_hash_of_a_password_nfkc_changes_still_signs_in(
+    cli: CliRunner, client: TestClient, svc: Services, tmp_path: Path
+) -> None:
+    # The old system hashed what was typed; Relatch normalises (NFKC) its own hashes. A
+    # full-width password must still match its imported hash, then move to argon2id.
+    typed = "ｆｕｌｌ ｗｉｄｔｈ ｐａｓｓｗｏｒｄ"
+    path = tmp_path / "users.jsonl"
+    row = {
+        "email": "wide@example.com",
+        "username": "wideuser",
+        "name": "W",
+        "password_hash": make_hash("bcrypt", typed),
+        "activated": True,
+    }
+    path.write_text(json.dumps(row) + "\n")
+    assert "imported: 1\n" in run_import(cli, path).stdout
+    assert login(client, "wide@example.com", typed)["success"] is True
+    assert stored_hash(svc, "wideuser").startswith("$argon2id$")
+    # Upgraded to Relatch's normalised form: the same password still signs in.
+    assert login(client, "wide@example.com", typed)["success"] is True

@@ -180,8 +180,15 @@ async def check_password(svc: Services, login: str, password: str, meta: Request
     normalised = passwords.normalise(password)
     if len(normalised) > passwords.MAX_LENGTH:
         normalised = normalised[: passwords.MAX_LENGTH + 1]  # bounded work; cannot match
+    stored = user.password_hash if user else None
+    # An imported hash (bcrypt, Django's) was made by a system that hashed the password as
+    # typed, not NFKC-normalised: checked as typed, or a full-width or decomposed password
+    # could never sign in again. The rehash below stores Relatch's normalised form.
+    candidate = normalised
+    if stored is not None and not stored.startswith("$argon2"):
+        candidate = password[: passwords.MAX_LENGTH + 1]
     try:
-        ok = await svc.pool.verify(user.password_hash if user else None, normalised)
+        ok = await svc.pool.verify(stored, candidate)
     except RateLimited:
         await run_sync(guess.succeeded)  # the hashing pool was full: nothing was guessed
         raise
