@@ -1,0 +1,22 @@
+"""Bodies of Relatch's own sessions operations (issue 14; not Edge Impulse's)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from relatch.http.schemas import EiDateTime, GenericApiResponse
+
+
+class SessionInfo(BaseModel):
+    id: str = Field(description="The session's id, to end it by")
+    created: EiDateTime = Field(description="When it signed in")
+    lastSeen: EiDateTime = Field(description="Last request, to the minute")  # noqa: N815
+    userAgent: str | None = None  # noqa: N815
+    network: str | None = Field(
+        default=None, description="The client's network: its IPv4 /24 or IPv6 /64"
+    )
+    current: bool = Field(description="Whether this is the session making the request")
+
+
+class ListSessionsResponse(GenericApiResponse):
+    sessions: list[SessionInfo] = Field(default_factory=list)
