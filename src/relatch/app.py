@@ -25,6 +25,7 @@ from relatch.http.routes import activation as activation_routes
 from relatch.http.routes import apikeys as apikey_routes
 from relatch.http.routes import mfa as mfa_routes
 from relatch.http.routes import oauth as oauth_routes
+from relatch.http.routes import oauth_apps as oauth_app_routes
 from relatch.http.routes import password as password_routes
 from relatch.http.routes import reset as reset_routes
 from relatch.http.routes import sessions as session_routes
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
     app.include_router(mfa_routes.router, prefix="/v1")
     app.include_router(apikey_routes.router, prefix="/v1")
     app.include_router(session_routes.router, prefix="/v1")
+    app.include_router(oauth_app_routes.router, prefix="/v1")
     app.include_router(web_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     openapi.install(app)

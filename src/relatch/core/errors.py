@@ -139,6 +139,12 @@ class SessionNotFound(RelatchError):
     public_message = "Session not found"
 
 
+class OAuthAppNotFound(RelatchError):
+    """The client holds no grant or token for the caller's account (or does not exist)."""
+
+    public_message = "No grant for this app"
+
+
 class AccountExists(RelatchError):
     public_message = "An account with this username or e-mail address already exists"
 

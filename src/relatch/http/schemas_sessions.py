@@ -1,4 +1,4 @@
-"""Bodies of Relatch's own sessions operations (issue 14; not Edge Impulse's)."""
+"""Bodies of Relatch's own sessions and OAuth apps operations (issue 14; not Edge Impulse's)."""
 
 from __future__ import annotations
 
@@ -20,3 +20,14 @@ class SessionInfo(BaseModel):
 
 class ListSessionsResponse(GenericApiResponse):
     sessions: list[SessionInfo] = Field(default_factory=list)
+
+
+class OAuthAppInfo(BaseModel):
+    clientId: str  # noqa: N815
+    name: str
+    scopes: list[str] = Field(description="Every scope it holds, consented or in a live token")
+    granted: EiDateTime = Field(description="When it was first let in")
+
+
+class ListOAuthAppsResponse(GenericApiResponse):
+    apps: list[OAuthAppInfo] = Field(default_factory=list)
