@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from relatch.core.errors import OAuthAppNotFound
+from relatch.services.audit import outcome_of
 from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage import oauth_clients
@@ -17,6 +19,7 @@ from relatch.storage import oauth_repo as store
 from tests.conftest import Account, FakeClock
 from tests.conftest import test_settings as make_settings
 from tests.helpers.api import create_key
+from tests.helpers.audit import rows as audit_rows
 
 APPS = "/v1/api/user/oauth-apps"
 NOT_FOUND = {"success": False, "error": "No grant for this app"}
@@ -101,6 +104,8 @@ def test_list_then_revoke_an_app(
     assert client.get("/v1/api/user", headers=bearer(kept["access_token"])).status_code == 200
     # Revoked twice: nothing is held any more.
     assert client.delete(f"{APPS}/{first.client_id}", headers=me).json() == NOT_FOUND
+    revokes = [(r.outcome, r.account_id) for r in audit_rows(svc) if r.event == "oauth_app_revoke"]
+    assert revokes == [("ok", acct.id), (outcome_of(OAuthAppNotFound()), acct.id)]
 
 
 def test_another_accounts_apps_are_neither_seen_nor_revoked(

@@ -15,9 +15,12 @@ from fastapi.testclient import TestClient
 
 from relatch.app import create_app
 from relatch.core import tokens
+from relatch.core.errors import SessionNotFound
+from relatch.services.audit import outcome_of
 from relatch.services.context import Services
 from tests.conftest import Account, FakeClock, Mailbox
 from tests.helpers.api import create_key
+from tests.helpers.audit import rows as audit_rows
 
 SESSIONS = "/v1/api/user/sessions"
 LOGOUT = "/v1/api/user/logout"
@@ -244,3 +247,27 @@ def test_a_pre_upgrade_jwt_works_until_signed_out_or_others_end(
         assert client.get("/v1/api/user", headers=h(token)).status_code == 401
     if how == "end-others":
         assert client.get("/v1/api/user", headers=h(new)).status_code == 200
+
+
+def test_each_ending_is_audited_on_the_callers_account(
+    client: TestClient, svc: Services, make_account: Any
+) -> None:
+    owner, stranger = make_account(), make_account()
+    mine, other = sign_in(client, owner), sign_in(client, owner)
+    theirs = sign_in(client, stranger)
+    client.delete(f"{SESSIONS}/{current_id(client, mine)}", headers=h(theirs))  # refused
+    client.delete(f"{SESSIONS}/{current_id(client, other)}", headers=h(mine))
+    client.post(END_OTHERS, headers=h(mine))
+    client.post(LOGOUT, headers=h(mine))
+    events = [
+        (r.event, r.outcome, r.account_id)
+        for r in audit_rows(svc)
+        if r.event.startswith(("session", "sign_out"))
+    ]
+    refused = outcome_of(SessionNotFound())
+    assert events == [
+        ("session_end", refused, stranger.id),
+        ("session_end", "ok", owner.id),
+        ("sessions_end_others", "ok", owner.id),
+        ("sign_out", "ok", owner.id),
+    ]

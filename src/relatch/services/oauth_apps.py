@@ -10,6 +10,8 @@ another person's app or an unknown id, gets one answer (`OAuthAppNotFound`).
 from __future__ import annotations
 
 from relatch.core.errors import OAuthAppNotFound
+from relatch.core.meta import RequestMeta
+from relatch.services import audit
 from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.storage import oauth_apps as repo
@@ -23,7 +25,12 @@ def listed(svc: Services, user: Account) -> list[App]:
         return repo.held_by(s, user.id, user.credential_generation, svc.clock())
 
 
-def revoke(svc: Services, user: Account, client_id: str) -> None:
-    with transaction(svc.sessions) as s:
+def revoke(svc: Services, user: Account, client_id: str, meta: RequestMeta) -> None:
+    """Audited, the refusal too (on the caller's account)."""
+    with (
+        audit.trail(svc, audit.OAUTH_APP_REVOKE, meta, account_id=user.id) as t,
+        transaction(svc.sessions) as s,
+    ):
         if not repo.revoke(s, user.id, client_id, svc.clock()):
             raise OAuthAppNotFound()
+        t.write(s)

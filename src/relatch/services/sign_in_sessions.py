@@ -26,6 +26,7 @@ from relatch.core import tokens
 from relatch.core.errors import NotAuthenticated, SessionNotFound
 from relatch.core.limits import network_subject
 from relatch.core.meta import RequestMeta
+from relatch.services import audit
 from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.storage import sign_in_sessions as repo
@@ -121,33 +122,54 @@ def listed(svc: Services, user: Account, claims: tokens.SessionClaims) -> list[S
     ]
 
 
-def sign_out(svc: Services, user: Account, claims: tokens.SessionClaims) -> None:
-    """End the caller's own session at once."""
-    with transaction(svc.sessions) as s:
+def sign_out(svc: Services, user: Account, claims: tokens.SessionClaims, meta: RequestMeta) -> None:
+    """End the caller's own session at once (audited)."""
+    with (
+        audit.trail(svc, audit.SIGN_OUT, meta, account_id=user.id) as t,
+        transaction(svc.sessions) as s,
+    ):
         if claims.session_id is None:
             repo.end_sessionless(s, user.id)
         else:
             repo.end(s, user.id, claims.session_id)
+        t.write(s)
 
 
-def end_one(svc: Services, user: Account, claims: tokens.SessionClaims, session_id: str) -> bool:
-    """End one of the caller's sessions; True if it was the caller's own.
+def end_one(
+    svc: Services,
+    user: Account,
+    claims: tokens.SessionClaims,
+    session_id: str,
+    meta: RequestMeta,
+) -> bool:
+    """End one of the caller's sessions; True if it was the caller's own. Audited, the
+    refusal too (on the caller's account only).
 
     SessionNotFound for an id that is unknown or another account's: one answer, so that
     nobody learns whether someone else's session id exists (the query names the account).
     """
-    with transaction(svc.sessions) as s:
+    with (
+        audit.trail(svc, audit.SESSION_END, meta, account_id=user.id) as t,
+        transaction(svc.sessions) as s,
+    ):
         if not repo.end(s, user.id, session_id[:64]):
             raise SessionNotFound()
+        t.write(s)
     return session_id == claims.session_id
 
 
-def end_others(svc: Services, user: Account, claims: tokens.SessionClaims) -> int:
-    """End every session of the account but the caller's; how many records went.
+def end_others(
+    svc: Services, user: Account, claims: tokens.SessionClaims, meta: RequestMeta
+) -> int:
+    """End every session of the account but the caller's; how many records went (audited).
     Pre-upgrade JWTs (no `sid`) all go too, the caller's included if it is one."""
-    with transaction(svc.sessions) as s:
+    with (
+        audit.trail(svc, audit.SESSIONS_END_OTHERS, meta, account_id=user.id) as t,
+        transaction(svc.sessions) as s,
+    ):
         ended = repo.end_all_but(s, user.id, claims.session_id)
         repo.end_sessionless(s, user.id)
+        t.write(s)
     return ended
 
 

@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from fastapi import Path as PathParam
 
 from relatch.auth.dependencies import SessionCaller, own_session
-from relatch.auth.request import services
+from relatch.auth.request import request_meta, services
 from relatch.http.openapi import operations, own_session_responses
 from relatch.http.schemas import GenericApiResponse
 from relatch.http.schemas_sessions import ListOAuthAppsResponse, OAuthAppInfo
@@ -69,5 +69,6 @@ async def revoke_app(
     clientId: str = PathParam(min_length=1, max_length=64),  # noqa: N803 (Edge Impulse style)
     caller: SessionCaller = Depends(own_session),  # noqa: B008
 ) -> GenericApiResponse:
-    await run_sync(oauth_apps.revoke, services(request), caller.user, clientId)
+    meta = request_meta(request)
+    await run_sync(oauth_apps.revoke, services(request), caller.user, clientId, meta)
     return GenericApiResponse(success=True)

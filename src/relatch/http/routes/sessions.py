@@ -15,7 +15,7 @@ from fastapi import Path as PathParam
 
 from relatch.auth import cookies
 from relatch.auth.dependencies import SessionCaller, own_session
-from relatch.auth.request import services
+from relatch.auth.request import request_meta, services
 from relatch.http.openapi import operations, own_session_responses
 from relatch.http.schemas import GenericApiResponse
 from relatch.http.schemas_sessions import ListSessionsResponse, SessionInfo
@@ -40,7 +40,8 @@ async def sign_out(
     response: Response,
     caller: SessionCaller = Depends(own_session),  # noqa: B008
 ) -> GenericApiResponse:
-    await run_sync(sign_in_sessions.sign_out, services(request), caller.user, caller.session)
+    meta = request_meta(request)
+    await run_sync(sign_in_sessions.sign_out, services(request), caller.user, caller.session, meta)
     cookies.clear(request, response, cookies.SESSION)
     return GenericApiResponse(success=True)
 
@@ -94,8 +95,9 @@ async def end_session(
     sessionId: str = PathParam(min_length=1, max_length=64),  # noqa: N803 (Edge Impulse style)
     caller: SessionCaller = Depends(own_session),  # noqa: B008
 ) -> GenericApiResponse:
+    svc, meta = services(request), request_meta(request)
     own = await run_sync(
-        sign_in_sessions.end_one, services(request), caller.user, caller.session, sessionId
+        sign_in_sessions.end_one, svc, caller.user, caller.session, sessionId, meta
     )
     if own:
         cookies.clear(request, response, cookies.SESSION)
@@ -116,5 +118,8 @@ async def end_other_sessions(
     request: Request,
     caller: SessionCaller = Depends(own_session),  # noqa: B008
 ) -> GenericApiResponse:
-    await run_sync(sign_in_sessions.end_others, services(request), caller.user, caller.session)
+    meta = request_meta(request)
+    await run_sync(
+        sign_in_sessions.end_others, services(request), caller.user, caller.session, meta
+    )
     return GenericApiResponse(success=True)
