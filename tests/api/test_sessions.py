@@ -271,3 +271,14 @@ def test_each_ending_is_audited_on_the_callers_account(
         ("sessions_end_others", "ok", owner.id),
         ("sign_out", "ok", owner.id),
     ]
+
+
+def test_a_pre_upgrade_jwt_ending_the_others_ends_itself_too(
+    client: TestClient, svc: Services, clock: FakeClock, make_account: Any
+) -> None:
+    acct = make_account()
+    old, new = legacy_jwt(svc, clock, acct.id), sign_in(client, acct)
+    resp = client.post(END_OTHERS, headers=h(old))
+    assert resp.json() == {"success": True} and "jwt=" in resp.headers["set-cookie"]
+    for token in (old, new):
+        assert client.get("/v1/api/user", headers=h(token)).status_code == 401

@@ -116,10 +116,14 @@ async def end_session(
 )
 async def end_other_sessions(
     request: Request,
+    response: Response,
     caller: SessionCaller = Depends(own_session),  # noqa: B008
 ) -> GenericApiResponse:
     meta = request_meta(request)
     await run_sync(
         sign_in_sessions.end_others, services(request), caller.user, caller.session, meta
     )
+    if caller.session.session_id is None:
+        # A pre-upgrade JWT ended itself with the others: the browser forgets it too.
+        cookies.clear(request, response, cookies.SESSION)
     return GenericApiResponse(success=True)
