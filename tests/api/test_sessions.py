@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from relatch.app import create_app
 from relatch.core import tokens
 from relatch.core.errors import SessionNotFound
+from relatch.services import sign_in_sessions
 from relatch.services.audit import outcome_of
 from relatch.services.context import Services
 from tests.conftest import Account, FakeClock, Mailbox
@@ -282,3 +283,17 @@ def test_a_pre_upgrade_jwt_ending_the_others_ends_itself_too(
     assert resp.json() == {"success": True} and "jwt=" in resp.headers["set-cookie"]
     for token in (old, new):
         assert client.get("/v1/api/user", headers=h(token)).status_code == 401
+
+
+def test_past_the_cap_the_oldest_sign_ins_end(
+    client: TestClient, make_account: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sign_in_sessions, "MAX_SESSIONS", 3)
+    acct = make_account()
+    made = []
+    for _ in range(5):
+        made.append(sign_in(client, acct))
+        clock.advance(1)
+    alive = [client.get("/v1/api/user", headers=h(t)).status_code for t in made]
+    assert alive == [401, 401, 200, 200, 200]
+    assert len(sessions(client, made[-1])) == 3

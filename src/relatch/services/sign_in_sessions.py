@@ -37,6 +37,9 @@ from relatch.storage.models_sessions import SignInSession
 # "Last seen" is written at most once per session per interval: an authenticated GET
 # stays a read (no write per request, no write lock on SQLite per request).
 LAST_SEEN_EVERY = timedelta(seconds=60)
+# Storage exhaustion: whoever holds the password could sign in without end, a row each.
+# Past this many live sessions the oldest sign-ins end (as browsers forget old cookies).
+MAX_SESSIONS = 100
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ def record(svc: Services, user: Account, meta: RequestMeta | None, signed_in_at:
     """A new session record for a sign-in at `signed_in_at`; its public id (the `sid`).
 
     Its own transaction; the account's dead records (expired, older generation) go with
-    it, so an account's rows stay bounded by the sign-ins of one JWT lifetime.
+    it, and the oldest live ones beyond MAX_SESSIONS.
     """
     now = svc.clock()
     created = datetime.fromtimestamp(signed_in_at, UTC)
@@ -74,6 +77,8 @@ def record(svc: Services, user: Account, meta: RequestMeta | None, signed_in_at:
                 network=network_subject(ip) if ip else None,
             ),
         )
+        s.flush()
+        repo.keep_newest(s, user.id, MAX_SESSIONS)
     return public_id
 
 

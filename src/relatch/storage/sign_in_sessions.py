@@ -93,6 +93,23 @@ def prune(s: Session, account_id: int, generation: int, now: datetime) -> int:
     )
 
 
+def keep_newest(s: Session, account_id: int, keep: int) -> int:
+    """Delete the account's sessions beyond its `keep` newest sign-ins; how many."""
+    newest = (
+        select(SignInSession.id)
+        .where(SignInSession.user_id == account_id)
+        .order_by(SignInSession.created_at.desc(), SignInSession.id.desc())
+        .limit(keep)
+    )
+    return rowcount(
+        s.execute(
+            delete(SignInSession).where(
+                SignInSession.user_id == account_id, SignInSession.id.not_in(newest)
+            )
+        )
+    )
+
+
 def end_sessionless(s: Session, account_id: int) -> None:
     """Refuse, from now on, the account's session JWTs that carry no `sid`."""
     s.execute(update(User).where(User.id == account_id).values(sessionless_ended=True))
