@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from relatch.storage.db import rowcount
@@ -91,6 +91,10 @@ def prune(s: Session, account_id: int, generation: int, now: datetime) -> int:
             )
         )
     )
+
+
+def count(s: Session, account_id: int) -> int:
+    return int(s.scalar(select(func.count()).where(SignInSession.user_id == account_id)) or 0)
 
 
 def keep_newest(s: Session, account_id: int, keep: int) -> int:
