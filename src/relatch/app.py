@@ -25,8 +25,10 @@ from relatch.http.routes import activation as activation_routes
 from relatch.http.routes import apikeys as apikey_routes
 from relatch.http.routes import mfa as mfa_routes
 from relatch.http.routes import oauth as oauth_routes
+from relatch.http.routes import oauth_apps as oauth_app_routes
 from relatch.http.routes import password as password_routes
 from relatch.http.routes import reset as reset_routes
+from relatch.http.routes import sessions as session_routes
 from relatch.http.routes import users as user_routes
 from relatch.http.routes import users_by_id as users_by_id_routes
 from relatch.infra import metrics
@@ -140,6 +142,8 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
     app.include_router(not_me_pages.router)
     app.include_router(mfa_routes.router, prefix="/v1")
     app.include_router(apikey_routes.router, prefix="/v1")
+    app.include_router(session_routes.router, prefix="/v1")
+    app.include_router(oauth_app_routes.router, prefix="/v1")
     app.include_router(web_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     openapi.install(app)

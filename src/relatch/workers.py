@@ -20,7 +20,15 @@ import anyio.to_thread
 
 from relatch.mail.transports import Transport
 from relatch.mail.worker import deliver_due
-from relatch.services import audit, code_expiry, known_clients, limits, reset, reset_retries
+from relatch.services import (
+    audit,
+    code_expiry,
+    known_clients,
+    limits,
+    reset,
+    reset_retries,
+    sign_in_sessions,
+)
 from relatch.services.context import Services
 from relatch.storage import oauth_repo, outage, outbox
 from relatch.storage.one_time import ACTIVATION_CODES, NOT_ME_LINKS, OAUTH_CODES
@@ -92,6 +100,7 @@ RETENTION: list[tuple[str, Callable[[Services], int]]] = [
     ),
     # Past their expiry they are strangers again: no grace needed.
     ("known client prune", lambda svc: known_clients.prune_expired(svc.sessions, svc.clock())),
+    ("session prune", sign_in_sessions.prune_expired),
 ]
 
 

@@ -22,6 +22,7 @@ from relatch.storage.models import ActivationCode, OutboxMessage, ResetCode, Res
 from relatch.storage.models_audit import NotMeLink
 from relatch.storage.models_clients import KnownClient
 from relatch.storage.models_oauth import OAuthClient, OAuthCode, OAuthToken
+from relatch.storage.models_sessions import SignInSession
 from tests.conftest import FakeClock
 
 DAY = timedelta(days=1)
@@ -119,6 +120,19 @@ def _known_client(s: Session, user: int, at: datetime) -> None:
     )
 
 
+def _session(s: Session, user: int, at: datetime) -> None:
+    s.add(
+        SignInSession(
+            public_id=f"{at.timestamp():032.0f}",
+            user_id=user,
+            generation=0,
+            created_at=at - DAY,
+            last_seen_at=at - DAY,
+            expires_at=at,
+        )
+    )
+
+
 @dataclass(frozen=True)
 class Table:
     model: type[Any]
@@ -140,6 +154,7 @@ TABLES = {
         ResetRequest, _dead_letter, lambda svc: timedelta(days=svc.settings.outbox_retention_days)
     ),
     "known_clients": Table(KnownClient, _known_client, lambda svc: timedelta(0)),
+    "sessions": Table(SignInSession, _session, lambda svc: timedelta(0)),
 }
 
 
@@ -296,6 +311,7 @@ INDEXED = {
     "outbox": ["status"],
     "reset_requests": ["failed_at"],
     "known_clients": ["expires_at"],
+    "sessions": ["expires_at"],
 }
 
 

@@ -20,7 +20,7 @@ from relatch.auth import cookies
 from relatch.auth.api_key import api_key_header
 from relatch.auth.bearer import oauth_bearer
 from relatch.core import tokens
-from relatch.core.errors import NotAuthenticated, ReauthRequired
+from relatch.core.errors import NotAuthenticated, ReauthRequired, SessionRequired
 from relatch.infra import metrics
 from relatch.services import accounts, activation
 from relatch.services.account import Account
@@ -192,6 +192,29 @@ async def session_caller(request: Request) -> SessionCaller:
     """Dependency of changePasswordCurrentUser: a session JWT only (with its claims)."""
     svc: Services = request.app.state.services
     return await anyio.to_thread.run_sync(authenticate_session, svc, request)
+
+
+def authenticate_own_session(svc: Services, request: Request) -> SessionCaller:
+    """The caller if the credential is a session JWT (header or cookie), else
+    SessionRequired (401). The rule of the sessions operations (issue 14):
+
+    - Sign out and "end one" act on sessions; an API key or OAuth bearer token is none.
+    - Surveillance and lock-out: the list names where the owner is signed in (user agent,
+      network), and ending sessions signs the owner out. A third party's OAuth token, or a
+      CI job's API key that leaked, must do neither; the owner holds a session JWT anyway.
+    - No recent sign-in needed: ending sessions makes no credential, and the owner who
+      suspects a thief must be able to act from any session they have.
+    """
+    caller = identify(svc, request)  # bad credentials: a plain 401
+    if caller.session is None:
+        raise SessionRequired()
+    return SessionCaller(caller.user, caller.session)
+
+
+async def own_session(request: Request) -> SessionCaller:
+    """Dependency of the sessions operations (http/routes/sessions.py)."""
+    svc: Services = request.app.state.services
+    return await anyio.to_thread.run_sync(authenticate_own_session, svc, request)
 
 
 async def recent_session_user(request: Request) -> Account:

@@ -132,6 +132,19 @@ class NotYourPassword(RelatchError):
     )
 
 
+class SessionNotFound(RelatchError):
+    """No session of the caller's account has this id: another account's session gets the
+    same answer as an unknown id (enumeration, issue 14)."""
+
+    public_message = "Session not found"
+
+
+class OAuthAppNotFound(RelatchError):
+    """The client holds no grant or token for the caller's account (or does not exist)."""
+
+    public_message = "No grant for this app"
+
+
 class AccountExists(RelatchError):
     public_message = "An account with this username or e-mail address already exists"
 
@@ -147,6 +160,15 @@ class ReauthRequired(NotAuthenticated):
     bearer token, or a session JWT older than RELATCH_REAUTH_SECONDS (ASVS 5.0 7.5.1)."""
 
     public_message = "Sign in again (with your password) to change your sign-in methods"
+
+
+class SessionRequired(NotAuthenticated):
+    """The sessions operations (issue 14) take a session JWT only (auth/dependencies.py)."""
+
+    public_message = (
+        "This operation needs a session JWT (x-jwt-token header or jwt cookie); "
+        "an API key or OAuth token is refused"
+    )
 
 
 class StaffReauthRequired(ReauthRequired):

@@ -1,4 +1,5 @@
-"""Session JWTs: subject, issue time, sign-in time, expiry and the credential generation.
+"""Session JWTs: subject, issue time, sign-in time, expiry, the credential generation and
+the server-side session record they belong to (`sid`, issue 14).
 
 `iat` is when this token was made; `auth_time` (as in OIDC Core 2) is when the person
 signed in with their password and second factor. They differ only for a token that renews
@@ -25,6 +26,9 @@ class SessionClaims:
     issued_at: int
     jti: str
     auth_time: int  # when the person signed in; `issued_at` for tokens without the claim
+    # The public id of the session record (services/sign_in_sessions.py); None for a token
+    # issued before sessions were recorded (migration 0015_sessions).
+    session_id: str | None = None
 
 
 def issue(
@@ -36,6 +40,7 @@ def issue(
     ttl: int,
     *,
     auth_time: int | None = None,
+    session_id: str | None = None,
 ) -> str:
     """A session token; `auth_time` is the sign-in it renews (None: a sign-in now).
 
@@ -54,6 +59,8 @@ def issue(
         "exp": signed_in + ttl,
         "jti": secrets.token_urlsafe(12),
     }
+    if session_id is not None:
+        claims["sid"] = session_id
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -84,13 +91,16 @@ def decode(token: str, keys: Sequence[bytes], issuer: str, now: int) -> SessionC
             # Tokens issued before `auth_time` existed signed in when they were issued;
             # a sign-in can never be later than the token that carries it.
             auth_time = min(int(data.get("auth_time", iat)), iat)
+            sid = data.get("sid")
+            if sid is not None and not isinstance(sid, str):
+                return None
         except (TypeError, ValueError):
             return None
         # Expiry checked against the injected clock, not the wall clock; a token
         # "issued" in the future (clock skew beyond a minute) is refused too.
         if exp <= now or iat > now + 60:
             return None
-        return SessionClaims(account_id, gen, iat, str(data.get("jti", "")), auth_time)
+        return SessionClaims(account_id, gen, iat, str(data.get("jti", "")), auth_time, sid)
     return None
 
 

@@ -89,6 +89,19 @@ SESSION_ONLY = (
 )
 
 
+# The sessions operations (auth/dependencies.py own_session).
+OWN_SESSION = (
+    "Missing, bad, expired, signed-out or revoked credentials, or not a session: this "
+    "operation needs a session JWT (x-jwt-token header or jwt cookie); an API key or OAuth "
+    "token is refused"
+)
+
+
+def own_session_responses() -> dict[int | str, dict[str, Any]]:
+    """Route `responses=` of the sessions operations."""
+    return {401: _generic(OWN_SESSION)}
+
+
 def recent_sign_in_responses() -> dict[int | str, dict[str, Any]]:
     """Route `responses=` of the operations behind `recent_session_user`."""
     return {401: _generic(RECENT_SIGN_IN)}

@@ -18,7 +18,7 @@ from relatch.core.errors import (
 )
 from relatch.core.meta import RequestMeta
 from relatch.infra import metrics
-from relatch.services import activation, audit, known_clients, mfa
+from relatch.services import activation, audit, known_clients, mfa, sign_in_sessions
 from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.services.limits import Guess
@@ -224,9 +224,23 @@ def _store_rehash(svc: Services, account_id: int, old_hash: str, new_hash: str) 
         repo.replace_hash(s, account_id, old_hash, new_hash)
 
 
-def issue_session(svc: Services, user: Account, *, signed_in_at: int | None = None) -> str:
-    """A session JWT; `signed_in_at` renews the session of that sign-in (core/tokens.py)."""
+def issue_session(
+    svc: Services,
+    user: Account,
+    *,
+    meta: RequestMeta | None = None,
+    signed_in_at: int | None = None,
+    session_id: str | None = None,
+) -> str:
+    """A session JWT; `signed_in_at` renews the session of that sign-in (core/tokens.py).
+
+    `session_id`: the record this JWT belongs to (a renewal keeps its session); None
+    records a new session (services/sign_in_sessions.py) for the client in `meta`.
+    """
     now = int(svc.clock().timestamp())
+    if session_id is None:
+        started = now if signed_in_at is None else min(signed_in_at, now)
+        session_id = sign_in_sessions.record(svc, user, meta, started)
     return tokens.issue(
         svc.settings.secret,
         svc.settings.issuer,
@@ -235,6 +249,7 @@ def issue_session(svc: Services, user: Account, *, signed_in_at: int | None = No
         now,
         svc.settings.jwt_ttl,
         auth_time=signed_in_at,
+        session_id=session_id,
     )
 
 
@@ -246,8 +261,12 @@ def session_from_token(svc: Services, token: str) -> tuple[Account, tokens.Sessi
         raise NotAuthenticated()
     with svc.sessions() as s:
         user = repo.by_id(s, claims.account_id)
-    # Revocation: a reset or password change bumps the generation; older tokens die.
-    # Suspension (issue 11) bumps it too, and a suspended account uses no credential.
-    if user is None or user.credential_generation != claims.generation or user.suspended_at:
-        raise NotAuthenticated()
+        # Revocation: a reset or password change bumps the generation; older tokens die.
+        # Suspension (issue 11) bumps it too, and a suspended account uses no credential.
+        if user is None or user.credential_generation != claims.generation or user.suspended_at:
+            raise NotAuthenticated()
+        # Revocation of one session (issue 14): a signed-out or ended session's JWT dies.
+        due = sign_in_sessions.check(svc, s, user, claims)
+    if due is not None:
+        sign_in_sessions.touch(svc, due)
     return Account.of(user), claims

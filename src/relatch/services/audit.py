@@ -67,6 +67,11 @@ STAFF_REVOKE = "staff_revoke"
 OPERATOR_RESET = "operator_reset"
 SUSPEND = "suspend"
 UNSUSPEND = "unsuspend"
+# Sessions and apps (issue 14), the account as actor: what the owner ended, and when.
+SIGN_OUT = "sign_out"
+SESSION_END = "session_end"
+SESSIONS_END_OTHERS = "sessions_end_others"
+OAUTH_APP_REVOKE = "oauth_app_revoke"
 
 OK = "ok"
 

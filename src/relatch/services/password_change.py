@@ -18,7 +18,7 @@ from anyio.to_thread import run_sync
 from relatch.core import identity, passwords
 from relatch.core.errors import LoginFailed, PasswordRejected
 from relatch.core.meta import RequestMeta
-from relatch.services import accounts, audit, known_clients
+from relatch.services import accounts, audit, known_clients, sign_in_sessions
 from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.services.credentials import apply_new_password
@@ -35,9 +35,11 @@ async def change_password(
     meta: RequestMeta,
     *,
     signed_in_at: int,
+    session_id: str | None = None,
 ) -> str:
     """Store the new password and return the caller's session JWT for the new generation,
-    with `signed_in_at`, the sign-in time of the caller's session.
+    with `signed_in_at`, the sign-in time of the caller's session, and its session record
+    `session_id` (every other session ends: services/sign_in_sessions.py).
 
     LoginFailed (the login's one message) if the current password is wrong;
     PasswordRejected, saying what to change, if the new one breaks the policy.
@@ -61,7 +63,9 @@ async def change_password(
         if hmac.compare_digest(normalised.encode(), current.encode()):
             raise PasswordRejected(SAME_AS_CURRENT)
         new_hash = await svc.pool.hash(normalised)
-        return await run_sync(_store, svc, user.id, checked_hash, new_hash, meta, t, signed_in_at)
+        return await run_sync(
+            _store, svc, user.id, checked_hash, new_hash, meta, t, (signed_in_at, session_id)
+        )
 
 
 def _stored_hash(svc: Services, account_id: int) -> str | None:
@@ -77,8 +81,9 @@ def _store(
     new_hash: str,
     meta: RequestMeta,
     t: audit.Trail,
-    signed_in_at: int,
+    session: tuple[int, str | None],
 ) -> str:
+    signed_in_at, session_id = session
     with transaction(svc.sessions) as s:
         # Race: a reset or another change since the check wins; this one is refused.
         fresh = accounts_repo.with_hash(s, account_id, checked_hash)
@@ -90,5 +95,10 @@ def _store(
         t.write(s)
         s.flush()
         s.refresh(fresh)
+        # The caller's session lives on under the new generation; every other one is dead
+        # (older generation). A caller without a record (pre-upgrade JWT) gets a new one.
+        kept = session_id if sign_in_sessions.renew(s, fresh, session_id) else None
     # Second-factor bypass / sudo mode: the caller's sign-in time, never "now".
-    return accounts.issue_session(svc, Account.of(fresh), signed_in_at=signed_in_at)
+    return accounts.issue_session(
+        svc, Account.of(fresh), meta=meta, signed_in_at=signed_in_at, session_id=kept
+    )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import relatch.storage.models_auth  # registers the API key and TOTP tables
 import relatch.storage.models_clients  # known clients (their own failure budgets)
 import relatch.storage.models_limits  # rate-limit counters
-import relatch.storage.models_oauth  # noqa: F401 (OAuth2 / OpenID Connect tables)
+import relatch.storage.models_oauth  # OAuth2 / OpenID Connect tables
+import relatch.storage.models_sessions  # noqa: F401 (sign-in sessions)
 from relatch.storage import (
     models,
     models_audit,  # noqa: F401 (audit trail, not-me links)

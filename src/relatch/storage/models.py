@@ -62,6 +62,9 @@ class User(Base):
     # Suspended (`relatch user suspend`): no sign-in, no credential works, no reset code.
     suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     suspension_reason: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    # Session JWTs from before sessions were recorded (no `sid`, migration 0015) are
+    # refused once the owner signed one out or ended the others (services/sign_in_sessions).
+    sessionless_ended: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     @classmethod
     def named(cls, login: str) -> ColumnElement[bool]:

@@ -49,6 +49,7 @@ async def change_own_password(
         body.newPassword,
         request_meta(request),
         signed_in_at=signed_in_at,
+        session_id=caller.session.session_id,
     )
     # Every older session is revoked (generation bump); the caller keeps working with a
     # renewed JWT, handed over the two ways the seed reads one: the `jwt` cookie (browsers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC
 
 from anyio.to_thread import run_sync
@@ -58,7 +59,9 @@ async def login(body: GetJWTRequest, request: Request) -> GetJWTResponse:
     svc = services(request)
     meta = request_meta(request)
     user = await accounts.sign_in(svc, body.username, body.password, body.totpToken, meta)
-    return GetJWTResponse(success=True, token=accounts.issue_session(svc, user))
+    # The session record is written in a worker thread (services/sign_in_sessions.py).
+    token = await run_sync(functools.partial(accounts.issue_session, svc, user, meta=meta))
+    return GetJWTResponse(success=True, token=token)
 
 
 def user_response(
