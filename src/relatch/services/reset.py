@@ -222,8 +222,12 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
     known_client = known_clients.find(svc, key, meta, account_id)
     known = known_client is not None
     guess = svc.limits.code_guess(meta.client_ip, now, known_client)
-    # Counted and committed before the comparison below (storage/one_time.py).
-    rows = one_time.RESET_CODES.count_try(svc.sessions, account_id, now, _tries(svc, known))
+    # Counted and committed before the comparison below (storage/one_time.py). Timing:
+    # without a live code (unknown address, none asked, spent) the address's decoy row
+    # takes the try, so both sides write and commit one row (issue 12).
+    tries = _tries(svc, known)
+    slot = one_time.decoy_slot(key)
+    rows = one_time.RESET_CODES.count_try(svc.sessions, account_id, now, tries, slot)
     matched: int | None = None
     for code_id, stored in rows or [(0, "0" * 64)]:
         # Constant time, current and fallback keys; no early exit.
