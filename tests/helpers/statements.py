@@ -17,7 +17,10 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-TABLES = re.compile(r'\b(?:FROM|JOIN|INTO|UPDATE)\s+(?:"?\w+"?\.)?"?(\w+)"?', re.IGNORECASE)
+# The tables after FROM, JOIN, INTO and UPDATE (not FOR UPDATE, nor ON CONFLICT DO UPDATE).
+TABLES = re.compile(
+    r'\b(?:FROM|JOIN|INTO|(?<!FOR )(?<!DO )UPDATE)\s+(?:"?\w+"?\.)?"?(\w+)"?', re.IGNORECASE
+)
 WRITES = ("INSERT", "UPDATE", "DELETE")
 
 
