@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import anyio
 import anyio.to_thread
@@ -36,6 +37,7 @@ from relatch.storage.one_time import ACTIVATION_CODES, NOT_ME_LINKS, OAUTH_CODES
 log = logging.getLogger(__name__)
 
 Step = Callable[[Services], Awaitable[object]]
+T = TypeVar("T")
 
 
 @dataclass
@@ -122,18 +124,25 @@ _outages = outage.OutageLog(
 )
 
 
-async def _guarded(name: str, step: Awaitable[object]) -> None:
-    """Run one step; its failure is logged and never skips the steps after it."""
+async def _guarded(name: str, step: Awaitable[T]) -> T | None:
+    """Run one step; its failure is logged (None) and never skips the steps after it."""
     try:
-        await step
+        return await step
     except Exception as exc:
         # A database hiccup must not kill the worker; the rows wait for the next pass.
         if outage.unavailable(exc):
             # A restart or lost connection (issue 10): expected, passes, no traceback.
             _outages.note(exc)
-            return
+            return None
         # (SQL errors carry no bound parameters: storage/db.make_engine hides them.)
         log.exception("background step failed: %s", name)
+        return None
+
+
+# Reset requests taken up per call of the step, and at most per pass before the upkeep
+# steps get their turn (the loop then goes straight on: it does not wait while work remains).
+REQUEST_BATCH = 100
+REQUESTS_PER_PASS = 10_000
 
 
 # Readiness (GET /readyz): a worker is late when it has shown no progress (a pass begun,
@@ -157,9 +166,12 @@ class Workers:
     svc: Services
     transport: Transport
     extra: list[Step] = field(default_factory=list)
-    # Ends the workers' wait early (shutdown). Reset requests do not set it: see
-    # services/reset.request_reset (timing).
+    # Ends the reset-request worker's wait early: shutdown only. Reset requests do not set
+    # it: see services/reset.request_reset (timing).
     wake: threading.Event = field(default_factory=threading.Event)
+    # Ends the mail worker's wait early: shutdown, and every commit in this process that
+    # queued a mail (storage/outbox.on_queued, while `run_forever` runs).
+    mail_wake: threading.Event = field(default_factory=threading.Event)
     # Set by `stop()` (shutdown): the passes end between two items, never inside one. A
     # threading.Event, since the reset step asks it from its worker thread.
     halted: threading.Event = field(default_factory=threading.Event)
@@ -176,34 +188,43 @@ class Workers:
 
         return asked
 
-    async def requests_pass(self) -> None:
-        """Reset requests to codes and outbox rows, then the upkeep steps."""
+    async def requests_pass(self) -> bool:
+        """Reset requests to codes and outbox rows until none is due, then the upkeep
+        steps. True if requests are left (REQUESTS_PER_PASS reached): go again at once."""
         svc = self.svc
         stop = self._stop_asked("reset")
         stop()
-        await _guarded(
-            "reset requests",
-            anyio.to_thread.run_sync(
-                functools.partial(reset.process_requests, svc, should_stop=stop)
-            ),
-        )
+        left = False
+        taken = 0
+        step = functools.partial(reset.process_requests, svc, REQUEST_BATCH, should_stop=stop)
+        while not stop():
+            if taken >= REQUESTS_PER_PASS:
+                left = True
+                break
+            n = await _guarded("reset requests", anyio.to_thread.run_sync(step))
+            taken += n or 0
+            if n is None or n < REQUEST_BATCH:
+                break  # none left due (or the step failed: the next pass retries)
         for job in self.upkeep:
             if stop():
-                return  # upkeep waits for the next process; nothing is half done
+                return False  # upkeep waits for the next process; nothing is half done
             await _guarded(job.name, anyio.to_thread.run_sync(job.run, svc))
-        for step in self.extra:
+        for step_ in self.extra:
             if stop():
-                return
-            await _guarded(getattr(step, "__name__", "extra step"), step(svc))
+                return False
+            await _guarded(getattr(step_, "__name__", "extra step"), step_(svc))
         stop()
         self.beats["reset"].passes += 1
+        return left
 
-    async def mail_pass(self) -> None:
+    async def mail_pass(self) -> bool:
+        """Every due mail (mail/worker.deliver_due loops until none is due)."""
         stop = self._stop_asked("mail")
         stop()
         await _guarded("mail delivery", deliver_due(self.svc, self.transport, stop))
         stop()
         self.beats["mail"].passes += 1
+        return False
 
     def health(self) -> dict[str, str]:
         """Each worker's readiness (GET /readyz): "ok", or why not."""
@@ -231,27 +252,42 @@ class Workers:
         await self.requests_pass()
         await self.mail_pass()
 
-    async def _loop(self, stopping: anyio.Event, one_pass: Callable[[], Awaitable[None]]) -> None:
+    async def _loop(
+        self,
+        stopping: anyio.Event,
+        one_pass: Callable[[], Awaitable[bool]],
+        wake: threading.Event,
+    ) -> None:
         while not stopping.is_set():
-            await one_pass()
-            woke = await anyio.to_thread.run_sync(
-                self.wake.wait, self.svc.settings.worker_poll_seconds, abandon_on_cancel=True
+            # Cleared before the pass: work that arrives during it wakes the next wait.
+            wake.clear()
+            if await one_pass():
+                continue  # work left: no wait
+            await anyio.to_thread.run_sync(
+                wake.wait, self.svc.settings.worker_poll_seconds, abandon_on_cancel=True
             )
-            if woke and not stopping.is_set():
-                self.wake.clear()
 
     async def run_forever(self, stopping: anyio.Event) -> None:
         """The two workers as two loops: a slow relay (up to its timeout per mail) or a stuck
-        request never holds the other back (issue 8: the workers never block each other)."""
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._loop, stopping, self.requests_pass)
-            tg.start_soon(self._loop, stopping, self.mail_pass)
+        request never holds the other back (issue 8: the workers never block each other).
+
+        Each pass drains its queue; between passes a loop waits up to
+        RELATCH_WORKER_POLL_SECONDS (for other processes' work), and the mail loop is woken
+        at once by a mail queued in this process."""
+        undo = outbox.on_queued(self.svc.sessions, self.mail_wake.set)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._loop, stopping, self.requests_pass, self.wake)
+                tg.start_soon(self._loop, stopping, self.mail_pass, self.mail_wake)
+        finally:
+            undo()
 
     def stop(self) -> None:
         """Shutdown: the passes end after the item each holds, and the loops wake now
         instead of at the next poll (set `stopping` too)."""
         self.halted.set()
         self.wake.set()
+        self.mail_wake.set()
 
 
 async def run_once(svc: Services, transport: Transport, extra: list[Step] | None = None) -> None:

@@ -270,6 +270,17 @@ def test_unverified_certificate_is_refused_and_the_mail_stays_queued(
     assert PASSWORD not in caplog.text
 
 
+def test_a_pass_keeps_one_verified_tls_connection_and_authenticates_once(
+    svc: Services, make_account: Any, relay_factory: Any, test_ca: PrivateCA
+) -> None:
+    # Issue 12: the connection is kept for the whole pass, upgraded and verified once.
+    relay = relay_factory(tls_context=test_ca.server_context)
+    emails = {queue_reset_mail(svc, make_account) for _ in range(3)}
+    assert deliver(svc, url(relay), ca_file=test_ca.ca_file) == 3
+    assert relay.auths == [True]  # one AUTH, over TLS, for the three mails
+    assert {str(m["To"]) for m in relay.messages} == emails
+
+
 def test_smtps_with_private_ca_delivers(
     svc: Services, make_account: Any, relay_factory: Any, test_ca: PrivateCA
 ) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -20,6 +21,17 @@ class Transport(Protocol):
     async def send(self, message: EmailMessage) -> None:
         """Deliver or raise; the worker retries on any exception."""
         ...
+
+
+@contextlib.asynccontextmanager
+async def kept(transport: Transport) -> AsyncIterator[Transport]:
+    """`transport` for one pass of many sends: over SMTP, one connection kept for them all
+    (SMTPConnection) and closed when the pass ends; any other transport as it is."""
+    if isinstance(transport, SMTPTransport):
+        async with transport.connection() as conn:
+            yield conn
+    else:
+        yield transport
 
 
 class TLSRequired(Exception):
@@ -66,16 +78,24 @@ class SMTPTransport:
     def __repr__(self) -> str:  # never the password
         return f"SMTPTransport({self._host}:{self._port}, tls_required={self.requires_tls})"
 
-    async def send(self, message: EmailMessage) -> None:
-        """Send within `timeout` seconds in all, or raise (TimeoutError past it).
+    @property
+    def host(self) -> str:
+        return f"{self._host}:{self._port}"
 
-        aiosmtplib's timeout bounds each answer; a relay answering every command slowly
-        would still stretch one send over many of them, past the claim lease, and another
-        worker would take the mail over and send it too. So the exchange, up to the relay's
-        answer to the mail, has one deadline; the goodbye and the close get what is left of
-        it and never fail the send: the mail is accepted by then, and a retry would
-        deliver it twice.
-        """
+    def connection(self) -> SMTPConnection:
+        """One connection for many messages: `async with transport.connection() as c:`,
+        then `await c.send(m)` for each (a pass of the mail worker, mail/worker.py)."""
+        return SMTPConnection(self)
+
+    async def send(self, message: EmailMessage) -> None:
+        """One message on a connection of its own, closed before this returns."""
+        async with self.connection() as conn:
+            await conn.send(message)
+
+    async def open(self, sockets: list[_Connection]) -> aiosmtplib.SMTP:
+        """A connection ready for mail: connected, upgraded to TLS (or refused without it
+        where credentials are set), authenticated. Its sockets are added to `sockets`, for
+        the caller to close (`_closed`), also when this raises."""
         client = aiosmtplib.SMTP(
             hostname=self._host,
             port=self._port,
@@ -85,49 +105,122 @@ class SMTPTransport:
             cert_bundle=self._ca_file,
             timeout=self._timeout,
         )
-        deadline = anyio.current_time() + self._timeout
-        connections: list[_Connection] = []
+        try:
+            await client.connect()
+            sockets += _connection(client)
+            if not self._implicit_tls:
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()  # an old relay without ESMTP: no STARTTLS either
+                if client.supports_extension("starttls"):
+                    await client.starttls()  # verifies the certificate and the host name
+                    sockets += _connection(client)
+                elif self.requires_tls:
+                    # Downgrade: never send the password (nor a code) over a clear channel.
+                    raise TLSRequired(
+                        f"{self.host} offers no STARTTLS; credentials are "
+                        "configured, so TLS is required: AUTH not sent, mail kept queued"
+                    )
+            if self._user is not None:
+                await client.login(self._user, self._password or "")
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+
+def _stale(error: BaseException) -> bool:
+    """The relay hung up on a connection we kept open (its idle timeout, its cap on
+    messages per connection, a restart): 421 "closing the channel", or the connection
+    found gone."""
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return error.code == 421
+    return isinstance(error, aiosmtplib.SMTPServerDisconnected | ConnectionError)
+
+
+class SMTPConnection:
+    """A connection to the relay kept across sends: a pass of the mail worker pays for one
+    connection, EHLO, STARTTLS and AUTH, not one per mail.
+
+    Opened by the first send; a send that fails for any reason drops it, so the next send
+    opens a new one (reconnect on error: a relay that hung up, refused a mail or went
+    quiet never leaves the next mail on a connection in an unknown state). Every
+    connection opened goes through `SMTPTransport.open`: TLS required with credentials,
+    the certificate verified.
+
+    Deadline: one `timeout` bounds each send, the connection included when one is opened
+    for it. A kept connection the relay closed meanwhile fails the send that finds it
+    dead; that send opens a fresh one and tries once more, within the same deadline (a
+    retry at the next try would send the same bytes again: no new duplicate case).
+    """
+
+    def __init__(self, transport: SMTPTransport) -> None:
+        self._t = transport
+        self._client: aiosmtplib.SMTP | None = None
+        self._sockets: list[_Connection] = []
+
+    async def __aenter__(self) -> SMTPConnection:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def send(self, message: EmailMessage) -> None:
+        """Send within `timeout` seconds in all, or raise (TimeoutError past it).
+
+        aiosmtplib's timeout bounds each answer; a relay answering every command slowly
+        would still stretch one send over many of them, past the claim lease, and another
+        worker would take the mail over and send it too. So the whole send, up to the
+        relay's answer to the mail, has one deadline.
+        """
+        t = self._t
+        deadline = anyio.current_time() + t.timeout
         try:
             try:
-                with anyio.fail_after(self._timeout):
-                    await client.connect()
-                    connections += _connection(client)
-                    await self._exchange(client, message, connections)
+                with anyio.fail_after(t.timeout):
+                    reused = self._client is not None
+                    try:
+                        await self._send(message)
+                    except Exception as exc:
+                        if not (reused and _stale(exc)):
+                            raise
+                        await self._drop(deadline)
+                        await self._send(message)  # once more, on a fresh connection
             except TimeoutError as exc:
                 if isinstance(exc, aiosmtplib.SMTPException):
                     raise  # one answer's timeout: aiosmtplib's message says which
                 # The operator reads this in `relatch mail list --failed` and the log.
-                raise TimeoutError(
-                    f"{self._host}:{self._port}: send not done within {self._timeout:g}s"
-                ) from None
-            # Accepted. A relay slow to say goodbye is cut off, never a failed send.
+                raise TimeoutError(f"{t.host}: send not done within {t.timeout:g}s") from None
+        except BaseException:
+            await self._drop(deadline)  # the next send starts on a new connection
+            raise
+
+    async def _send(self, message: EmailMessage) -> None:
+        if self._client is None:
+            self._client = await self._t.open(self._sockets)
+        await self._client.send_message(message)
+
+    async def _drop(self, deadline: float) -> None:
+        client, self._client = self._client, None
+        sockets, self._sockets = self._sockets, []
+        if client is not None:
+            client.close()
+        await _closed(sockets, deadline)
+
+    async def aclose(self) -> None:
+        """Say goodbye and close. Every mail sent was accepted by then: a relay slow to
+        answer the QUIT is cut off (within CLOSE_GRACE_SECONDS), never a failed send."""
+        if self._client is None:
+            await self._drop(anyio.current_time())
+            return
+        deadline = anyio.current_time() + min(self._t.timeout, CLOSE_GRACE_SECONDS)
+        try:
             with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
                 with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-                    await client.quit()
+                    await self._client.quit()
         finally:
-            client.close()
-            await _closed(connections, deadline)
-
-    async def _exchange(
-        self, client: aiosmtplib.SMTP, message: EmailMessage, connections: list[_Connection]
-    ) -> None:
-        if not self._implicit_tls:
-            try:
-                await client.ehlo()
-            except aiosmtplib.SMTPHeloError:
-                await client.helo()  # an old relay without ESMTP: no STARTTLS either
-            if client.supports_extension("starttls"):
-                await client.starttls()  # verifies the certificate and the host name
-                connections += _connection(client)
-            elif self.requires_tls:
-                # Downgrade: never send the password (nor a code) over a clear channel.
-                raise TLSRequired(
-                    f"{self._host}:{self._port} offers no STARTTLS; credentials are "
-                    "configured, so TLS is required: AUTH not sent, mail kept queued"
-                )
-        if self._user is not None:
-            await client.login(self._user, self._password or "")
-        await client.send_message(message)
+            await self._drop(deadline)
 
 
 # How long a relay gets to answer our TLS close (close_notify) before the socket is cut.

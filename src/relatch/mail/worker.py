@@ -1,7 +1,7 @@
 """Delivers the outbox: claim due rows, count the try, send, retry with backoff, never drop.
 
-Claims (storage/outbox_claims.py): a pass claims up to 20 due mails, each with its own
-random token and a lease of RELATCH_MAIL_CLAIM_SECONDS; right before each send the claim
+Claims (storage/outbox_claims.py): a pass claims due mails CLAIM_BATCH at a time, each with
+its own random token and a lease of RELATCH_MAIL_CLAIM_SECONDS; right before each send the claim
 is renewed (a conditional UPDATE on the token: the lease runs from then on, the try is
 counted) and a claim taken over meanwhile is skipped; the mail is then marked sent or
 failed, again only under its token. A mail left `sending` by a process that died is
@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiosmtplib
 import anyio.to_thread
 
 from relatch.infra.metrics import MAILS
-from relatch.mail.transports import MailDirTransport, SMTPTransport, Transport
+from relatch.mail.transports import MailDirTransport, SMTPTransport, Transport, kept
 from relatch.services.context import Services
 from relatch.storage import outbox_claims
 from relatch.storage.outbox_claims import Claimed
@@ -43,7 +45,8 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 3600
 # The longest a relay gets for one mail, whatever the lease.
 SMTP_TIMEOUT = 30.0
-CLAIM_BATCH = 20
+# Mails claimed per transaction; a pass claims batch after batch until none is due.
+CLAIM_BATCH = 100
 
 
 def backoff(attempts: int) -> int:
@@ -104,23 +107,29 @@ def build_message(svc: Services, item: Claimed) -> EmailMessage:
     return msg
 
 
-def mark_sent(svc: Services, item: Claimed, message_id: str) -> bool:
+def sent_values(svc: Services, message_id: str) -> dict[str, Any]:
     # The bodies may hold a code: blank them once delivered.
-    done = outbox_claims.finish(
-        svc.sessions,
-        item,
-        status="sent",
-        sent_at=svc.clock(),
-        message_id=message_id,
-        body_text="",
-        body_html="",
-        last_error=None,
-    )
+    return {
+        "status": "sent",
+        "sent_at": svc.clock(),
+        "message_id": message_id,
+        "body_text": "",
+        "body_html": "",
+        "last_error": None,
+    }
+
+
+def mark_sent(svc: Services, item: Claimed, message_id: str) -> bool:
+    done = outbox_claims.finish(svc.sessions, item, **sent_values(svc, message_id))
+    _lost_after_send(item, done)
+    return done
+
+
+def _lost_after_send(item: Claimed, marked: bool) -> None:
     MAILS.labels("sent").inc()  # sent, whether or not the claim still held
-    if not done:
+    if not marked:
         # The send outlived the lease (a stall): another worker holds the mail now.
         log.warning("mail %s: claim lost after the send; it may go out twice", item.id)
-    return done
 
 
 def permanent_refusal(error: BaseException) -> bool:
@@ -170,7 +179,12 @@ def release(svc: Services, items: list[Claimed]) -> None:
 async def deliver_due(
     svc: Services, transport: Transport, should_stop: Callable[[], bool] = lambda: False
 ) -> int:
-    """One pass: send what is due. Returns how many were delivered.
+    """One pass: send everything due, batch after batch, until nothing is due. Returns how
+    many were delivered.
+
+    Throughput: claims come CLAIM_BATCH at a time in one transaction each, and the pass
+    sends over one SMTP connection (transports.kept; reopened after a failed send). Each
+    mail is still renewed right before its send and marked right after it, one at a time.
 
     Shutdown: `should_stop` is asked between mails, never during one; a mail being sent is
     sent (or marked failed), and the claims not yet tried are released, so no mail waits
@@ -179,20 +193,75 @@ async def deliver_due(
     Poison items (issues 8 and 10): building the message is part of the try. A row that
     cannot be built (or sent) on every try is counted like any failure and ends
     `abandoned` after RELATCH_MAIL_MAX_ATTEMPTS; the rows behind it are sent all the same.
+    The pass ends: every mail it claimed leaves `sending` (sent, backed off, abandoned,
+    released) or was taken over by another worker, and none comes back due at once.
     """
     sent = 0
-    claimed = await anyio.to_thread.run_sync(claim_due, svc)
+    async with kept(transport) as sender:
+        while not should_stop():
+            claimed = await anyio.to_thread.run_sync(claim_due, svc)
+            if not claimed:
+                break
+            sent += await _deliver(svc, sender, claimed, should_stop)
+    return sent
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """A mail the relay accepted, to be marked sent before the next send."""
+
+    item: Claimed
+    message_id: str
+
+
+def _prepare(
+    svc: Services, sent: _Sent | None, claim: Claimed
+) -> tuple[Claimed | None, EmailMessage | Exception | None]:
+    """In a worker thread, right before a send: mark the mail just sent (if any) and renew
+    this one, in one transaction (outbox_claims.finish_and_renew), then build its message
+    (off the event loop, which serves requests). The renewed item, or None if taken over;
+    its message, or the exception building it raised (part of the try), or None if its
+    tries are spent."""
+    done = (sent.item, sent_values(svc, sent.message_id)) if sent is not None else None
+    try:
+        marked, item = outbox_claims.finish_and_renew(
+            svc.sessions, done, claim, svc.clock(), lease(svc)
+        )
+    except Exception:
+        if sent is not None:  # the relay took it: its mark must not wait for the renewal
+            mark_sent(svc, sent.item, sent.message_id)
+        raise
+    if sent is not None:
+        _lost_after_send(sent.item, bool(marked))
+    if item is None or item.attempts > svc.settings.mail_max_attempts:
+        return item, None
+    try:
+        return item, build_message(svc, item)
+    except Exception as exc:  # a poison row: counted like a failed send
+        return item, exc
+
+
+async def _deliver(
+    svc: Services, sender: Transport, claimed: list[Claimed], should_stop: Callable[[], bool]
+) -> int:
+    """Send one claimed batch, in order, one mail at a time; how many were delivered."""
+    sent = 0
+    last: _Sent | None = None
     for n, claim in enumerate(claimed):
         if should_stop():
+            if last is not None:
+                await anyio.to_thread.run_sync(mark_sent, svc, last.item, last.message_id)
+                last = None
             await anyio.to_thread.run_sync(release, svc, claimed[n:])
             break
-        item = await anyio.to_thread.run_sync(renew, svc, claim)
+        item, built = await anyio.to_thread.run_sync(_prepare, svc, last, claim)
+        last = None
         if item is None:
             # Its lease ran out while the mails before it were sent, and another worker
             # claimed it: that worker sends it, this one must not (a duplicate).
             log.info("mail %s: claim taken over by another worker, skipped", claim.id)
             continue
-        if item.attempts > svc.settings.mail_max_attempts:
+        if built is None:
             # A mail whose send kills its process (or stalls past the lease) on every try
             # never reaches mark_failed: without this it would be taken over and tried
             # forever, one crash each time. Its tries are spent: a dead letter, unsent.
@@ -200,11 +269,15 @@ async def deliver_due(
             await anyio.to_thread.run_sync(mark_failed, svc, item, spent)
             continue
         try:
-            message = build_message(svc, item)
-            await transport.send(message)
+            if isinstance(built, Exception):
+                raise built
+            await sender.send(built)
         except Exception as exc:  # retried, or abandoned (kept, logged): nothing is dropped
             await anyio.to_thread.run_sync(mark_failed, svc, item, exc)
             continue
-        await anyio.to_thread.run_sync(mark_sent, svc, item, str(message["Message-ID"]))
+        last = _Sent(item, str(built["Message-ID"]))
         sent += 1
+    if last is not None:
+        with anyio.CancelScope(shield=True):  # accepted by the relay: marked, even at shutdown
+            await anyio.to_thread.run_sync(mark_sent, svc, last.item, last.message_id)
     return sent

@@ -72,55 +72,64 @@ def request_reset(svc: Services, email: str, meta: RequestMeta) -> None:
 def process_requests(
     svc: Services, batch: int = 50, should_stop: Callable[[], bool] = lambda: False
 ) -> int:
-    """Worker step: turn recorded requests into codes and mails. Returns how many it handled.
+    """Worker step: turn up to `batch` recorded requests into codes and mails, oldest
+    first. Returns how many it took up (decided, or counted as failed); fewer than `batch`
+    means none was left due.
 
     One hostile item must not stop recovery for everyone (issue 8): each request is
     decided in its own transaction; one that raises is rolled back (its claim with it),
     counted against itself, retried after a backoff, and after its tries set aside as a
-    dead letter that later passes skip (services/reset_retries.py). The others in the
-    batch go on either way.
+    dead letter that later passes skip (services/reset_retries.py). The others go on.
 
     Shutdown: `should_stop` is asked between requests, never during one; the requests not
     reached stay recorded (unclaimed) for the next pass of any process.
     """
     now = svc.clock()
-    with svc.sessions() as s:
-        ids = list(
-            s.scalars(
-                select(ResetRequest.id)
-                .where(retries.due(now))
-                .order_by(ResetRequest.id)
-                .limit(batch)
-            )
-        )
-    done = 0
-    for request_id in ids:
-        if should_stop():
-            break
+    taken = 0
+    while taken < batch and not should_stop():
+        held: list[int] = []
         try:
-            done += _process_one(svc, request_id, now)
+            if not _process_next(svc, now, held):
+                break  # none left due
         except Exception as exc:  # any cause: counted against this request alone
-            if outage.unavailable(exc):
+            if outage.unavailable(exc) or not held:
                 # A database outage is not this request's fault (issue 10): it must not
                 # spend its tries towards a dead letter; the pass ends, the next retries.
                 raise
-            retries.count_failure(svc, request_id, exc)
-    return done
+            retries.count_failure(svc, held[0], exc)
+        taken += 1
+    return taken
 
 
-def _process_one(svc: Services, request_id: int, now: datetime) -> int:
+def _process_next(svc: Services, now: datetime, held: list[int]) -> bool:
+    """Claim the oldest due request and decide it, in one transaction; False if none is
+    due. The claimed request's id goes into `held` (to count a failure against it)."""
     with transaction(svc.sessions) as s:
-        # Claim: one conditional DELETE, so two workers never handle one request.
+        # Claim: one DELETE of the oldest due row, so two workers never handle one
+        # request; on PostgreSQL the row is locked as it is picked (`FOR UPDATE SKIP
+        # LOCKED`), so a second process takes the next one instead of queueing behind this
+        # transaction (on SQLite the transaction holds the one write lock).
         # Privacy: the row holds the typed address in clear (known or not); once decided
         # it is gone, and only the audit row (a keyed digest for an unknown address,
         # pruned after the retention period) remains. A rollback puts it back.
+        oldest = (
+            select(ResetRequest.id)
+            .where(retries.due(now))
+            .order_by(ResetRequest.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
         claimed = s.execute(
             delete(ResetRequest)
-            .where(ResetRequest.id == request_id, retries.due(now))
-            .returning(ResetRequest.email, ResetRequest.client_ip, ResetRequest.request_id)
+            .where(ResetRequest.id == oldest)
+            .returning(
+                ResetRequest.id, ResetRequest.email, ResetRequest.client_ip, ResetRequest.request_id
+            )
         ).first()
         if claimed is None:
-            return 0
+            return False
+        held.append(claimed.id)
         user = accounts_repo.by_email(s, claimed.email)
         origin = RequestMeta(client_ip=claimed.client_ip, request_id=claimed.request_id)
         if user is not None and user.suspended_at is not None:
@@ -131,7 +140,7 @@ def _process_one(svc: Services, request_id: int, now: datetime) -> int:
             audit.add(s, svc, audit.RESET_MAIL, "code_sent", origin, account_id=user.id)
         else:
             audit.add(s, svc, audit.RESET_MAIL, "no_account", origin, login=claimed.email)
-    return 1
+    return True
 
 
 def issue_code(svc: Services, s: Session, user: User) -> None:
@@ -213,8 +222,12 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
     known_client = known_clients.find(svc, key, meta, account_id)
     known = known_client is not None
     guess = svc.limits.code_guess(meta.client_ip, now, known_client)
-    # Counted and committed before the comparison below (storage/one_time.py).
-    rows = one_time.RESET_CODES.count_try(svc.sessions, account_id, now, _tries(svc, known))
+    # Counted and committed before the comparison below (storage/one_time.py). Timing:
+    # without a live code (unknown address, none asked, spent) the address's decoy row
+    # takes the try, so both sides write and commit one row (issue 12).
+    tries = _tries(svc, known)
+    slot = one_time.decoy_slot(key)
+    rows = one_time.RESET_CODES.count_try(svc.sessions, account_id, now, tries, slot)
     matched: int | None = None
     for code_id, stored in rows or [(0, "0" * 64)]:
         # Constant time, current and fallback keys; no early exit.

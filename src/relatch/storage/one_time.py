@@ -20,6 +20,7 @@ caller compares in constant time; this module only decides which rows are still 
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,9 +34,18 @@ from relatch.storage.db import delete_in_batches, rowcount, transaction
 from relatch.storage.models import ActivationCode, ResetCode
 from relatch.storage.models_audit import NotMeLink
 from relatch.storage.models_auth import RecoveryCode
+from relatch.storage.models_decoys import DECOY_SLOTS, TryDecoy
 from relatch.storage.models_oauth import OAuthCode
 
 Column = InstrumentedAttribute[Any]
+
+NO_SLOT = -1  # a decoy slot no row has
+
+
+def decoy_slot(key: str) -> int:
+    """The decoy row standing in for the owner of `key` (an address key): the same one for
+    the same address, as its code row would be. Not a secret (storage/models_decoys.py)."""
+    return zlib.crc32(key.encode()) % DECOY_SLOTS
 
 
 @dataclass(frozen=True)
@@ -108,7 +118,12 @@ class OneTimeStore:
         return found[0], bool(found[1])
 
     def count_try(
-        self, sessions: sessionmaker[Session], owner: int, now: datetime, tries: Tries
+        self,
+        sessions: sessionmaker[Session],
+        owner: int,
+        now: datetime,
+        tries: Tries,
+        decoy_slot: int | None = None,
     ) -> Tried:
         """Spend one try of every live secret of the owner, COMMITTED before the caller
         compares; returns their (id, digest), and which of them this try brought to the
@@ -118,6 +133,11 @@ class OneTimeStore:
         in the same conditional UPDATE, so parallel guesses cannot exceed the budget, and a
         guess the caller later refuses has already paid (no rollback gives it back). A
         secret out of tries does not come back, so even the right secret fails then.
+
+        Timing (`decoy_slot`, storage/models_decoys.py): when no live secret took the try,
+        the decoy row of that slot takes it instead, in the same transaction. Both sides run
+        the same two statements and write one row: the commit costs the same whether or not
+        the owner (or a live code) exists.
         """
         with transaction(sessions) as s:
             rows = s.execute(
@@ -131,6 +151,14 @@ class OneTimeStore:
                 tried.append((int(row_id), str(digest)))
                 if count >= tries.limit:
                     tried.last_try.append(int(row_id))
+            if decoy_slot is not None:
+                # The same statement either way; it matches no row when a secret counted.
+                s.execute(
+                    update(TryDecoy)
+                    .where(TryDecoy.slot == (NO_SLOT if tried else decoy_slot))
+                    .values(attempts=TryDecoy.attempts + 1)
+                    .execution_options(synchronize_session=False)
+                )
             return tried
 
     def give_back_try(self, s: Session, row_id: int, tries: Tries) -> None:

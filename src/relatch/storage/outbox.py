@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from relatch.infra.metrics import MAILS
@@ -42,7 +43,34 @@ def enqueue(
     )
     s.add(msg)
     after_commit(s, MAILS.labels("queued").inc)
+    s.info[_QUEUED] = True  # for `on_queued`, once this transaction commits
     return msg
+
+
+_QUEUED = "relatch.outbox.queued"
+
+
+def on_queued(sessions: sessionmaker[Session], wake: Callable[[], None]) -> Callable[[], None]:
+    """Call `wake` after every commit, in a session of `sessions`, of a transaction that
+    queued a mail: this process's mail worker sends it at once instead of at its next poll
+    (relatch/workers.py). After the commit, never before: the worker must find the row.
+    Returns the function that stops it."""
+
+    def committed(session: Session) -> None:
+        if session.info.pop(_QUEUED, False):
+            wake()
+
+    def rolled_back(session: Session) -> None:
+        session.info.pop(_QUEUED, None)  # the row is gone with the transaction
+
+    event.listen(sessions, "after_commit", committed)
+    event.listen(sessions, "after_rollback", rolled_back)
+
+    def undo() -> None:
+        event.remove(sessions, "after_commit", committed)
+        event.remove(sessions, "after_rollback", rolled_back)
+
+    return undo
 
 
 def prune_delivered(sessions: sessionmaker[Session], cutoff: datetime) -> int:

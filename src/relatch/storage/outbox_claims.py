@@ -3,9 +3,10 @@
 Several processes run the mail worker over one database (issue 10, two processes; a
 crashed process's mails must still go out). A worker takes a mail by a claim:
 
-- `claim_due` moves a due row (`pending`, or `sending` whose lease ran out: its worker
-  died or stalled) to `sending` with a new random token and `claimed_until = now + lease`,
-  in one conditional UPDATE per row: of two workers racing for a row, one matches it.
+- `claim_due` moves a batch of due rows (`pending`, or `sending` whose lease ran out: its
+  worker died or stalled) to `sending`, each with a new random token and `claimed_until =
+  now + lease`, in one transaction that locks the rows it reads (PostgreSQL: `FOR UPDATE
+  SKIP LOCKED`; SQLite: the single writer): of two workers racing, each gets other rows.
 - `renew`, right before the send, counts the try and moves `claimed_until` to
   `now + lease`, only while the token is still ours (a conditional UPDATE on it). A claim
   taken over meanwhile (its lease ran out while this worker was busy with the mails before
@@ -69,38 +70,46 @@ def _ours(item: Claimed) -> ColumnElement[bool]:
 def claim_due(
     sessions: sessionmaker[Session], now: datetime, lease: timedelta, limit: int = 20
 ) -> list[Claimed]:
-    """Claim up to `limit` due rows, oldest first, each with its own token. The try is not
-    counted yet (`renew` counts it): a claim given back or taken over was never a try."""
-    with sessions() as s:
-        ids = list(
-            s.scalars(
-                select(OutboxMessage.id)
-                .where(_due(now), OutboxMessage.next_attempt_at <= now)
-                .order_by(OutboxMessage.id)
-                .limit(limit)
+    """Claim up to `limit` due rows, oldest first, each with its own token, in one
+    transaction. The try is not counted yet (`renew` counts it): a claim given back or
+    taken over was never a try.
+
+    Two workers never fight over rows: on PostgreSQL the rows are locked as they are read
+    (`FOR UPDATE SKIP LOCKED`), so a concurrent claim skips them and takes the next due
+    ones instead of waiting for this transaction; a row claimed and committed by another
+    worker meanwhile is re-checked against `_due` when locked, and left out. On SQLite the
+    transaction holds the one write lock from its start (storage/db.py, BEGIN IMMEDIATE):
+    nothing changes between the read and the writes.
+    """
+    with transaction(sessions) as s:
+        rows = s.execute(
+            select(
+                OutboxMessage.id,
+                OutboxMessage.recipient,
+                OutboxMessage.subject,
+                OutboxMessage.body_text,
+                OutboxMessage.body_html,
+                OutboxMessage.attempts,
+                OutboxMessage.created_at,
             )
+            .where(_due(now), OutboxMessage.next_attempt_at <= now)
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not rows:
+            return []
+        claimed = [Claimed(row.id, secrets.token_hex(16), *row[1:]) for row in rows]
+        # ORM bulk UPDATE by primary key: one statement, executed for every row, each
+        # claim with its own token.
+        until = now + lease
+        s.execute(
+            update(OutboxMessage),
+            [
+                {"id": c.id, "status": "sending", "claim_token": c.token, "claimed_until": until}
+                for c in claimed
+            ],
         )
-    claimed: list[Claimed] = []
-    for msg_id in ids:
-        token = secrets.token_hex(16)
-        with transaction(sessions) as s:
-            # Re-checked in the UPDATE: a row another worker claimed since the SELECT is
-            # no longer due (PostgreSQL re-evaluates the WHERE on the row it waited for).
-            row = s.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == msg_id, _due(now))
-                .values(status="sending", claim_token=token, claimed_until=now + lease)
-                .returning(
-                    OutboxMessage.recipient,
-                    OutboxMessage.subject,
-                    OutboxMessage.body_text,
-                    OutboxMessage.body_html,
-                    OutboxMessage.attempts,
-                    OutboxMessage.created_at,
-                )
-            ).first()
-        if row is not None:
-            claimed.append(Claimed(msg_id, token, *row))
     return claimed
 
 
@@ -110,25 +119,56 @@ def renew(
     """Right before a send: still ours? Then the lease runs from now and the try is
     counted; the item comes back with its new count. None: taken over, do not send."""
     with transaction(sessions) as s:
-        attempts = s.execute(
-            update(OutboxMessage)
-            .where(_ours(item))
-            .values(claimed_until=now + lease, attempts=OutboxMessage.attempts + 1)
-            .returning(OutboxMessage.attempts)
-        ).scalar_one_or_none()
-    return None if attempts is None else replace(item, attempts=attempts)
+        return _renew(s, item, now, lease)
 
 
 def finish(sessions: sessionmaker[Session], item: Claimed, **values: Any) -> bool:
     """End the claim with `values` (sent, pending again, abandoned), only if still ours.
     False: taken over meanwhile, and nothing was written."""
     with transaction(sessions) as s:
-        done = s.execute(
-            update(OutboxMessage)
-            .where(_ours(item))
-            .values(claim_token=None, claimed_until=None, **values)
-        )
-        return rowcount(done) == 1
+        return _finish(s, item, values)
+
+
+def finish_and_renew(
+    sessions: sessionmaker[Session],
+    done: tuple[Claimed, dict[str, Any]] | None,
+    item: Claimed,
+    now: datetime,
+    lease: timedelta,
+) -> tuple[bool | None, Claimed | None]:
+    """`finish` of the mail just sent (if any) and `renew` of the next one, in one
+    transaction: a worker pays one commit per mail. The mail just sent is still marked
+    before the next send (one mail at a time between the relay's acceptance and its
+    mark: the duplicate bound), and the next is renewed right before its send.
+    Returns (what `finish` returned, None without `done`; what `renew` returned)."""
+    with transaction(sessions) as s:
+        finished = _finish(s, done[0], done[1]) if done is not None else None
+        return finished, _renew(s, item, now, lease)
+
+
+# Plain conditional UPDATEs: no ORM session state to synchronise (nothing here is loaded).
+_PLAIN = {"synchronize_session": False}
+
+
+def _renew(s: Session, item: Claimed, now: datetime, lease: timedelta) -> Claimed | None:
+    attempts = s.execute(
+        update(OutboxMessage)
+        .where(_ours(item))
+        .values(claimed_until=now + lease, attempts=OutboxMessage.attempts + 1)
+        .returning(OutboxMessage.attempts)
+        .execution_options(**_PLAIN)
+    ).scalar_one_or_none()
+    return None if attempts is None else replace(item, attempts=attempts)
+
+
+def _finish(s: Session, item: Claimed, values: dict[str, Any]) -> bool:
+    done = s.execute(
+        update(OutboxMessage)
+        .where(_ours(item))
+        .values(claim_token=None, claimed_until=None, **values)
+        .execution_options(**_PLAIN)
+    )
+    return rowcount(done) == 1
 
 
 def release(sessions: sessionmaker[Session], items: Sequence[Claimed]) -> int:
