@@ -1,7 +1,7 @@
 """code_try_decoys: the row a wrong reset code writes when no live code counts it (issue 12)
 
-Revision ID: 0015_code_try_decoys
-Revises: 0014_lifecycle
+Revision ID: 0016_code_try_decoys
+Revises: 0015_sessions
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015_code_try_decoys"
-down_revision = "0014_lifecycle"
+revision = "0016_code_try_decoys"
+down_revision = "0015_sessions"
 branch_labels = None
 depends_on = None
 
