@@ -121,11 +121,12 @@ def sent_values(svc: Services, message_id: str) -> dict[str, Any]:
 
 def mark_sent(svc: Services, item: Claimed, message_id: str) -> bool:
     done = outbox_claims.finish(svc.sessions, item, **sent_values(svc, message_id))
-    _lost_after_send(item, done)
+    _note_sent(item, done)
     return done
 
 
-def _lost_after_send(item: Claimed, marked: bool) -> None:
+def _note_sent(item: Claimed, marked: bool) -> None:
+    """A mail the relay accepted: counted, and a warning if its mark found the claim lost."""
     MAILS.labels("sent").inc()  # sent, whether or not the claim still held
     if not marked:
         # The send outlived the lease (a stall): another worker holds the mail now.
@@ -232,7 +233,7 @@ def _prepare(
             mark_sent(svc, sent.item, sent.message_id)
         raise
     if sent is not None:
-        _lost_after_send(sent.item, bool(marked))
+        _note_sent(sent.item, bool(marked))
     if item is None or item.attempts > svc.settings.mail_max_attempts:
         return item, None
     try:
