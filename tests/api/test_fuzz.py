@@ -51,7 +51,7 @@ from relatch.storage.oauth_records import GRANT_TYPES, SCOPES
 from tests import conftest
 
 # Bounded for `make test`; RELATCH_FUZZ_EXAMPLES=500 digs deeper by hand.
-MAX_EXAMPLES = int(os.environ.get("RELATCH_FUZZ_EXAMPLES", "30"))
+MAX_EXAMPLES = int(os.environ.get("RELATCH_FUZZ_EXAMPLES", "20"))
 FUZZ = hypothesis.settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
