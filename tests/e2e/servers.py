@@ -130,35 +130,48 @@ def server_env(workdir: Path, port: int, **extra: str | None) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def relatch_server(workdir: Path, workers: int = 1, **extra: str | None) -> Iterator[Server]:
-    """`relatch serve` as a real process on a free port; stopped and its log kept on exit."""
-    port = free_port()
-    env = server_env(workdir, port, **extra)
+PORT_TAKEN = "address already in use"
+
+
+def _start(
+    workdir: Path, workers: int, extra: dict[str, str | None]
+) -> tuple[subprocess.Popen[bytes], str, dict[str, str], Path]:
+    """Start `relatch serve` and wait until it answers. A free port can be taken between
+    free_port() and the bind (the suite runs in several processes): then a new port."""
     log = workdir / "server.log"
-    serve = ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(RELATCH), *serve],
-            env=env,
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
+    for _ in range(3):
+        port = free_port()
+        env = server_env(workdir, port, **extra)
+        serve = ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [str(RELATCH), *serve], env=env, cwd=workdir, stdout=out, stderr=subprocess.STDOUT
+            )
+        url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
+                if PORT_TAKEN in log.read_text():
+                    break  # another port
                 raise AssertionError(f"server exited:\n{log.read_text()}")
             try:
                 if httpx.get(f"{url}/v1/openapi.json", timeout=1).status_code == 200:
-                    break
+                    return proc, url, env, log
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
                 raise AssertionError(f"server did not start:\n{log.read_text()}")
             time.sleep(0.1)
+    raise AssertionError(f"no free port in 3 tries:\n{log.read_text()}")
+
+
+@contextmanager
+def relatch_server(workdir: Path, workers: int = 1, **extra: str | None) -> Iterator[Server]:
+    """`relatch serve` as a real process on a free port; stopped and its log kept on exit."""
+    proc, url, env, log = _start(workdir, workers, extra)
+    try:
         yield Server(url=url, env=env, process=proc, log=log)
     finally:
         proc.terminate()
