@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC
-from typing import TypeVar
 
 import typer
 
-from relatch.cli.context import build
+from relatch.cli.context import run
 from relatch.cli.output import cell, one_line
-from relatch.core.errors import RelatchError
 from relatch.core.meta import CLI
 from relatch.services import api_keys
 from relatch.services.context import Services
-from relatch.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="API keys")
-T = TypeVar("T")
-
-
-def _run(action: Callable[[Services], T]) -> T:
-    svc = build(get_settings())
-    try:
-        return action(svc)
-    except RelatchError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
-    finally:
-        svc.close()
 
 
 @app.command("create")
@@ -44,7 +28,7 @@ def create(
         user = api_keys.account_by_email(svc, email)
         return api_keys.create(svc, user.id, name, CLI)
 
-    new = _run(act)
+    new = run(act)
     typer.echo(f"created API key {new.info.id} ({new.info.prefix}, {cell(new.info.name)!r})")
     typer.echo("the key is shown this once; store it now:")
     typer.echo(new.key)
@@ -57,7 +41,7 @@ def list_(email: str = typer.Option(..., help="e-mail address of the account")) 
     def act(svc: Services) -> list[api_keys.KeyInfo]:
         return api_keys.list_keys(svc, api_keys.account_by_email(svc, email).id)
 
-    keys = _run(act)
+    keys = run(act)
     if not keys:
         typer.echo("no API keys")
     for k in keys:
@@ -69,5 +53,5 @@ def list_(email: str = typer.Option(..., help="e-mail address of the account")) 
 @app.command("revoke")
 def revoke(key_id: int = typer.Argument(..., metavar="KEY-ID", help="id shown by `list`")) -> None:
     """Revoke a key: from now on it is refused."""
-    info = _run(lambda svc: api_keys.revoke(svc, key_id, CLI))
+    info = run(lambda svc: api_keys.revoke(svc, key_id, CLI))
     typer.echo(f"revoked API key {info.id} ({info.prefix})")

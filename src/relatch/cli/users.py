@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
 
 import anyio
 import typer
 
-from relatch.cli.context import build
+from relatch.cli.context import build, run
 from relatch.cli.output import one_line
 from relatch.cli.user_import import import_command
 from relatch.core.errors import RelatchError
 from relatch.core.meta import CLI
 from relatch.services import accounts, operator
-from relatch.services.account import Account
-from relatch.services.context import Services
 from relatch.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Accounts")
@@ -44,18 +41,6 @@ def create(
     typer.echo(f"created user {user_id}")
 
 
-def _run(action: Callable[[Services], Account]) -> Account:
-    """Run one operator action on fresh services; its refusal printed, exit status 1."""
-    svc = build(get_settings())
-    try:
-        return action(svc)
-    except RelatchError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
-    finally:
-        svc.close()
-
-
 @app.command("staff")
 def staff(
     email: str = typer.Option(..., help="e-mail address of the account"),
@@ -63,14 +48,14 @@ def staff(
 ) -> None:
     """Make an account staff (it may then act on other accounts by id, from a recent
     session with TOTP set), or stop it being staff."""
-    user = _run(lambda svc: operator.set_staff(svc, email, not revoke, CLI))
+    user = run(lambda svc: operator.set_staff(svc, email, not revoke, CLI))
     typer.echo(f"user {user.id} is {'no longer ' if revoke else ''}staff")
 
 
 @app.command("reset")
 def reset(email: str = typer.Option(..., help="e-mail address of the account")) -> None:
     """Mail the account a reset code (an operator never sets a password)."""
-    user = _run(lambda svc: operator.send_reset(svc, email, CLI))
+    user = run(lambda svc: operator.send_reset(svc, email, CLI))
     typer.echo(f"reset code mailed to user {user.id}")
 
 
@@ -80,12 +65,12 @@ def suspend(
     reason: str = typer.Option(..., help="why (shown to staff in getUser)", callback=one_line),
 ) -> None:
     """Suspend an account: no sign-in, no credential works, no reset code."""
-    user = _run(lambda svc: operator.suspend(svc, email, reason, CLI))
+    user = run(lambda svc: operator.suspend(svc, email, reason, CLI))
     typer.echo(f"user {user.id} suspended")
 
 
 @app.command("unsuspend")
 def unsuspend(email: str = typer.Option(..., help="e-mail address of the account")) -> None:
     """Lift a suspension (sessions from before it stay signed out)."""
-    user = _run(lambda svc: operator.unsuspend(svc, email, CLI))
+    user = run(lambda svc: operator.unsuspend(svc, email, CLI))
     typer.echo(f"user {user.id} no longer suspended")
