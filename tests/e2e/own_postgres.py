@@ -109,10 +109,16 @@ def own_postgres() -> Iterator[OwnPostgres]:
         )  # fmt: skip
         if made.returncode != 0:
             pytest.skip(f"initdb could not run here: {made.stderr.strip()[-300:]}")
-        try:
-            pg.start()
-        except AssertionError as exc:
-            pytest.skip(f"PostgreSQL could not start here: {exc}"[:400])
+        # A port taken between free_port() and the server's bind (the suite runs in two
+        # processes): try another port before giving up, as tests/e2e/servers.py does.
+        for attempt in range(3):
+            try:
+                pg.start()
+                break
+            except AssertionError as exc:
+                if attempt == 2:
+                    pytest.skip(f"PostgreSQL could not start here: {exc}"[:400])
+                pg.port = free_port()
         try:
             yield pg
         finally:
