@@ -67,7 +67,7 @@ APP_GONE = N_("This app no longer has access to your account, or never had.")
 
 
 def _when(moment: datetime, lang: str) -> str:
-    return str(format_datetime(moment.astimezone(UTC), "medium", tzinfo=UTC, locale=lang))
+    return str(format_datetime(moment.astimezone(UTC), "long", tzinfo=UTC, locale=lang))
 
 
 def _links(request: Request) -> dict[str, Any]:
