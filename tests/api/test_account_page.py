@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from relatch.app import cli as cli_app
 from relatch.services.context import Services
 from relatch.storage import oauth_clients
 from relatch.storage import oauth_repo as store
@@ -229,6 +231,23 @@ def test_a_get_never_acts(client: TestClient, make_account: Any) -> None:
         assert client.get(path, params={"session": sid}).status_code == 405
     assert client.get(PAGE, params={"session": sid, "done": "session"}).status_code == 200
     assert alive(client, other)
+    # A link cannot make the page say something untrue either.
+    signed_in = client.get(PAGE, params={"done": "signed-out"})
+    assert signed_in.status_code == 200 and "signed out" not in signed_in.text
+    assert 'role="status"' not in client.get(PAGE, params={"done": "<b>hi</b>"}).text
+
+
+def test_a_suspended_account_is_not_signed_in(
+    client: TestClient, make_account: Any, cli: CliRunner
+) -> None:
+    acct: Account = make_account()
+    sign_in(client, acct, "Other")
+    html = browse_as(client, sign_in(client, acct, "Laptop"))
+    done = cli.invoke(cli_app, ["user", "suspend", "--email", acct.email, "--reason", "test"])
+    assert done.exit_code == 0, done.output
+    assert client.get(PAGE).status_code == 401
+    resp = client.post(END_OTHERS, data={"csrf_token": csrf_of(html)})
+    assert resp.status_code == 401 and "You are not signed in" in resp.text
 
 
 def test_not_signed_in_gets_a_page_not_json(client: TestClient, make_account: Any) -> None:

@@ -158,11 +158,11 @@ def _signed_in(request: Request) -> SessionCaller | None:
 @router.get(PAGE, response_class=HTMLResponse)
 async def sessions_page(request: Request) -> Response:
     done = request.query_params.get("done", "")
-    notice = NOTICES.get(done)
     caller = await run_sync(_signed_in, request)
+    # A link could carry any `done`: each notice shows only where it can be true.
     if caller is None:
-        return _signed_out(request, notice if done == "signed-out" else None)
-    return await _page(request, caller, notice=notice)
+        return _signed_out(request, NOTICES[done] if done == "signed-out" else None)
+    return await _page(request, caller, notice=NOTICES.get(done) if done != "signed-out" else None)
 
 
 # An action: the caller and the posted form in, a redirect (the `done` key) out; a
