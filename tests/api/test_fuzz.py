@@ -368,6 +368,9 @@ PAGE_FIELDS = {
     "/reset-password/ask": ("email",),
     "/reset-password/new": ("email", "code", "newPassword", "newPasswordRepeat"),
     "/not-me": ("token",),
+    "/account/sessions/end": ("session",),
+    "/account/sessions/end-others": (),
+    "/account/apps/revoke": ("app",),
 }
 OAUTH_FIELDS = (
     "grant_type",
@@ -682,6 +685,8 @@ SIGN_IN_FORMS = {
     "/reset-password/ask": ("email",),
     "/reset-password/new": ("email", "code", "newPassword", "newPasswordRepeat"),
     "/not-me": ("token",),
+    "/account/sessions/end": ("session",),
+    "/account/apps/revoke": ("app",),
 }
 
 
@@ -711,7 +716,13 @@ def test_forms_with_hostile_text(
         "newPassword": "a brand new passphrase",
         "newPasswordRepeat": "a brand new passphrase",
         "token": "1.abcdef",
+        "session": "no-such-session",
+        "app": "no-such-app",
     }
+    # The sessions page acts only for a signed-in browser: its jwt cookie goes along.
+    cookie = f"relatch_csrf={known.csrf_cookie}"
+    if path.startswith("/account/"):
+        cookie += f"; jwt={known.values['token'][0]}"
 
     def send(values: list[str]) -> None:
         client.cookies.clear()
@@ -722,11 +733,12 @@ def test_forms_with_hostile_text(
             path,
             params=query,
             content=urlencode(pairs, errors="surrogatepass").encode(),
-            headers={"content-type": FORM, "cookie": f"relatch_csrf={known.csrf_cookie}"},
+            headers={"content-type": FORM, "cookie": cookie},
             follow_redirects=False,
         )
         assert response.status_code < 500, f"{response.status_code}: {response.text[:300]}"
         assert response.status_code != 403, "the CSRF field was refused: nothing was tested"
+        assert response.status_code != 401, "not signed in: nothing was tested"
         assert_no_error_logged(caplog)
 
     for i in range(len(fields)):  # each field, each deadly character, the rest valid

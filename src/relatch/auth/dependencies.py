@@ -124,13 +124,33 @@ def identify(svc: Services, request: Request) -> Caller:
         unsafe = request.method not in SAFE_METHODS
         if scheme is jwt_cookie and unsafe and not _json_request(request):
             raise NotAuthenticated(COOKIE_NEEDS_JSON)
-        # Suspension (issue 11): whatever the scheme, a suspended account uses no
-        # credential (each scheme refuses it too; this is the one place they all pass).
-        if caller.user.suspended:
-            raise NotAuthenticated()
-        metrics.SIGN_INS.labels(SCHEME_LABELS[scheme.__name__]).inc()
-        return caller
+        return _admitted(scheme, caller)
     raise NotAuthenticated()
+
+
+def _admitted(scheme: Scheme, caller: Caller) -> Caller:
+    # Suspension (issue 11): whatever the scheme, a suspended account uses no credential
+    # (each scheme refuses it too; this is the one place they all pass).
+    if caller.user.suspended:
+        raise NotAuthenticated()
+    metrics.SIGN_INS.labels(SCHEME_LABELS[scheme.__name__]).inc()
+    return caller
+
+
+def page_session(svc: Services, request: Request) -> SessionCaller:
+    """The caller of a server-rendered account page (web/account_page.py): the jwt cookie,
+    the browser's credential, and nothing else; NotAuthenticated without a live one.
+
+    CSRF: the page's forms are posted as forms, so the JSON rule of `identify` cannot
+    apply; each form carries the token of web/csrf.py instead, which the page checks
+    before calling this (and the cookie is SameSite=Lax: no cross-site POST carries it).
+    Only a session acts on sessions, as in `authenticate_own_session`.
+    """
+    caller = jwt_cookie(svc, request)
+    if caller is None or caller.session is None:
+        raise NotAuthenticated()
+    admitted = _admitted(jwt_cookie, caller)
+    return SessionCaller(admitted.user, caller.session)
 
 
 def authenticate(svc: Services, request: Request) -> Account:

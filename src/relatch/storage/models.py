@@ -100,7 +100,26 @@ class ResetRequest(Base):
     last_error: Mapped[str | None] = mapped_column(String(256), nullable=True)
 
 
-class ResetCode(Base):
+class MailedCode:
+    """The columns of a code sent by mail and typed back (a reset code, an activation
+    code): whose it is, its keyed digest bound to the account (never the code itself), its
+    lifetime, the tries counted against it, and how it ended (consumed or revoked).
+
+    `sort_order` keeps each table's columns in the order the migrations created them (a
+    mixin's columns would otherwise come first)."""
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True, sort_order=-9)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), sort_order=-8)
+    # HMAC-SHA256 under the secret key, bound to the account (core/keyed.py).
+    digest: Mapped[str] = mapped_column(String(64), sort_order=-7)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), sort_order=-6)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), sort_order=-5)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, sort_order=-4)
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, sort_order=1)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, sort_order=2)
+
+
+class ResetCode(MailedCode, Base):
     __tablename__ = "reset_codes"
     __table_args__ = (
         Index("ix_reset_codes_user_live", "user_id", "consumed_at", "revoked_at"),
@@ -108,26 +127,17 @@ class ResetCode(Base):
         Index("ix_reset_codes_expires", "expires_at"),
     )
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    # HMAC-SHA256 under the secret key, bound to the account; never the code itself.
-    digest: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Tries by clients known to the account (services/known_clients.py), counted apart:
     # strangers who use up `attempts` cannot kill the code for the owner's own device.
     known_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The mailed link's secret (core/codes.link_token), as a keyed digest bound to the
     # account: 256 bits, so it needs no try counter and strangers cannot use it up.
     link_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
-class ActivationCode(Base):
+class ActivationCode(MailedCode, Base):
     """A mailed activation code (services/activation.py): one live code per account, 24
-    hours, 5 tries. Only its keyed digest is stored, bound to the account."""
+    hours, 5 tries (core/keyed.py ACTIVATION_CODE)."""
 
     __tablename__ = "activation_codes"
     __table_args__ = (
@@ -135,16 +145,6 @@ class ActivationCode(Base):
         # The retention prune (relatch/workers.py).
         Index("ix_activation_codes_expires", "expires_at"),
     )
-
-    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    # HMAC-SHA256 under the secret key (core/keyed.py ACTIVATION_CODE); never the code.
-    digest: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class OutboxMessage(Base):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hmac
 from typing import Any
-from urllib.parse import urlencode
 
 from anyio.to_thread import run_sync
 from fastapi import APIRouter, Request
@@ -28,9 +27,8 @@ from relatch.core import codes, identity, passwords
 from relatch.core.errors import CodeRejected, InvalidInput, PasswordRejected, RateLimited
 from relatch.services import reset
 from relatch.services.reset_link import check_link, reset_with_link
-from relatch.web import code_carry, csrf, i18n, sent_notice
+from relatch.web import code_carry, csrf, i18n, rendering, sent_notice
 from relatch.web.forms import FormState, read_form
-from relatch.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,11 +36,7 @@ PAGE = "/reset-password"
 MAX_EMAIL = identity.MAX_EMAIL
 
 
-def _url(path: str, lang: str | None, **params: str) -> str:
-    query = {k: v for k, v in params.items() if v}
-    if lang:
-        query["lang"] = lang
-    return f"{path}?{urlencode(query)}" if query else path
+_url = rendering.url
 
 
 def _render(
@@ -55,16 +49,10 @@ def _render(
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    """A page in the negotiated language, with a fresh CSRF token and its cookie."""
-    lang = i18n.negotiate(request)
+    """A reset step (web/rendering.py), with the links and limits its forms show."""
     chosen = i18n.explicit_language(request)
     params = page_params or {}
     ctx: dict[str, Any] = {
-        "lang": lang,
-        "csrf_field": csrf.FIELD,
-        "csrf": csrf.csrf_token(request),
-        "languages": i18n.LANGUAGES,
-        "lang_links": {code: _url(page_path, code, **params) for code in i18n.LANGUAGES},
         "action_ask": _url(f"{PAGE}/ask", chosen),
         "action_new": _url(f"{PAGE}/new", chosen),
         "link_ask": _url(PAGE, chosen, email=params.get("email", ""), again="1"),
@@ -76,11 +64,15 @@ def _render(
         "link": False,
         **context,
     }
-    response = templates.TemplateResponse(
-        request, template, ctx, status_code=status, headers=headers
+    return rendering.render(
+        request,
+        template,
+        page_path=page_path,
+        page_params=params,
+        status=status,
+        headers=headers,
+        **ctx,
     )
-    csrf.set_cookie(request, response)
-    return response
 
 
 def N_(message: str) -> str:  # noqa: N802 (gettext's name for "mark for extraction only")
@@ -102,8 +94,7 @@ KNOWN_REASONS = (
 )
 
 
-def _t(request: Request) -> Any:
-    return i18n.translations(i18n.negotiate(request)).gettext
+_t = rendering.gettext
 
 
 @router.get(PAGE, response_class=HTMLResponse)

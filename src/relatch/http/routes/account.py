@@ -7,10 +7,10 @@ from __future__ import annotations
 from anyio.to_thread import run_sync
 from fastapi import Depends, Request, Response
 
-from relatch.auth import cookies
 from relatch.auth.dependencies import SessionCaller, current_user, session_caller
 from relatch.auth.request import request_meta, services
 from relatch.http.openapi import operations, session_only_responses
+from relatch.http.routes.own_session import ended
 from relatch.http.schemas import DeleteUserRequest, GenericApiResponse, UpdateUserRequest
 from relatch.services import deletion, profile
 from relatch.services.account import Account
@@ -74,5 +74,4 @@ async def delete_own_account(
         services(request), caller.user, body.password, body.totpToken, request_meta(request)
     )
     # The session is dead already (no account behind it); the browser forgets it too.
-    cookies.clear(request, response, cookies.SESSION)
-    return GenericApiResponse(success=True)
+    return ended(request, response, own=True)

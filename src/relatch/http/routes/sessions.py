@@ -13,10 +13,10 @@ from anyio.to_thread import run_sync
 from fastapi import Depends, Request, Response
 from fastapi import Path as PathParam
 
-from relatch.auth import cookies
 from relatch.auth.dependencies import SessionCaller, own_session
-from relatch.auth.request import request_meta, services
+from relatch.auth.request import services
 from relatch.http.openapi import operations, own_session_responses
+from relatch.http.routes.own_session import ended, run_as
 from relatch.http.schemas import GenericApiResponse
 from relatch.http.schemas_sessions import ListSessionsResponse, SessionInfo
 from relatch.services import sign_in_sessions
@@ -40,10 +40,8 @@ async def sign_out(
     response: Response,
     caller: SessionCaller = Depends(own_session),  # noqa: B008
 ) -> GenericApiResponse:
-    meta = request_meta(request)
-    await run_sync(sign_in_sessions.sign_out, services(request), caller.user, caller.session, meta)
-    cookies.clear(request, response, cookies.SESSION)
-    return GenericApiResponse(success=True)
+    await run_as(request, caller, sign_in_sessions.sign_out)
+    return ended(request, response, own=True)
 
 
 @router.get(
@@ -95,13 +93,8 @@ async def end_session(
     sessionId: str = PathParam(min_length=1, max_length=64),  # noqa: N803 (Edge Impulse style)
     caller: SessionCaller = Depends(own_session),  # noqa: B008
 ) -> GenericApiResponse:
-    svc, meta = services(request), request_meta(request)
-    own = await run_sync(
-        sign_in_sessions.end_one, svc, caller.user, caller.session, sessionId, meta
-    )
-    if own:
-        cookies.clear(request, response, cookies.SESSION)
-    return GenericApiResponse(success=True)
+    own = await run_as(request, caller, sign_in_sessions.end_one, sessionId)
+    return ended(request, response, own=own)
 
 
 @router.post(
@@ -119,11 +112,6 @@ async def end_other_sessions(
     response: Response,
     caller: SessionCaller = Depends(own_session),  # noqa: B008
 ) -> GenericApiResponse:
-    meta = request_meta(request)
-    await run_sync(
-        sign_in_sessions.end_others, services(request), caller.user, caller.session, meta
-    )
-    if caller.session.session_id is None:
-        # A pre-upgrade JWT ended itself with the others: the browser forgets it too.
-        cookies.clear(request, response, cookies.SESSION)
-    return GenericApiResponse(success=True)
+    await run_as(request, caller, sign_in_sessions.end_others)
+    # A pre-upgrade JWT (no `sid`) ended itself with the others: the browser forgets it too.
+    return ended(request, response, own=caller.session.session_id is None)

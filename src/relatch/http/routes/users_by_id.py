@@ -10,6 +10,8 @@ does not exist. changePasswordUser never works on another id.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from anyio.to_thread import run_sync
 from fastapi import Depends, Path, Request, Response
 
@@ -40,14 +42,32 @@ STAFF_NOTE = (
 UserId = Path(description="User ID")
 
 
-async def _target(request: Request, caller: Caller, user_id: int, *, read: bool = False) -> Account:
-    """Another account for a staff caller allowed to act on it, else the refusal."""
+@dataclass(frozen=True)
+class Target:
+    """The account an operation by id acts on, and who acts: on the caller's own id,
+    `actor` is None (the current-user operation, its own rules); on another id, the staff
+    caller services/staff.py allowed (audited as the actor)."""
+
+    account: Account
+    actor: Account | None
+
+    @property
+    def own(self) -> bool:
+        return self.actor is None
+
+
+async def _target(request: Request, caller: Caller, user_id: int, *, read: bool = False) -> Target:
+    """The caller's own account, or another one a staff caller may act on, else the
+    refusal (services/staff.py: the answer for an id that does not exist)."""
+    if user_id == caller.user.id:
+        return Target(caller.user, None)
     meta = request_meta(request)
-    return await run_sync(
+    account = await run_sync(
         lambda: staff.authorize(
             services(request), caller.user, caller.session, user_id, meta, read=read
         )
     )
+    return Target(account, caller.user)
 
 
 @router.get(
@@ -61,13 +81,9 @@ async def get_user(
     userId: int = UserId,  # noqa: N803 (Edge Impulse name)
     caller: Caller = Depends(any_caller),  # noqa: B008
 ) -> GetUserResponse:
-    svc = services(request)
-    if userId == caller.user.id:
-        configured = await run_sync(mfa.is_configured, svc, caller.user.id)
-        return user_response(caller.user, mfa_configured=configured)
     target = await _target(request, caller, userId, read=True)
-    configured = await run_sync(mfa.is_configured, svc, target.id)
-    return user_response(target, mfa_configured=configured, staff_view=True)
+    configured = await run_sync(mfa.is_configured, services(request), target.account.id)
+    return user_response(target.account, mfa_configured=configured, staff_view=not target.own)
 
 
 @router.post(
@@ -83,14 +99,11 @@ async def update_user(
     userId: int = UserId,  # noqa: N803
     caller: Caller = Depends(any_caller),  # noqa: B008
 ) -> GenericApiResponse:
+    target = await _target(request, caller, userId)
     svc, meta, changes = services(request), request_meta(request), changes_of(body)
-    if userId == caller.user.id:
-        await run_sync(profile.update_profile, svc, caller.user, changes, meta)
-    else:
-        target = await _target(request, caller, userId)
-        await run_sync(
-            lambda: profile.update_profile(svc, target, changes, meta, actor=caller.user)
-        )
+    await run_sync(
+        lambda: profile.update_profile(svc, target.account, changes, meta, actor=target.actor)
+    )
     return GenericApiResponse(success=True)
 
 
@@ -108,16 +121,16 @@ async def delete_user(
     userId: int = UserId,  # noqa: N803
     caller: Caller = Depends(any_caller),  # noqa: B008
 ) -> GenericApiResponse:
-    if userId == caller.user.id:
-        return await delete_own_account(body, request, response, require_session(caller))
     target = await _target(request, caller, userId)
+    if target.own:
+        return await delete_own_account(body, request, response, require_session(caller))
     await deletion.delete_account(
         services(request),
-        target,
+        target.account,
         body.password,
         body.totpToken,
         request_meta(request),
-        actor=caller.user,
+        actor=target.actor,
     )
     return GenericApiResponse(success=True)
 
@@ -133,12 +146,9 @@ async def request_activation_code_user(
     userId: int = UserId,  # noqa: N803
     caller: Caller = Depends(any_caller),  # noqa: B008
 ) -> GenericApiResponse:
+    target = await _target(request, caller, userId)
     svc, meta = services(request), request_meta(request)
-    if userId == caller.user.id:
-        await run_sync(activation.request_code, svc, caller.user, meta)
-    else:
-        target = await _target(request, caller, userId)
-        await run_sync(lambda: activation.request_code(svc, target, meta, actor=caller.user))
+    await run_sync(lambda: activation.request_code(svc, target.account, meta, actor=target.actor))
     return GenericApiResponse(success=True)
 
 
@@ -157,6 +167,7 @@ async def change_password_user(
     userId: int = UserId,  # noqa: N803
     caller: Caller = Depends(any_caller),  # noqa: B008
 ) -> GenericApiResponse:
+    # Not `_target`: no staff rule lets anyone act here on another id; that is refused.
     if userId == caller.user.id:
         return await change_own_password(body, request, response, require_session(caller))
     meta = request_meta(request)
