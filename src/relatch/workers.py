@@ -26,6 +26,7 @@ from relatch.services import (
     code_expiry,
     known_clients,
     limits,
+    mfa_reset,
     reset,
     reset_retries,
     sign_in_sessions,
@@ -106,6 +107,9 @@ RETENTION: list[tuple[str, Callable[[Services], int]]] = [
 ]
 
 
+MFA_RESET_EVERY = timedelta(minutes=1)
+
+
 def periodic_prunes() -> list[Periodic]:
     """The periodic prunes of one process, each with its own throttle state."""
     return [
@@ -115,6 +119,9 @@ def periodic_prunes() -> list[Periodic]:
         Periodic("limit prune", limits.PRUNE_EVERY, _prune_limits),
         # Expired codes, links, tokens, delivered mails, dead letters, known clients.
         *(Periodic(name, RETENTION_EVERY, step) for name, step in RETENTION),
+        # Operators' TOTP removals whose wait is over (services/mfa_reset.py; once a minute:
+        # the owner's next sign-in carries one out at once anyway).
+        Periodic("mfa reset", MFA_RESET_EVERY, mfa_reset.apply_due),
     ]
 
 
