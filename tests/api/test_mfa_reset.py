@@ -8,13 +8,13 @@ services' clock (the CLI's too)."""
 from __future__ import annotations
 
 import getpass
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from click.testing import Result
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from relatch.app import build
 from relatch.app import cli as cli_app
@@ -24,7 +24,15 @@ from tests.conftest import Account, FakeClock, Mailbox
 from tests.helpers.api import post, request_code
 from tests.helpers.audit import rows
 from tests.helpers.lifecycle import with_totp
-from tests.helpers.mfa import STATUS, cli_on_clock, mails, not_me_path, the_notice
+from tests.helpers.mfa import (
+    STATUS,
+    SMTPMailbox,
+    cli_on_clock,
+    mails,
+    not_me_path,
+    smtp_mailbox,
+    the_notice,
+)
 from tests.helpers.not_me import open_page, token_of
 from tests.helpers.totp import MFA, enable, token
 
@@ -46,6 +54,12 @@ def operator(
         return cli.invoke(cli_app, ["user", "mfa-reset", *args])
 
     return run
+
+
+@pytest.fixture
+def mailbox(svc: Services) -> Iterator[SMTPMailbox]:
+    """Every notice here is read from what a real SMTP server received."""
+    yield from smtp_mailbox(svc)
 
 
 def password_only(client: TestClient, acct: Account) -> Any:
@@ -125,7 +139,7 @@ def test_the_worker_removes_it_and_a_restart_keeps_the_wait(
     client: TestClient,
     make_account: Any,
     clock: FakeClock,
-    mailbox: Mailbox,
+    mailbox: SMTPMailbox,
     svc: Services,
     operator: Any,
 ) -> None:
@@ -137,7 +151,7 @@ def test_the_worker_removes_it_and_a_restart_keeps_the_wait(
     clock.advance(WAIT - 1)
     later = build(svc.settings, clock=clock)
     try:
-        restarted = Mailbox(later)
+        restarted = SMTPMailbox(later, mailbox.inbox)
         restarted.run_workers()
         assert factor(svc, acct) is not None
         clock.advance(60)

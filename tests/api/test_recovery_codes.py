@@ -5,8 +5,10 @@ read from the mail the worker delivered."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from relatch.services.context import Services
@@ -14,7 +16,7 @@ from tests.conftest import Account, FakeClock, Mailbox
 from tests.helpers.api import create_key, session_headers
 from tests.helpers.audit import rows
 from tests.helpers.lifecycle import totp_sign_in, with_totp
-from tests.helpers.mfa import RECOVERY, STATUS, mails, the_notice
+from tests.helpers.mfa import RECOVERY, STATUS, mails, smtp_mailbox, the_notice
 from tests.helpers.totp import MFA, enable, token
 
 FACTOR_REAUTH = {
@@ -22,6 +24,12 @@ FACTOR_REAUTH = {
     "error": "Sign in again with your password and second factor to get new recovery codes",
 }
 LOW = "recovery code(s) left"
+
+
+@pytest.fixture
+def mailbox(svc: Services) -> Iterator[Mailbox]:
+    """Every notice here is read from what a real SMTP server received."""
+    yield from smtp_mailbox(svc)
 
 
 def sign_in(client: TestClient, acct: Account, second: str) -> Any:

@@ -3,18 +3,44 @@ test's clock (operator commands that wait: `relatch user mfa-reset`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from email.message import EmailMessage
 
+import anyio
 import pytest
 
+from relatch import workers as background
 from relatch.app import build
 from relatch.cli import context
+from relatch.mail.transports import SMTPTransport
 from relatch.services.context import Services
+from tests.e2e.servers import SMTPInbox, smtp_server
 from tests.helpers.app import FakeClock, Mailbox
 from tests.helpers.not_me import LINK_RE
 
 RECOVERY = "/v1/api/user/mfa/recovery-codes"
 STATUS = "/v1/api/user/mfa"
+
+
+class SMTPMailbox(Mailbox):
+    """The workers deliver to a real SMTP server (aiosmtpd); the test reads what it got."""
+
+    def __init__(self, svc: Services, inbox: SMTPInbox) -> None:
+        super().__init__(svc)
+        self.inbox = inbox
+
+    def run_workers(self) -> None:
+        transport = SMTPTransport(f"smtp://127.0.0.1:{self.inbox.port}")
+        anyio.run(background.run_once, self.svc, transport)
+
+    def messages(self) -> list[EmailMessage]:
+        return list(reversed(self.inbox.messages))  # newest first, as the dev outbox
+
+
+def smtp_mailbox(svc: Services) -> Iterator[SMTPMailbox]:
+    """Body of a `mailbox` fixture whose mail goes through a real SMTP server."""
+    with smtp_server() as inbox:
+        yield SMTPMailbox(svc, inbox)
 
 
 def mails(mailbox: Mailbox, address: str, subject: str) -> list[EmailMessage]:
@@ -26,7 +52,7 @@ def mails(mailbox: Mailbox, address: str, subject: str) -> list[EmailMessage]:
 def text_of(message: EmailMessage) -> str:
     body = message.get_body(preferencelist=("plain",))
     assert body is not None
-    return str(body.get_content())
+    return str(body.get_content()).replace("\r\n", "\n")  # CRLF after SMTP
 
 
 def the_notice(mailbox: Mailbox, address: str, subject: str) -> str:
