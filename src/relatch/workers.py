@@ -104,6 +104,8 @@ RETENTION: list[tuple[str, Callable[[Services], int]]] = [
     # Past their expiry they are strangers again: no grace needed.
     ("known client prune", lambda svc: known_clients.prune_expired(svc.sessions, svc.clock())),
     ("session prune", sign_in_sessions.prune_expired),
+    # Ended operator TOTP removals, after RELATCH_AUDIT_RETENTION_DAYS (their audit rows go too).
+    ("mfa reset prune", mfa_reset.prune_ended),
 ]
 
 

@@ -299,3 +299,55 @@ def test_a_factor_set_up_again_is_not_removed(
     clock.advance(WAIT + HOURS)
     assert password_only(client, acct)["error"].startswith(REQUIRED)
     assert factor(svc, acct) is not None
+
+
+def test_suspended_account_is_refused(
+    client: TestClient, make_account: Any, clock: FakeClock, cli: CliRunner, operator: Any
+) -> None:
+    acct: Account = make_account()
+    with_totp(client, clock, acct)
+    suspended = cli.invoke(cli_app, ["user", "suspend", "--email", acct.email, "--reason", "x"])
+    assert suspended.exit_code == 0, suspended.output
+    refused = operator("--email", acct.email)
+    assert refused.exit_code == 1 and "suspended" in refused.output
+
+
+def test_ended_requests_are_pruned_with_the_audit_trail(
+    client: TestClient,
+    make_account: Any,
+    clock: FakeClock,
+    mailbox: Mailbox,
+    svc: Services,
+    operator: Any,
+) -> None:
+    acct: Account = make_account()
+    with_totp(client, clock, acct)
+    assert operator("--email", acct.email).exit_code == 0
+    assert operator("--email", acct.email, "--cancel").exit_code == 0
+    clock.advance(svc.settings.audit_retention_days * 24 * HOURS - HOURS)
+    assert operator("--email", acct.email).exit_code == 0  # pending: never pruned
+    mailbox.run_workers()
+    assert outcomes(svc, acct) == ["cancelled", None]
+    clock.advance(HOURS + 1)
+    mailbox.run_workers()
+    assert outcomes(svc, acct) == [None]
+
+
+def test_deleting_the_account_takes_a_pending_request(
+    client: TestClient,
+    make_account: Any,
+    clock: FakeClock,
+    mailbox: Mailbox,
+    svc: Services,
+    operator: Any,
+) -> None:
+    acct: Account = make_account()
+    key, headers = with_totp(client, clock, acct)
+    assert operator("--email", acct.email).exit_code == 0
+    body = {"password": acct.password, "totpToken": token(clock, key)}
+    gone = client.request("DELETE", "/v1/api/user", json=body, headers=headers)
+    assert gone.json() == {"success": True}
+    assert outcomes(svc, acct) == []
+    clock.advance(WAIT + HOURS)
+    mailbox.run_workers()  # nothing left to remove, nothing fails
+    assert mails(mailbox, acct.email, REMOVED) == []

@@ -42,7 +42,7 @@ from relatch.core.meta import RequestMeta
 from relatch.services import audit, notices
 from relatch.services.context import Services
 from relatch.storage import accounts as accounts_repo
-from relatch.storage.db import rowcount, transaction
+from relatch.storage.db import delete_in_batches, rowcount, transaction
 from relatch.storage.models import User
 from relatch.storage.models_auth import MfaReset, RecoveryCode, TotpFactor
 
@@ -121,6 +121,10 @@ def request(
         with transaction(svc.sessions) as s:
             user = _account(s, email)
             t.subject_id = user.id
+            if user.suspended_at is not None:
+                # As for an operator's reset code: a suspended account gets no mail that
+                # invites action (its not-me links died with the suspension).
+                raise InvalidInput("the account is suspended: lift the suspension first")
             factor = s.get(TotpFactor, user.id)
             if factor is None or factor.sealed_secret is None:
                 raise InvalidInput("the account has no second factor to remove")
@@ -253,3 +257,13 @@ def settle(svc: Services, user_id: int) -> bool:
         return True
     apply_due(svc, user_id)
     return due_of(svc, user_id) is not None
+
+
+def prune_ended(svc: Services) -> int:
+    """Delete requests that ended more than RELATCH_AUDIT_RETENTION_DAYS ago (the workers'
+    retention pass): they hold the operator's name and reason, kept as long as the audit
+    trail keeps the rows of the same events. Pending requests are never matched."""
+    cutoff = svc.clock() - timedelta(days=svc.settings.audit_retention_days)
+    return delete_in_batches(
+        svc.sessions, MfaReset, MfaReset.ended_at.is_not(None) & (MfaReset.ended_at < cutoff)
+    )
