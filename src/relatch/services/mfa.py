@@ -223,6 +223,8 @@ def _use_recovery_code(svc: Services, user_id: int, entered: str, *, warn: bool)
     use: the notice is a prompt to make new codes, and repeating it would train the owner
     to ignore our security mail. `codes_warned_at` is set by one conditional UPDATE (two
     parallel uses of the last codes send one mail) and cleared when new codes are made.
+    "2 or fewer", not "exactly 2": two parallel uses that each count before the other
+    commits may both see 3 left; the warning then goes with the next use, never not at all.
     With "this was not me": a recovery code used by someone else means the account is
     taken, second factor included."""
     canonical = codes.canonical(entered)
