@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -351,3 +352,25 @@ def test_deleting_the_account_takes_a_pending_request(
     clock.advance(WAIT + HOURS)
     mailbox.run_workers()  # nothing left to remove, nothing fails
     assert mails(mailbox, acct.email, REMOVED) == []
+
+
+def test_a_stale_request_removes_nothing_and_bypasses_nothing(
+    client: TestClient,
+    make_account: Any,
+    clock: FakeClock,
+    svc: Services,
+    operator: Any,
+) -> None:
+    """A request about another factor than the one now set (here: its record altered to
+    say so) ends as "stale" at the due time; the sign-in still asks for the factor."""
+    acct: Account = make_account()
+    with_totp(client, clock, acct)
+    assert operator("--email", acct.email).exit_code == 0
+    with svc.sessions() as s, s.begin():
+        row = s.scalars(select(MfaReset).where(MfaReset.user_id == acct.id)).one()
+        assert row.factor_enabled_at is not None
+        row.factor_enabled_at = row.factor_enabled_at - timedelta(days=1)
+    clock.advance(WAIT)
+    assert password_only(client, acct)["error"].startswith(REQUIRED)
+    assert factor(svc, acct) is not None
+    assert outcomes(svc, acct) == ["stale"]

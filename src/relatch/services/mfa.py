@@ -283,13 +283,17 @@ def check_second_factor(svc: Services, user: Account, token: str | None, meta: R
     # Lost factor (services/mfa_reset.py): an operator's removal whose wait is over is
     # carried out now, before the factor is asked for, so the owner signs in with the
     # password alone even if no worker has run since.
-    pending = mfa_reset.settle(svc, user.id)
     if not is_configured(svc, user.id):
+        return
+    settled = mfa_reset.settle(svc, user.id)
+    # Bypass: "removed" is trusted only if the factor is really gone (a stale request
+    # removes nothing, and a factor set up again must still be asked for).
+    if settled == mfa_reset.REMOVED and not is_configured(svc, user.id):
         return
     if not token or not token.strip():
         raise TotpRequired()
     _check(svc, user, token, meta, warn=True)
-    if pending:
+    if settled == mfa_reset.PENDING:
         # The factor works, so it is not lost: the operator's pending removal of it is
         # cancelled (either the owner found it again, or the request came from someone
         # pretending to be them; a holder of the factor gains nothing from removing it).

@@ -62,6 +62,7 @@ NOT_ME = "not_me"  # the owner's "this was not me"
 SIGNED_IN = "signed_in"  # the owner signed in with the factor
 CLEARED = "cleared"  # the owner cleared TOTP
 STALE = "stale"  # no factor left to remove, or another one
+PENDING = "pending"  # (`settle`: still waiting)
 
 
 @dataclass(frozen=True)
@@ -246,17 +247,18 @@ def _remove(svc: Services, request_id: int, now: datetime) -> int:
     return 1
 
 
-def settle(svc: Services, user_id: int) -> bool:
-    """At sign-in, before the second factor is asked for: a removal now due is carried
-    out. True if a removal is still pending (not yet due) for this account. One indexed
-    read when none is pending (every sign-in of an account with TOTP pays it)."""
+def settle(svc: Services, user_id: int) -> str | None:
+    """At a sign-in of an account with TOTP, before the factor is asked for: a removal now
+    due is carried out. Returns REMOVED if it was, PENDING if one is still waiting, else
+    None. One indexed read when none is pending."""
     due = due_of(svc, user_id)
     if due is None:
-        return False
+        return None
     if due > svc.clock():
-        return True
-    apply_due(svc, user_id)
-    return due_of(svc, user_id) is not None
+        return PENDING
+    if apply_due(svc, user_id):
+        return REMOVED
+    return PENDING if due_of(svc, user_id) is not None else None
 
 
 def prune_ended(svc: Services) -> int:
