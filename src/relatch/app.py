@@ -142,6 +142,7 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
     app.include_router(users_by_id_routes.router, prefix="/v1")
     app.include_router(not_me_pages.router)
     app.include_router(mfa_routes.router, prefix="/v1")
+    app.include_router(mfa_routes.own, prefix="/v1")
     app.include_router(apikey_routes.router, prefix="/v1")
     app.include_router(session_routes.router, prefix="/v1")
     app.include_router(oauth_app_routes.router, prefix="/v1")

@@ -26,6 +26,7 @@ from relatch.services import (
     code_expiry,
     known_clients,
     limits,
+    mfa_reset,
     reset,
     reset_retries,
     sign_in_sessions,
@@ -103,7 +104,12 @@ RETENTION: list[tuple[str, Callable[[Services], int]]] = [
     # Past their expiry they are strangers again: no grace needed.
     ("known client prune", lambda svc: known_clients.prune_expired(svc.sessions, svc.clock())),
     ("session prune", sign_in_sessions.prune_expired),
+    # Ended operator TOTP removals, after RELATCH_AUDIT_RETENTION_DAYS (their audit rows go too).
+    ("mfa reset prune", mfa_reset.prune_ended),
 ]
+
+
+MFA_RESET_EVERY = timedelta(minutes=1)
 
 
 def periodic_prunes() -> list[Periodic]:
@@ -115,6 +121,9 @@ def periodic_prunes() -> list[Periodic]:
         Periodic("limit prune", limits.PRUNE_EVERY, _prune_limits),
         # Expired codes, links, tokens, delivered mails, dead letters, known clients.
         *(Periodic(name, RETENTION_EVERY, step) for name, step in RETENTION),
+        # Operators' TOTP removals whose wait is over (services/mfa_reset.py; once a minute:
+        # the owner's next sign-in carries one out at once anyway).
+        Periodic("mfa reset", MFA_RESET_EVERY, mfa_reset.apply_due),
     ]
 
 

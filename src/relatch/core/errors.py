@@ -162,6 +162,14 @@ class ReauthRequired(NotAuthenticated):
     public_message = "Sign in again (with your password) to change your sign-in methods"
 
 
+class FactorReauthRequired(ReauthRequired):
+    """New recovery codes without a recent sign-in that passed the second factor (HTTP 401):
+    a session JWT older than RELATCH_REAUTH_SECONDS, an API key, an OAuth bearer token, or
+    a session signed in before TOTP was turned on (issue 14)."""
+
+    public_message = "Sign in again with your password and second factor to get new recovery codes"
+
+
 class SessionRequired(NotAuthenticated):
     """The sessions operations (issue 14) take a session JWT only (auth/dependencies.py)."""
 

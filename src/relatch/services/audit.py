@@ -72,6 +72,13 @@ SIGN_OUT = "sign_out"
 SESSION_END = "session_end"
 SESSIONS_END_OTHERS = "sessions_end_others"
 OAUTH_APP_REVOKE = "oauth_app_revoke"
+# A lost second factor (issue 14): new recovery codes (the account as actor); an
+# operator's delayed TOTP removal asked, cancelled and carried out (the operator as actor,
+# their OS user name in the user agent column; the account as subject).
+RECOVERY_CODES_NEW = "recovery_codes_new"
+MFA_RESET_REQUEST = "mfa_reset_request"
+MFA_RESET_CANCEL = "mfa_reset_cancel"
+MFA_RESET = "mfa_reset"
 
 OK = "ok"
 

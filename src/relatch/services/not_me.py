@@ -1,7 +1,8 @@
 """ "This was not me": the owner of an address disowns a password change.
 
 Following the link of the notice shows a page (`check`); confirming it (`confirm`) revokes
-every session and token, disables the password the change set, and mails a fresh reset
+every session and token, disables the password the change set, cancels an operator's
+pending removal of the second factor (services/mfa_reset.py), and mails a fresh reset
 code. The owner is never locked out: the code, or any later reset request, sets a new
 password; only whoever made the change (presumed an attacker) loses access.
 """
@@ -12,7 +13,7 @@ from sqlalchemy import update
 
 from relatch.core.errors import LinkRejected
 from relatch.core.meta import RequestMeta
-from relatch.services import audit, known_clients, not_me_links, reset
+from relatch.services import audit, known_clients, mfa_reset, not_me_links, reset
 from relatch.services.context import Services
 from relatch.storage import accounts as accounts_repo
 from relatch.storage import one_time
@@ -61,5 +62,9 @@ def confirm(svc: Services, token: str | None, meta: RequestMeta) -> None:
         # Takeover: a device or network the intruder signed in from loses its own failure
         # budget; only the client confirming here (the mailbox holder) stays known.
         known_clients.keep_only(svc, s, user, meta, now, add=False)
+        # Lost second factor (services/mfa_reset.py): an operator's pending removal of the
+        # factor is cancelled. Social engineering: whoever took the account may be the one
+        # who asked the operator for it; the owner who did lose the factor asks again.
+        mfa_reset.cancel_pending(svc, s, user, now, mfa_reset.NOT_ME, notify=False)
         reset.issue_code(svc, s, user)  # kills older codes, mails a fresh one
         t.write(s)
