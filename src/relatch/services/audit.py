@@ -72,6 +72,12 @@ SIGN_OUT = "sign_out"
 SESSION_END = "session_end"
 SESSIONS_END_OTHERS = "sessions_end_others"
 OAUTH_APP_REVOKE = "oauth_app_revoke"
+# A changed address (issue 14): the request (a code to the new address), its confirmation,
+# and the old address's undo link shown and used.
+EMAIL_CHANGE_REQUEST = "email_change_request"
+EMAIL_CHANGE = "email_change"
+EMAIL_UNDO_VIEW = "email_undo_view"
+EMAIL_UNDO = "email_undo"
 
 OK = "ok"
 
