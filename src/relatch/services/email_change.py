@@ -82,10 +82,10 @@ def reserved(s: Session, key: str, now: datetime, account_id: int) -> bool:
 
 
 def _held_by_another(s: Session, address: str, now: datetime, account_id: int) -> bool:
+    # Timing (enumeration): both queries run whatever the first one finds.
     holder = accounts_repo.by_email(s, address)
-    if holder is not None and holder.id != account_id:
-        return True
-    return reserved(s, identity.email_key(address), now, account_id)
+    held = reserved(s, identity.email_key(address), now, account_id)
+    return held or (holder is not None and holder.id != account_id)
 
 
 def request(svc: Services, user: Account, new_email: str, meta: RequestMeta) -> None:
