@@ -368,6 +368,7 @@ PAGE_FIELDS = {
     "/reset-password/ask": ("email",),
     "/reset-password/new": ("email", "code", "newPassword", "newPasswordRepeat"),
     "/not-me": ("token",),
+    "/change-email/undo": ("token",),
 }
 OAUTH_FIELDS = (
     "grant_type",
@@ -682,6 +683,7 @@ SIGN_IN_FORMS = {
     "/reset-password/ask": ("email",),
     "/reset-password/new": ("email", "code", "newPassword", "newPasswordRepeat"),
     "/not-me": ("token",),
+    "/change-email/undo": ("token",),
 }
 
 
