@@ -5,12 +5,14 @@ who moves, and the intruder who moves the account to their own mailbox."""
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from relatch.services.context import Services
+from tests.api.test_equal_work import assert_equal_work, work
 from tests.conftest import Account, FakeClock, Mailbox
 from tests.helpers.api import create_key, login, post, session_headers
 from tests.helpers.email_change import (
@@ -402,3 +404,23 @@ def test_openapi_lists_both_operations_under_their_own_tag(client: TestClient) -
         assert "recent sign-in" in op["responses"]["401"]["description"]
     assert UNDO_PATH not in paths
     assert CHANGED_SUBJECT  # (the notice's subject, used by the helpers)
+
+
+def test_a_taken_address_costs_the_same_database_work_as_a_free_one(
+    client: TestClient, mailbox: Mailbox, make_account: Any, svc: Services
+) -> None:
+    """Timing (enumeration, CWE-208), without a clock: asking for an address another account
+    holds, one reserved by another account's undo link, and a free one run the same
+    statements (kind and tables, in order) and write the same number of rows."""
+    holder: Account = make_account()
+    mover: Account = make_account()
+    change(client, mailbox, session_headers(client, mover), "mover.now@example.org")
+    targets = {"taken": holder.email, "reserved": mover.email, "free": "free.one@example.org"}
+    askers = {side: session_headers(client, make_account()) for side in targets}
+    client.cookies.clear()
+    sides = {}
+    for side, target in targets.items():
+        sides[side] = work(svc, functools.partial(ask, client, askers[side], target))
+    assert_equal_work(sides)
+    mailbox.run_workers()
+    assert any(TAKEN_SUBJECT in s for s in subjects(mailbox, mover.email))
