@@ -11,6 +11,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from relatch.core.meta import RequestMeta
+from relatch.services import operator
 from relatch.services.context import Services
 from tests.api.test_equal_work import assert_equal_work, work
 from tests.conftest import Account, FakeClock, Mailbox
@@ -424,3 +426,15 @@ def test_a_taken_address_costs_the_same_database_work_as_a_free_one(
     assert_equal_work(sides)
     mailbox.run_workers()
     assert any(TAKEN_SUBJECT in s for s in subjects(mailbox, mover.email))
+
+
+def test_a_suspension_kills_a_pending_change(
+    client: TestClient, mailbox: Mailbox, make_account: Any, svc: Services
+) -> None:
+    acct: Account = make_account()
+    headers = session_headers(client, acct)
+    assert ask(client, headers, "moved@example.org") == {"success": True}
+    code = last_code(mailbox, "moved@example.org")
+    operator.suspend(svc, acct.email, "investigating", RequestMeta())
+    operator.unsuspend(svc, acct.email, RequestMeta())
+    assert confirm(client, session_headers(client, acct), code) == REJECTED
