@@ -36,6 +36,7 @@ from tests.helpers.email_change import (
 )
 from tests.helpers.not_me import open_page, token_of
 from tests.helpers.recent_sign_in import REAUTH
+from tests.helpers.totp import enable, token
 
 WEEK = 7 * 24 * 3600
 NOT_AUTHENTICATED = {"success": False, "error": "Not authenticated"}
@@ -438,3 +439,24 @@ def test_a_suspension_kills_a_pending_change(
     operator.suspend(svc, acct.email, "investigating", RequestMeta())
     operator.unsuspend(svc, acct.email, RequestMeta())
     assert confirm(client, session_headers(client, acct), code) == REJECTED
+
+
+def test_with_totp_on_the_sign_in_must_have_passed_it(
+    client: TestClient, mailbox: Mailbox, make_account: Any, clock: FakeClock
+) -> None:
+    """The second factor when set: a session signed in with the password alone, before
+    TOTP was turned on, is refused though recent; a sign-in with the token works."""
+    acct: Account = make_account()
+    before = session_headers(client, acct)
+    key, _ = enable(client, clock, before)
+    client.cookies.clear()
+    for path, body in ((CHANGE, {"newEmail": "moved@example.org"}), (CONFIRM, {"code": "x"})):
+        resp = client.post(path, json=body, headers=before)
+        assert (resp.status_code, resp.json()) == (401, REAUTH), path
+    assert subjects(mailbox, "moved@example.org") == []
+    clock.advance(30)  # the next TOTP step (the set-key token is spent)
+    login = {"username": acct.username, "password": acct.password, "totpToken": token(clock, key)}
+    signed = client.post("/v1/api-login", json=login).json()
+    assert signed["success"] is True, signed
+    client.cookies.clear()
+    change(client, mailbox, {"x-jwt-token": signed["token"]}, "moved@example.org")

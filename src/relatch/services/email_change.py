@@ -9,9 +9,10 @@ codes, expiry or a "this was not me" kill an asked change.
 Threats, and where each is answered:
 - A stolen session (a lifted cookie, a leaked API key, a third party's OAuth token) must
   not move the account to its thief's mailbox, from where a reset takes it for good: both
-  steps need a recent sign-in with a session JWT (auth/dependencies.py
-  `recent_session_user`: the sign-in passed the password and, when set, the second
-  factor; an API key or an OAuth token never does), as changing the password does.
+  steps need a recent sign-in with a session JWT (auth/dependencies.py `recent_session`;
+  an API key or an OAuth token proves no sign-in), as changing the password does, and
+  that sign-in must have passed the second factor when one is set
+  (`require_second_factor`).
 - Someone who does change it (a phished password, an unlocked laptop): the old address
   gets a notice with a one-time undo link (7 days) that puts the address back, ends every
   session, token and API key, disables the password and mails a reset code there
@@ -41,16 +42,17 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from relatch.core import codes, identity, keyed
+from relatch.core import codes, identity, keyed, tokens
 from relatch.core.errors import (
     AddressTaken,
     EmailChangeRejected,
     LinkRejected,
     NotAuthenticated,
+    ReauthRequired,
     SameEmail,
 )
 from relatch.core.meta import RequestMeta
-from relatch.services import audit, not_me, not_me_links, notices
+from relatch.services import audit, not_me, not_me_links, notices, second_factor
 from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.storage import accounts as accounts_repo
@@ -88,11 +90,28 @@ def _held_by_another(s: Session, address: str, now: datetime, account_id: int) -
     return held or (holder is not None and holder.id != account_id)
 
 
-def request(svc: Services, user: Account, new_email: str, meta: RequestMeta) -> None:
+def require_second_factor(svc: Services, user: Account, session: tokens.SessionClaims) -> None:
+    """ReauthRequired unless the caller's sign-in passed the second factor (when one is set).
+
+    Takeover: a session that signed in with the password alone before TOTP was turned on
+    (a phished password, then the owner turned TOTP on) must not move the address; the
+    recent-sign-in window alone would let it (services/second_factor.py)."""
+    if not second_factor.passed_if_set(svc, user.id, session):
+        raise ReauthRequired()
+
+
+def request(
+    svc: Services,
+    user: Account,
+    session: tokens.SessionClaims,
+    new_email: str,
+    meta: RequestMeta,
+) -> None:
     """Ask to move the account to `new_email`: a code goes there (or, if another account
     holds it, a mail saying someone tried). InvalidInput for an address that cannot be
     one; SameEmail for the account's own; RateLimited past the reset limits."""
     with audit.trail(svc, audit.EMAIL_CHANGE_REQUEST, meta, account_id=user.id) as t:
+        require_second_factor(svc, user, session)
         address = identity.checked_email(new_email)
         key = identity.email_key(address)
         if key == identity.email_key(user.email):
@@ -136,11 +155,18 @@ def request(svc: Services, user: Account, new_email: str, meta: RequestMeta) -> 
             t.write(s, "taken" if taken else audit.OK)
 
 
-def confirm(svc: Services, user: Account, entered: str, meta: RequestMeta) -> None:
+def confirm(
+    svc: Services,
+    user: Account,
+    session: tokens.SessionClaims,
+    entered: str,
+    meta: RequestMeta,
+) -> None:
     """Enter the code mailed to the new address: the address changes (proven), the old one
     gets a notice with an undo link. EmailChangeRejected for every failure (wrong, expired,
     used, revoked or exhausted code; the address taken meanwhile)."""
     with audit.trail(svc, audit.EMAIL_CHANGE, meta, account_id=user.id) as t:
+        require_second_factor(svc, user, session)
         now = svc.clock()
         # Brute force: the per-IP failure budget takes a slot first; the try is counted,
         # committed, before the comparison (storage/one_time.py), over every live row.

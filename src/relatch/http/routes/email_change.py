@@ -2,9 +2,10 @@
 "Address"): `POST /v1/api/user/change-email` mails a code to the new address, and
 `POST /v1/api/user/change-email/confirm` enters it (services/email_change.py).
 
-Both need a recent sign-in through a session JWT (`recent_session_user`), as changing the
-password needs a session JWT: the address is where reset codes go, so whoever moves it
-takes the account for good. A stolen old session, an API key or a third party's OAuth
+Both need a recent sign-in through a session JWT (`recent_session`), as changing the
+password needs a session JWT, and that sign-in must have passed the second factor when one
+is set (services/email_change.py): the address is where reset codes go, so whoever moves
+it takes the account for good. A stolen old session, an API key or a third party's OAuth
 token is refused with 401 (auth/dependencies.py says why).
 """
 
@@ -13,13 +14,12 @@ from __future__ import annotations
 from anyio.to_thread import run_sync
 from fastapi import Depends, Request
 
-from relatch.auth.dependencies import recent_session_user
+from relatch.auth.dependencies import SessionCaller, recent_session
 from relatch.auth.request import request_meta, services
 from relatch.http.openapi import operations
 from relatch.http.schemas import GenericApiResponse
 from relatch.http.schemas_sessions import ChangeEmailRequest, ConfirmEmailChangeRequest
 from relatch.services import email_change
-from relatch.services.account import Account
 
 router = operations(["Address"], recent_sign_in=True)
 
@@ -37,11 +37,10 @@ router = operations(["Address"], recent_sign_in=True)
 async def change_email(
     body: ChangeEmailRequest,
     request: Request,
-    user: Account = Depends(recent_session_user),  # noqa: B008
+    caller: SessionCaller = Depends(recent_session),  # noqa: B008
 ) -> GenericApiResponse:
-    await run_sync(
-        email_change.request, services(request), user, body.newEmail, request_meta(request)
-    )
+    svc, meta = services(request), request_meta(request)
+    await run_sync(email_change.request, svc, caller.user, caller.session, body.newEmail, meta)
     return GenericApiResponse(success=True)
 
 
@@ -58,7 +57,8 @@ async def change_email(
 async def confirm_email_change(
     body: ConfirmEmailChangeRequest,
     request: Request,
-    user: Account = Depends(recent_session_user),  # noqa: B008
+    caller: SessionCaller = Depends(recent_session),  # noqa: B008
 ) -> GenericApiResponse:
-    await run_sync(email_change.confirm, services(request), user, body.code, request_meta(request))
+    svc, meta = services(request), request_meta(request)
+    await run_sync(email_change.confirm, svc, caller.user, caller.session, body.code, meta)
     return GenericApiResponse(success=True)
