@@ -17,6 +17,7 @@ from relatch.services.context import Services
 from tests.api.test_equal_work import assert_equal_work, work
 from tests.conftest import Account, FakeClock, Mailbox
 from tests.helpers.api import create_key, login, post, session_headers
+from tests.helpers.audit import rows as audit_rows
 from tests.helpers.email_change import (
     CHANGE,
     CHANGED_SUBJECT,
@@ -460,3 +461,26 @@ def test_with_totp_on_the_sign_in_must_have_passed_it(
     assert signed["success"] is True, signed
     client.cookies.clear()
     change(client, mailbox, {"x-jwt-token": signed["token"]}, "moved@example.org")
+
+
+def test_the_audit_trail_records_each_step(
+    client: TestClient, mailbox: Mailbox, make_account: Any, svc: Services
+) -> None:
+    acct: Account = make_account()
+    holder: Account = make_account()
+    headers = session_headers(client, acct)
+    ask(client, headers, holder.email)
+    confirm(client, headers, "0000-0000")
+    change(client, mailbox, headers, "moved@example.org")
+    path = undo_link(mailbox, acct.email)
+    undo(client, path)
+    mine = [(r.event, r.outcome) for r in audit_rows(svc) if r.account_id == acct.id]
+    steps = [e for e in mine if e[0].startswith("email_")]
+    assert steps == [
+        ("email_change_request", "taken"),
+        ("email_change", "email_change_rejected"),
+        ("email_change_request", "ok"),
+        ("email_change", "ok"),
+        ("email_undo_view", "ok"),
+        ("email_undo", "ok"),
+    ]
