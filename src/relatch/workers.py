@@ -33,7 +33,13 @@ from relatch.services import (
 )
 from relatch.services.context import Services
 from relatch.storage import oauth_repo, outage, outbox
-from relatch.storage.one_time import ACTIVATION_CODES, NOT_ME_LINKS, OAUTH_CODES
+from relatch.storage.one_time import (
+    ACTIVATION_CODES,
+    EMAIL_CHANGES,
+    EMAIL_UNDO_LINKS,
+    NOT_ME_LINKS,
+    OAUTH_CODES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +98,14 @@ RETENTION: list[tuple[str, Callable[[Services], int]]] = [
     (
         "activation code prune",
         lambda svc: ACTIVATION_CODES.prune_expired(svc.sessions, _expired(svc)),
+    ),
+    (
+        "email change prune",
+        lambda svc: EMAIL_CHANGES.prune_expired(svc.sessions, _expired(svc)),
+    ),
+    (
+        "email undo link prune",
+        lambda svc: EMAIL_UNDO_LINKS.prune_expired(svc.sessions, _expired(svc)),
     ),
     ("oauth code prune", lambda svc: OAUTH_CODES.prune_expired(svc.sessions, _expired(svc))),
     ("oauth token prune", lambda svc: oauth_repo.prune_tokens(svc.sessions, _expired(svc))),

@@ -371,6 +371,7 @@ PAGE_FIELDS = {
     "/account/sessions/end": ("session",),
     "/account/sessions/end-others": (),
     "/account/apps/revoke": ("app",),
+    "/change-email/undo": ("token",),
 }
 OAUTH_FIELDS = (
     "grant_type",
@@ -687,6 +688,7 @@ SIGN_IN_FORMS = {
     "/not-me": ("token",),
     "/account/sessions/end": ("session",),
     "/account/apps/revoke": ("app",),
+    "/change-email/undo": ("token",),
 }
 
 

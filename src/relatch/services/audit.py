@@ -79,6 +79,12 @@ RECOVERY_CODES_NEW = "recovery_codes_new"
 MFA_RESET_REQUEST = "mfa_reset_request"
 MFA_RESET_CANCEL = "mfa_reset_cancel"
 MFA_RESET = "mfa_reset"
+# A changed address (issue 14): the request (a code to the new address), its confirmation,
+# and the old address's undo link shown and used.
+EMAIL_CHANGE_REQUEST = "email_change_request"
+EMAIL_CHANGE = "email_change"
+EMAIL_UNDO_VIEW = "email_undo_view"
+EMAIL_UNDO = "email_undo"
 
 OK = "ok"
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from relatch.core import codes, identity, keyed, sealing, tokens, totp
 from relatch.core.errors import FactorReauthRequired, MfaState, TotpRejected, TotpRequired
 from relatch.core.meta import RequestMeta
-from relatch.services import audit, known_clients, mfa_reset, notices
+from relatch.services import audit, known_clients, mfa_reset, notices, second_factor
 from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.storage import accounts as accounts_repo
@@ -325,20 +325,6 @@ def clear(svc: Services, user: Account, token: str, meta: RequestMeta) -> None:
     log.info("TOTP cleared for account %s", user.id)
 
 
-def signed_in_with_factor(svc: Services, account_id: int, session: tokens.SessionClaims) -> bool:
-    """Whether TOTP is on and was on when this session signed in (so its sign-in asked for
-    a token: services/accounts.finish_sign_in). A sign-in time is whole seconds: one in
-    the very second TOTP was turned on may have come before it, so only a later one counts
-    (at worst the person signs in once more)."""
-    with svc.sessions() as s:
-        enabled = s.scalar(
-            select(TotpFactor.enabled_at).where(
-                TotpFactor.user_id == account_id, TotpFactor.sealed_secret.is_not(None)
-            )
-        )
-    return enabled is not None and session.auth_time > int(enabled.timestamp())
-
-
 def regenerate_codes(
     svc: Services, user: Account, session: tokens.SessionClaims | None, meta: RequestMeta
 ) -> list[str]:
@@ -357,7 +343,7 @@ def regenerate_codes(
         now = svc.clock()
         if session is None or not (
             tokens.signed_in_within(session, int(now.timestamp()), svc.settings.reauth_seconds)
-            and signed_in_with_factor(svc, user.id, session)
+            and second_factor.behind(svc, user.id, session)
         ):
             raise FactorReauthRequired()
         recovery = [codes.generate() for _ in range(RECOVERY_CODES)]

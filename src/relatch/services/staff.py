@@ -29,7 +29,7 @@ from relatch.core.errors import (
     UserNotFound,
 )
 from relatch.core.meta import RequestMeta
-from relatch.services import audit, mfa
+from relatch.services import audit, second_factor
 from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.storage import accounts as accounts_repo
@@ -60,7 +60,7 @@ def authorize(
             session, now, svc.settings.reauth_seconds
         ):
             raise StaffReauthRequired()
-        if not mfa.signed_in_with_factor(svc, caller.id, session):
+        if not second_factor.behind(svc, caller.id, session):
             raise StaffMfaRequired()
         target = _account(svc, subject)
         if target is None:
