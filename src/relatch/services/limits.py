@@ -25,6 +25,7 @@ one address across many accounts); a known device is one browser and skips them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -130,9 +131,17 @@ class Limits:
             out.extend(limits.buckets(rule, key, epoch))
         return out
 
-    def _acquire(self, buckets: list[Bucket], now: datetime, what: str) -> None:
+    def _acquire(
+        self,
+        buckets: list[Bucket],
+        now: datetime,
+        what: str,
+        on_refused: Callable[[list[Bucket]], None] | None = None,
+    ) -> None:
         full = self.store.acquire(buckets)
         if full:
+            if on_refused is not None:
+                on_refused(full)
             # Logged by rule and window only: the key is a digest, no address or IP here.
             log.info("rate limit %s: %d window(s) full", what, len(full))
             for rule in sorted({b.rule for b in full}):
@@ -169,6 +178,7 @@ class Limits:
         ip: str | None,
         now: datetime,
         known: KnownClient | None = None,
+        on_account_spent: Callable[[], None] | None = None,
     ) -> Guess:
         """Before one password or second-factor check: RateLimited once failures are over.
 
@@ -180,6 +190,8 @@ class Limits:
         identifier, so unknown and known accounts are limited alike (enumeration); a known
         client spends only its own budget (lockout by strangers), and a known device skips
         the per-IP budget too (carrier NAT neighbours are strangers to it).
+        `on_account_spent`: called when the strangers' budget of the account refused this
+        attempt (the "someone is guessing" notice, services/owner_notices.py).
         """
         checks: list[tuple[Rule, str | None]]
         if known is None:
@@ -191,7 +203,13 @@ class Limits:
         if known is None or known.kind == NETWORK:
             checks.append((self.policy.failures_per_ip, self._ip(ip)))
         buckets = self._buckets(now, *checks)
-        self._acquire(buckets, now, "failures")
+        account_rule = self.policy.failures_per_account.name
+
+        def refused(full: list[Bucket]) -> None:
+            if on_account_spent is not None and any(b.rule == account_rule for b in full):
+                on_account_spent()
+
+        self._acquire(buckets, now, "failures", refused)
         return Guess(self.store, buckets)
 
     def code_guess(self, ip: str | None, now: datetime, known: KnownClient | None = None) -> Guess:
