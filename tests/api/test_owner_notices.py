@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from relatch.core import totp
+from relatch.storage import accounts as accounts_repo
 from relatch.storage import oauth_repo as store
 from tests.conftest import DATABASES, FakeClock
+from tests.helpers.activation import vouch
 from tests.helpers.lockout import (
     PASSWORD,
     WRONG,
@@ -222,3 +224,22 @@ def test_an_api_key_created_is_announced_with_name_and_prefix(
     form = {"token": path.split("token=", 1)[1], "csrf_token": found.group(1)}
     assert c.post("/not-me", data=form).status_code == 200
     assert c.get("/v1/api/user", headers={"x-api-key": made["apiKey"]}).status_code == 401
+
+
+def test_an_address_never_proven_gets_no_sign_in_notices(
+    deploy: Callable[..., Deployment], clock: FakeClock
+) -> None:
+    """Mail bombing: whoever signs up with someone else's address must not make Relatch
+    mail it once per sign-in from a fresh network or browser. Proven, it hears of them."""
+    d = deploy()
+    email, username = d.create(HOME, 1, activated=False)
+    clock.advance(DAY)
+    for n in range(5):
+        assert sign_in(d, f"198.18.{n}.5", username)["success"] is True
+    assert received(d.mailbox, email, NEW_SIGN_IN) == []
+    with d.svc.sessions() as s:
+        user = accounts_repo.by_email(s, email)
+    assert user is not None
+    vouch(d.svc, user.id)  # the address is proven (as by its activation code)
+    assert sign_in(d, CAFE, username)["success"] is True
+    assert len(received(d.mailbox, email, NEW_SIGN_IN)) == 1

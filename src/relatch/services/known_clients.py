@@ -209,6 +209,11 @@ def signed_in(svc: Services, user: Account | User, meta: RequestMeta) -> None:
         row = s.get(User, user.id)
         if row is None or owner_notices.quiet_first_sign_in(row, had_known, now):
             return
+        # Mail bombing: an address never proven may not be the signer-up's; with a fresh
+        # browser per sign-in (a new device each), they could mail it without end. Such an
+        # address gets the (limited) activation mail only, until it is proven.
+        if not row.email_verified:
+            return
         owner_notices.new_client(svc, s, row, meta, now)
 
 
