@@ -11,14 +11,17 @@ guessing notice's business, tests/api/test_guessing_notice.py).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from relatch.app import build
 from relatch.core import totp
 from relatch.storage import accounts as accounts_repo
 from relatch.storage import oauth_repo as store
 from tests.conftest import DATABASES, FakeClock
+from tests.conftest import test_settings as make_settings
 from tests.helpers.activation import vouch
 from tests.helpers.lockout import (
     PASSWORD,
@@ -243,3 +246,32 @@ def test_an_address_never_proven_gets_no_sign_in_notices(
     vouch(d.svc, user.id)  # the address is proven (as by its activation code)
     assert sign_in(d, CAFE, username)["success"] is True
     assert len(received(d.mailbox, email, NEW_SIGN_IN)) == 1
+
+
+def test_a_key_rotation_forgets_no_client(
+    deploy: Callable[..., Deployment], clock: FakeClock, tmp_path: Path
+) -> None:
+    """RELATCH_SECRET_KEY rotated, the old one in RELATCH_SECRET_KEY_FALLBACKS: a client
+    known under the old key is still known, so the owner gets no notice for it."""
+    d = deploy()
+    email, username = d.create(HOME, 1)
+    assert sign_in(d, HOME, username)["success"] is True
+    clock.advance(DAY)
+    old = d.svc.settings
+    rotated = make_settings(
+        tmp_path,
+        old.database_url,
+        secret_key="rotated-secret-" + "r" * 32,
+        secret_key_fallbacks=old.secret.decode(),
+        trusted_proxies=old.trusted_proxies,
+    )
+    after = Deployment(build(rotated, clock=clock))
+    try:
+        assert sign_in(after, HOME, username)["success"] is True
+        assert received(after.mailbox, email, NEW_SIGN_IN) == []
+        assert sign_in(after, CAFE, username)["success"] is True
+        assert len(received(after.mailbox, email, NEW_SIGN_IN)) == 1
+    finally:
+        for c in after.clients:
+            c.__exit__(None, None, None)
+        after.svc.close()
