@@ -88,6 +88,21 @@ def test_one_mail_when_strangers_spend_the_budget_then_none_that_day(
     assert d.login(HOME, username).json()["success"] is True
 
 
+@pytest.mark.parametrize("deploy", BACKENDS, indirect=True)
+def test_a_guesser_who_stops_at_the_count_is_reported_too(
+    deploy: Callable[..., Deployment], clock: FakeClock
+) -> None:
+    """Exactly the budget and not one more: never refused, and still the budget is spent
+    (the attempt that takes the last slot sends the mail)."""
+    d = deploy()
+    email, _ = d.create(HOME, 1)
+    for ip in strangers(9):
+        assert d.login(ip, email, "nope").json() == WRONG
+    assert received(d.mailbox, email, GUESSING) == []
+    assert d.login("100.64.55.9", email, "nope").json() == WRONG
+    assert len(received(d.mailbox, email, GUESSING)) == 1
+
+
 @pytest.mark.parametrize("deploy", DATABASES, indirect=True)
 def test_one_mail_a_day_across_processes(
     deploy: Callable[..., Deployment], clock: FakeClock
@@ -112,18 +127,18 @@ def test_a_refusal_after_the_mail_writes_nothing(
     refusal's own counters and audit row are as before)."""
     d = deploy()
     email, _ = d.create(HOME, 1)
-    for ip in strangers(10):
+    for ip in strangers(9):
         assert d.login(ip, email, "nope").json() == WRONG
 
-    def tables_written() -> set[str]:
+    def tables_written(ip: str, expected: Any) -> set[str]:
         with recording(d.svc.engine) as seen:
-            assert limited(d.login("100.64.77.9", email, "again"))
+            assert d.login(ip, email, "again").json() == expected
         return {t for s in seen.statements if s.kind in ("INSERT", "UPDATE") for t in s.tables}
 
-    first = tables_written()  # the refusal that queues the mail
+    first = tables_written("100.64.76.9", WRONG)  # the failure that spends the budget
     assert {"users", "outbox", "not_me_links"} <= first, first
-    for _ in range(3):
-        assert tables_written() <= {"limit_counters", "audit_events"}
+    for n in range(3):
+        assert tables_written(f"100.64.{77 + n}.9", LIMITED) <= {"limit_counters", "audit_events"}
 
 
 @pytest.mark.parametrize("deploy", DATABASES, indirect=True)

@@ -114,9 +114,10 @@ def guess(svc: Services, address_key: str, meta: RequestMeta, account_id: int) -
         # password can bump it. Reset requests keep one bucket (mail bombing).
         subject = f"{known.subject}\x00{known.generation}"
         known = dataclasses.replace(known, subject=subject)
-    # Someone is guessing: once the strangers' budget of a real account refuses a guess,
-    # its owner hears of it (at most once a day, services/owner_notices.py). An unknown
-    # login runs the same lookup, which finds nothing (enumeration by timing).
+    # Someone is guessing: once the strangers' budget of a real account is spent (a guess
+    # takes its last slot, or is refused by it), its owner hears of it (at most once a
+    # day, services/owner_notices.py). An unknown login runs the same lookup, which finds
+    # nothing (enumeration by timing).
     return svc.limits.guess(
         address_key,
         meta.client_ip,

@@ -88,7 +88,7 @@ class Policy:
 class Unlimited:
     """A store that never refuses (a Services built without limits)."""
 
-    def acquire(self, buckets: object) -> list[Bucket]:
+    def acquire(self, buckets: object, filled: object = None) -> list[Bucket]:
         return []
 
     def release(self, buckets: object) -> None:
@@ -137,8 +137,9 @@ class Limits:
         now: datetime,
         what: str,
         on_refused: Callable[[list[Bucket]], None] | None = None,
+        filled: list[Bucket] | None = None,
     ) -> None:
-        full = self.store.acquire(buckets)
+        full = self.store.acquire(buckets, filled)
         if full:
             if on_refused is not None:
                 on_refused(full)
@@ -190,8 +191,10 @@ class Limits:
         identifier, so unknown and known accounts are limited alike (enumeration); a known
         client spends only its own budget (lockout by strangers), and a known device skips
         the per-IP budget too (carrier NAT neighbours are strangers to it).
-        `on_account_spent`: called when the strangers' budget of the account refused this
-        attempt (the "someone is guessing" notice, services/owner_notices.py).
+        `on_account_spent`: called when this attempt took the last slot of a window of the
+        strangers' budget of the account, or was refused by it (the "someone is guessing"
+        notice, services/owner_notices.py). At the last slot, not only at a refusal: a
+        careful guesser who stops at each window's count is never refused.
         """
         checks: list[tuple[Rule, str | None]]
         if known is None:
@@ -205,11 +208,13 @@ class Limits:
         buckets = self._buckets(now, *checks)
         account_rule = self.policy.failures_per_account.name
 
-        def refused(full: list[Bucket]) -> None:
-            if on_account_spent is not None and any(b.rule == account_rule for b in full):
+        def spent(reached: list[Bucket]) -> None:
+            if on_account_spent is not None and any(b.rule == account_rule for b in reached):
                 on_account_spent()
 
-        self._acquire(buckets, now, "failures", refused)
+        filled: list[Bucket] = []
+        self._acquire(buckets, now, "failures", spent, filled)
+        spent(filled)
         return Guess(self.store, buckets)
 
     def code_guess(self, ip: str | None, now: datetime, known: KnownClient | None = None) -> Guess:

@@ -69,8 +69,11 @@ def api_key_created(
 
 
 def someone_guessing(svc: Services, account_id: int) -> None:
-    """The strangers' failure budget of this account refused a sign-in (services/limits.py):
-    one mail a day at most, saying so and what to do.
+    """The strangers' failure budget of this account is spent (services/limits.py: an
+    attempt took a window's last slot, or was refused by it): one mail a day at most,
+    saying so and what to do. The last slot is taken before the password is checked, so
+    a stranger whose 10th try is the right password also sends it: nine failures from
+    strangers, then a sign-in from a new place, is worth the owner's attention anyway.
 
     Mail bombing of the owner: strangers decide when this runs, so
     - one conditional UPDATE of users.guessing_notice_at decides who sends, across
