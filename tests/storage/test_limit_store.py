@@ -161,3 +161,16 @@ def test_redis_outage_fails_closed_with_429() -> None:
         store.release(limits.buckets(rule("5/1m"), "k", NOW))  # logged, not raised
     finally:
         store.close()
+
+
+def test_reports_the_buckets_a_hit_fills(store: LimitStore) -> None:
+    """`filled`: the windows this very hit brought to their count (the "someone is
+    guessing" notice, services/limits.py); a refused hit counts nothing and fills nothing."""
+    r = rule("2/1m,3/1h")
+    seen: list[list[int]] = []
+    for t in (NOW, NOW + 1, NOW + 60, NOW + 61):
+        filled: list[limits.Bucket] = []
+        store.acquire(limits.buckets(r, "k", t), filled)
+        seen.append(sorted(b.seconds for b in filled))
+    # 1st: nothing full; 2nd fills the minute; 3rd (next minute) fills the hour; 4th refused.
+    assert seen == [[], [60], [3600], []]

@@ -10,13 +10,14 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from relatch.core import apikeys, keyed
 from relatch.core.errors import ApiKeyNotFound, InvalidInput, NotAuthenticated
 from relatch.core.meta import RequestMeta
-from relatch.services import audit
+from relatch.services import audit, owner_notices
 from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.storage import accounts
@@ -26,8 +27,11 @@ from relatch.storage.models_auth import ApiKey
 log = logging.getLogger(__name__)
 
 NAME_MAX = 100
-# last_used_at is written at most this often per key: no write on every request.
-TOUCH_EVERY = timedelta(minutes=5)
+# last_used_at is written at most this often per key. Write amplification: an API key is
+# the credential of scripts and CI, which call many times a second; a write per request
+# would take SQLite's single write lock on every authenticated GET (and bloat PostgreSQL
+# with dead tuples) for a field people read to the minute.
+TOUCH_EVERY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,11 @@ def create(svc: Services, user_id: int, name: str | None, meta: RequestMeta) -> 
             s.add(row)
             s.flush()
             info = _info(row)
+            # Persistence after takeover: the owner hears of every new key (from HTTP or
+            # an operator's CLI), in the transaction that creates it.
+            owner = accounts.by_id(s, user_id)
+            if owner is not None:
+                owner_notices.api_key_created(svc, s, owner, info.name, info.prefix, now)
             t.write(s)  # in the transaction that creates the key
     # Logs carry the prefix only, never the key.
     log.info("api key %s created for account %s", prefix, user_id)
@@ -148,9 +157,20 @@ def user_from_key(svc: Services, presented: str) -> Account:
         key_id, last_used = row.id, row.last_used_at
     now = svc.clock()
     if last_used is None or now - last_used >= TOUCH_EVERY:
-        with transaction(svc.sessions) as s:
-            s.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+        _touch(svc, key_id, now)
     return account
+
+
+def _touch(svc: Services, key_id: int, now: datetime) -> None:
+    """Last use = now. Conditional, so concurrent requests of one key write once per
+    TOUCH_EVERY; and best effort: a busy or failing database must not fail a request
+    whose key was good (the field is informative, not a security decision)."""
+    stale = or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - TOUCH_EVERY)
+    try:
+        with transaction(svc.sessions) as s:
+            s.execute(update(ApiKey).where(ApiKey.id == key_id, stale).values(last_used_at=now))
+    except SQLAlchemyError as exc:
+        log.warning("api key last use not recorded: %s", type(exc).__name__)
 
 
 def account_by_email(svc: Services, email: str) -> Account:

@@ -24,13 +24,14 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, not_, select
+from sqlalchemy import and_, delete, not_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from relatch.core import identity, keyed
 from relatch.core.limits import network_subject
 from relatch.core.meta import RequestMeta
+from relatch.services import owner_notices
 from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.services.limits import DEVICE, NETWORK, Guess, KnownClient
@@ -113,40 +114,108 @@ def guess(svc: Services, address_key: str, meta: RequestMeta, account_id: int) -
         # password can bump it. Reset requests keep one bucket (mail bombing).
         subject = f"{known.subject}\x00{known.generation}"
         known = dataclasses.replace(known, subject=subject)
-    return svc.limits.guess(address_key, meta.client_ip, svc.clock(), known)
+    # Someone is guessing: once the strangers' budget of a real account is spent (a guess
+    # takes its last slot, or is refused by it), its owner hears of it (at most once a
+    # day, services/owner_notices.py). An unknown login runs the same lookup, which finds
+    # nothing (enumeration by timing).
+    return svc.limits.guess(
+        address_key,
+        meta.client_ip,
+        svc.clock(),
+        known,
+        on_account_spent=lambda: owner_notices.someone_guessing(svc, account_id),
+    )
 
 
 def remember(
     svc: Services, s: Session, user: Account | User, meta: RequestMeta, now: datetime
-) -> None:
+) -> set[str]:
     """Inside the caller's transaction: this client (device and network) is now known to
-    the account, for RELATCH_KNOWN_CLIENT_DAYS from now."""
+    the account, for RELATCH_KNOWN_CLIENT_DAYS from now. Returns the kinds that were not
+    known before (a row inserted now, not one renewed).
+
+    Race: two parallel sign-ins of one new client both insert; the unique constraint
+    lets one row in (PostgreSQL makes the second wait for the first to commit, SQLite
+    serialises writers), so exactly one of them sees the kind as new.
+    """
     address_key = identity.email_key(user.email)
     expires = now + timedelta(days=svc.settings.known_client_days)
     insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    # Housekeeping first: an expired row is a stranger already (`find` ignores it), so
+    # its client counts as new when it comes back.
+    s.execute(delete(KnownRow).where(KnownRow.user_id == user.id, KnownRow.expires_at <= now))
+    new: set[str] = set()
     for ident in _identities(meta):
+        digest = _digest(svc.settings.secret, address_key, ident)
         stmt = insert(KnownRow).values(
             user_id=user.id,
             kind=ident.kind,
-            digest=_digest(svc.settings.secret, address_key, ident),
+            digest=digest,
             created_at=now,
             last_seen_at=now,
             expires_at=expires,
         )
-        s.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["user_id", "digest"],
-                set_={"last_seen_at": now, "expires_at": expires},
+        # RETURNING, not the row count: psycopg reports -1 for an INSERT ... ON CONFLICT.
+        stmt = stmt.on_conflict_do_nothing(index_elements=["user_id", "digest"])
+        if s.execute(stmt.returning(KnownRow.id)).first() is None:
+            s.execute(
+                update(KnownRow)
+                .where(KnownRow.user_id == user.id, KnownRow.digest == digest)
+                .values(last_seen_at=now, expires_at=expires)
             )
+        elif not _known_under_fallback(svc, s, user.id, address_key, ident, now):
+            new.add(ident.kind)
+    return new
+
+
+def _known_under_fallback(
+    svc: Services, s: Session, user_id: int, address_key: str, ident: _Identity, now: datetime
+) -> bool:
+    """Known by a row digested under a fallback key (a key rotation forgets no client)."""
+    older = _digests(svc, address_key, ident)[1:]
+    if not older:
+        return False
+    found = s.scalar(
+        select(KnownRow.id).where(
+            KnownRow.user_id == user_id, KnownRow.digest.in_(older), KnownRow.expires_at > now
         )
-    # Housekeeping: this account's expired rows go when it is next seen.
-    s.execute(delete(KnownRow).where(KnownRow.user_id == user.id, KnownRow.expires_at <= now))
+    )
+    return found is not None
 
 
 def signed_in(svc: Services, user: Account | User, meta: RequestMeta) -> None:
-    """After a whole sign-in (password and second factor): the client becomes known."""
+    """After a whole sign-in (password and second factor): the client becomes known, and
+    the owner is told of a client that was not (services/owner_notices.py), in the same
+    transaction: one notice per new client.
+
+    New means the strongest identity the request shows: a browser's device (a fresh
+    browser on the owner's known home network is still a new device, as Google and
+    GitHub count it), else the network of an API client. A request with neither (no
+    address: the CLI) is never announced; nothing would tell it apart the next time.
+    """
+    idents = _identities(meta)
+    now = svc.clock()
     with transaction(svc.sessions) as s:
-        remember(svc, s, user, meta, svc.clock())
+        had_known = (
+            s.scalar(
+                select(KnownRow.id)
+                .where(KnownRow.user_id == user.id, KnownRow.expires_at > now)
+                .limit(1)
+            )
+            is not None
+        )
+        new = remember(svc, s, user, meta, now)
+        if not idents or idents[0].kind not in new:
+            return
+        row = s.get(User, user.id)
+        if row is None or owner_notices.quiet_first_sign_in(row, had_known, now):
+            return
+        # Mail bombing: an address never proven may not be the signer-up's; with a fresh
+        # browser per sign-in (a new device each), they could mail it without end. Such an
+        # address gets the (limited) activation mail only, until it is proven.
+        if not row.email_verified:
+            return
+        owner_notices.new_client(svc, s, row, meta, now)
 
 
 def keep_only(

@@ -25,6 +25,7 @@ one address across many accounts); a known device is one browser and skips them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -87,7 +88,7 @@ class Policy:
 class Unlimited:
     """A store that never refuses (a Services built without limits)."""
 
-    def acquire(self, buckets: object) -> list[Bucket]:
+    def acquire(self, buckets: object, filled: object = None) -> list[Bucket]:
         return []
 
     def release(self, buckets: object) -> None:
@@ -130,9 +131,18 @@ class Limits:
             out.extend(limits.buckets(rule, key, epoch))
         return out
 
-    def _acquire(self, buckets: list[Bucket], now: datetime, what: str) -> None:
-        full = self.store.acquire(buckets)
+    def _acquire(
+        self,
+        buckets: list[Bucket],
+        now: datetime,
+        what: str,
+        on_refused: Callable[[list[Bucket]], None] | None = None,
+        filled: list[Bucket] | None = None,
+    ) -> None:
+        full = self.store.acquire(buckets, filled)
         if full:
+            if on_refused is not None:
+                on_refused(full)
             # Logged by rule and window only: the key is a digest, no address or IP here.
             log.info("rate limit %s: %d window(s) full", what, len(full))
             for rule in sorted({b.rule for b in full}):
@@ -169,6 +179,7 @@ class Limits:
         ip: str | None,
         now: datetime,
         known: KnownClient | None = None,
+        on_account_spent: Callable[[], None] | None = None,
     ) -> Guess:
         """Before one password or second-factor check: RateLimited once failures are over.
 
@@ -180,6 +191,10 @@ class Limits:
         identifier, so unknown and known accounts are limited alike (enumeration); a known
         client spends only its own budget (lockout by strangers), and a known device skips
         the per-IP budget too (carrier NAT neighbours are strangers to it).
+        `on_account_spent`: called when this attempt took the last slot of a window of the
+        strangers' budget of the account, or was refused by it (the "someone is guessing"
+        notice, services/owner_notices.py). At the last slot, not only at a refusal: a
+        careful guesser who stops at each window's count is never refused.
         """
         checks: list[tuple[Rule, str | None]]
         if known is None:
@@ -191,7 +206,15 @@ class Limits:
         if known is None or known.kind == NETWORK:
             checks.append((self.policy.failures_per_ip, self._ip(ip)))
         buckets = self._buckets(now, *checks)
-        self._acquire(buckets, now, "failures")
+        account_rule = self.policy.failures_per_account.name
+
+        def spent(reached: list[Bucket]) -> None:
+            if on_account_spent is not None and any(b.rule == account_rule for b in reached):
+                on_account_spent()
+
+        filled: list[Bucket] = []
+        self._acquire(buckets, now, "failures", spent, filled)
+        spent(filled)
         return Guess(self.store, buckets)
 
     def code_guess(self, ip: str | None, now: datetime, known: KnownClient | None = None) -> Guess:

@@ -20,8 +20,11 @@ class Clock(Protocol):
 class LimitStore(Protocol):
     """Shared rate-limit counters (database or Redis): see services/limits.py."""
 
-    def acquire(self, buckets: Sequence[Bucket]) -> list[Bucket]:
-        """Count one hit in every bucket, or none if any is full; returns the full ones."""
+    def acquire(
+        self, buckets: Sequence[Bucket], filled: list[Bucket] | None = None
+    ) -> list[Bucket]:
+        """Count one hit in every bucket, or none if any is full; returns the full ones.
+        `filled`, when given, receives the buckets this hit brought to their limit."""
         ...
 
     def release(self, buckets: Sequence[Bucket]) -> None:

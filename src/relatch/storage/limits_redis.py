@@ -21,7 +21,8 @@ from relatch.core.limits import Bucket
 log = logging.getLogger(__name__)
 OUTAGE_RETRY = 5  # seconds a client is asked to wait while Redis is unreachable
 
-# KEYS: bucket keys. ARGV: limits, then TTLs. Returns the 1-based indices of full buckets.
+# KEYS: bucket keys. ARGV: limits, then TTLs. Returns the 1-based indices of the full
+# buckets (nothing counted), else the negated indices of those the hit brought to their limit.
 _ACQUIRE = """
 local n = #KEYS
 local full = {}
@@ -30,11 +31,13 @@ for i = 1, n do
   if c >= tonumber(ARGV[i]) then table.insert(full, i) end
 end
 if #full > 0 then return full end
+local filled = {}
 for i = 1, n do
-  redis.call('INCR', KEYS[i])
+  local c = redis.call('INCR', KEYS[i])
   redis.call('EXPIRE', KEYS[i], ARGV[n + i])
+  if c == tonumber(ARGV[i]) then table.insert(filled, -i) end
 end
-return full
+return filled
 """
 
 _RELEASE = """
@@ -56,20 +59,24 @@ class RedisLimitStore:
     def _key(self, b: Bucket) -> str:
         return f"{self.prefix}{b.key}:{b.seconds}:{b.start}"
 
-    def acquire(self, buckets: Sequence[Bucket]) -> list[Bucket]:
+    def acquire(
+        self, buckets: Sequence[Bucket], filled: list[Bucket] | None = None
+    ) -> list[Bucket]:
         if not buckets:
             return []
         keys = [self._key(b) for b in buckets]
         # TTL: the window plus a minute of slack, counted from now on the Redis side.
         args = [b.limit for b in buckets] + [b.seconds + 60 for b in buckets]
         try:
-            full = self._acquire(keys=keys, args=args)
+            found = [int(i) for i in self._acquire(keys=keys, args=args)]
         except redis.RedisError as exc:
             # Fail closed: with the counters unreachable, letting every guess through would
             # switch brute-force protection off; a 429 keeps the contract's shape (no 5xx).
             log.error("limit store unreachable: %s", type(exc).__name__)
             raise RateLimited(OUTAGE_RETRY) from exc
-        return [buckets[int(i) - 1] for i in full]
+        if filled is not None:
+            filled.extend(buckets[-i - 1] for i in found if i < 0)
+        return [buckets[i - 1] for i in found if i > 0]
 
     def release(self, buckets: Sequence[Bucket]) -> None:
         if not buckets:

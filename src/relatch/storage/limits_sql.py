@@ -36,8 +36,12 @@ class SqlLimitStore:
             postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert
         )
 
-    def acquire(self, buckets: Sequence[Bucket]) -> list[Bucket]:
-        """Count one hit in every bucket, or in none: returns the buckets that were full."""
+    def acquire(
+        self, buckets: Sequence[Bucket], filled: list[Bucket] | None = None
+    ) -> list[Bucket]:
+        """Count one hit in every bucket, or in none: returns the buckets that were full.
+        `filled` receives those this hit brought to their limit (the hit was counted)."""
+        reached: list[Bucket] = []
         try:
             with transaction(self.sessions) as s:
                 full: list[Bucket] = []
@@ -53,12 +57,17 @@ class SqlLimitStore:
                         index_elements=["key", "window_seconds", "window_start"],
                         set_={"count": LimitCounter.count + 1},
                     ).returning(LimitCounter.count)
-                    if s.execute(stmt).scalar_one() > b.limit:
+                    count = s.execute(stmt).scalar_one()
+                    if count > b.limit:
                         full.append(b)
+                    elif count == b.limit:
+                        reached.append(b)
                 if full:
                     raise _Refused(full)  # rolls the increments back
         except _Refused as refused:
             return refused.full
+        if filled is not None:
+            filled.extend(reached)
         return []
 
     def release(self, buckets: Sequence[Bucket]) -> None:

@@ -65,6 +65,9 @@ class User(Base):
     # Session JWTs from before sessions were recorded (no `sid`, migration 0015) are
     # refused once the owner signed one out or ended the others (services/sign_in_sessions).
     sessionless_ended: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # When the last "someone is guessing" notice went out (services/owner_notices.py): at
+    # most one a day, across processes, however many strangers spend the failure budget.
+    guessing_notice_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     @classmethod
     def named(cls, login: str) -> ColumnElement[bool]:

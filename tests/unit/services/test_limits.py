@@ -21,7 +21,9 @@ class FakeStore:
         self.acquired: list[list[Bucket]] = []
         self.released: list[list[Bucket]] = []
 
-    def acquire(self, buckets: Sequence[Bucket]) -> list[Bucket]:
+    def acquire(
+        self, buckets: Sequence[Bucket], filled: list[Bucket] | None = None
+    ) -> list[Bucket]:
         if self.full:
             return list(buckets)
         self.acquired.append(list(buckets))
