@@ -43,7 +43,7 @@ from relatch.storage.db import make_engine, make_sessionmaker
 from relatch.storage.limits_redis import RedisLimitStore
 from relatch.storage.limits_sql import SqlLimitStore
 from relatch.storage.oauth_repo import revoke_for_user
-from relatch.web import account_page
+from relatch.web import account_page, account_signin
 from relatch.web import logs as web_logs
 from relatch.web import not_me as not_me_pages
 from relatch.web import pages as web_pages
@@ -147,6 +147,7 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
     app.include_router(oauth_app_routes.router, prefix="/v1")
     app.include_router(web_pages.router)
     app.include_router(account_page.router)
+    app.include_router(account_signin.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     openapi.install(app)
     if settings.docs:
