@@ -1,7 +1,8 @@
 """`make bench`: timing and throughput of a real `relatch serve` process.
 
 1. requestResetPassword for an existing and an unknown address: 200 requests each,
-   interleaved, medians compared (the contract: within 1 ms of each other).
+   interleaved, medians compared (the contract: within 1 ms of each other). The same for
+   a change of address to a taken and a free address (issue 14: no enumeration).
 2. argon2id cost at the configured parameters, and resetPassword throughput against
    what password hashing allows on this machine.
 """
@@ -106,6 +107,41 @@ def bench_request_reset(url: str) -> None:
     print(f"  difference of medians: {abs(mk - mu):.3f} ms ({verdict} the contract's 1 ms)")
 
 
+def bench_change_email(url: str) -> None:
+    """Enumeration by timing: asking to move to a taken and to a free address (issue 14)."""
+    with httpx.Client(base_url=url, timeout=30) as client:
+        made = client.post(
+            "/api-user-create",
+            json={
+                "name": "Other",
+                "username": "bench-other",
+                "email": "other@example.com",
+                "privacyPolicy": True,
+                "password": "quiet harbour lantern",
+            },
+        )
+        assert made.json()["success"], made.text
+        login = {"username": "bench-user", "password": "quiet harbour lantern"}
+        client.headers["x-jwt-token"] = client.post("/api-login", json=login).json()["token"]
+        client.cookies.clear()
+        path = "/api/user/change-email"
+        for _ in range(20):  # warm up both paths
+            timed_post(client, path, {"newEmail": "other@example.com"})
+            timed_post(client, path, {"newEmail": "free@example.com"})
+        taken: list[float] = []
+        free: list[float] = []
+        for i in range(N):
+            order = [("other@example.com", taken), ("free@example.com", free)]
+            for email, sink in order if i % 2 else reversed(order):
+                sink.append(timed_post(client, path, {"newEmail": email}))
+    mt, mf = statistics.median(taken), statistics.median(free)
+    print(f"change-email, {N} requests each (keep-alive, one client):")
+    print(f"  taken address: median {mt:.3f} ms")
+    print(f"  free address:  median {mf:.3f} ms")
+    verdict = "within" if abs(mt - mf) <= 1.0 else "NOT within"
+    print(f"  difference of medians: {abs(mt - mf):.3f} ms ({verdict} 1 ms)")
+
+
 def bench_login(url: str, n: int = 50) -> None:
     """Enumeration by timing: a wrong password and an unknown user cost one argon2 verify."""
     wrong: list[float] = []
@@ -180,6 +216,7 @@ def main() -> None:
         proc, url = start(Path(tmp))
         try:
             bench_request_reset(url)
+            bench_change_email(url)
             bench_login(url)
             bench_login_throughput(url, hash_rate)
         finally:

@@ -23,6 +23,7 @@ from relatch.http.middleware import BodyLimit, RequestContext, TrustedHosts, all
 from relatch.http.routes import account as account_routes
 from relatch.http.routes import activation as activation_routes
 from relatch.http.routes import apikeys as apikey_routes
+from relatch.http.routes import email_change as email_change_routes
 from relatch.http.routes import mfa as mfa_routes
 from relatch.http.routes import oauth as oauth_routes
 from relatch.http.routes import oauth_apps as oauth_app_routes
@@ -44,6 +45,7 @@ from relatch.storage.limits_redis import RedisLimitStore
 from relatch.storage.limits_sql import SqlLimitStore
 from relatch.storage.oauth_repo import revoke_for_user
 from relatch.web import account_page, account_signin
+from relatch.web import email_undo as email_undo_pages
 from relatch.web import logs as web_logs
 from relatch.web import not_me as not_me_pages
 from relatch.web import pages as web_pages
@@ -142,9 +144,12 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
     app.include_router(users_by_id_routes.router, prefix="/v1")
     app.include_router(not_me_pages.router)
     app.include_router(mfa_routes.router, prefix="/v1")
+    app.include_router(mfa_routes.own, prefix="/v1")
     app.include_router(apikey_routes.router, prefix="/v1")
     app.include_router(session_routes.router, prefix="/v1")
     app.include_router(oauth_app_routes.router, prefix="/v1")
+    app.include_router(email_change_routes.router, prefix="/v1")
+    app.include_router(email_undo_pages.router)
     app.include_router(web_pages.router)
     app.include_router(account_page.router)
     app.include_router(account_signin.router)

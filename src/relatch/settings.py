@@ -122,6 +122,12 @@ class Settings(BaseSettings):
     # "Sudo mode" (ASVS 5.0 7.5.1): API-key and TOTP changes need a session JWT whose sign-in
     # (iat) is at most this old; a stolen long-lived session cannot plant a credential.
     reauth_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
+    # Lost second factor (issue 14): `relatch user mfa-reset` removes an account's TOTP
+    # only this many hours after it was asked, while a mail tells the owner and "this was
+    # not me" cancels it. Social engineering of the operator: an hour at least, so that a
+    # caller pretending to be the owner never gets the factor removed before the owner
+    # can read the mail.
+    mfa_reset_wait_hours: int = Field(default=72, ge=1, le=90 * 24)
     # Audit rows older than this are pruned by the worker (issue 3; GDPR storage limitation).
     audit_retention_days: int = Field(default=365, ge=1)
     # Delivered mails (and reset requests set aside as dead letters) older than this are

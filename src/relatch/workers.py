@@ -26,13 +26,20 @@ from relatch.services import (
     code_expiry,
     known_clients,
     limits,
+    mfa_reset,
     reset,
     reset_retries,
     sign_in_sessions,
 )
 from relatch.services.context import Services
 from relatch.storage import oauth_repo, outage, outbox
-from relatch.storage.one_time import ACTIVATION_CODES, NOT_ME_LINKS, OAUTH_CODES
+from relatch.storage.one_time import (
+    ACTIVATION_CODES,
+    EMAIL_CHANGES,
+    EMAIL_UNDO_LINKS,
+    NOT_ME_LINKS,
+    OAUTH_CODES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +99,14 @@ RETENTION: list[tuple[str, Callable[[Services], int]]] = [
         "activation code prune",
         lambda svc: ACTIVATION_CODES.prune_expired(svc.sessions, _expired(svc)),
     ),
+    (
+        "email change prune",
+        lambda svc: EMAIL_CHANGES.prune_expired(svc.sessions, _expired(svc)),
+    ),
+    (
+        "email undo link prune",
+        lambda svc: EMAIL_UNDO_LINKS.prune_expired(svc.sessions, _expired(svc)),
+    ),
     ("oauth code prune", lambda svc: OAUTH_CODES.prune_expired(svc.sessions, _expired(svc))),
     ("oauth token prune", lambda svc: oauth_repo.prune_tokens(svc.sessions, _expired(svc))),
     # Delivered mails and dead-lettered reset requests: RELATCH_OUTBOX_RETENTION_DAYS.
@@ -103,7 +118,12 @@ RETENTION: list[tuple[str, Callable[[Services], int]]] = [
     # Past their expiry they are strangers again: no grace needed.
     ("known client prune", lambda svc: known_clients.prune_expired(svc.sessions, svc.clock())),
     ("session prune", sign_in_sessions.prune_expired),
+    # Ended operator TOTP removals, after RELATCH_AUDIT_RETENTION_DAYS (their audit rows go too).
+    ("mfa reset prune", mfa_reset.prune_ended),
 ]
+
+
+MFA_RESET_EVERY = timedelta(minutes=1)
 
 
 def periodic_prunes() -> list[Periodic]:
@@ -115,6 +135,9 @@ def periodic_prunes() -> list[Periodic]:
         Periodic("limit prune", limits.PRUNE_EVERY, _prune_limits),
         # Expired codes, links, tokens, delivered mails, dead letters, known clients.
         *(Periodic(name, RETENTION_EVERY, step) for name, step in RETENTION),
+        # Operators' TOTP removals whose wait is over (services/mfa_reset.py; once a minute:
+        # the owner's next sign-in carries one out at once anyway).
+        Periodic("mfa reset", MFA_RESET_EVERY, mfa_reset.apply_due),
     ]
 
 

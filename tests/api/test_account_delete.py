@@ -172,7 +172,7 @@ def test_every_credential_dies_at_once(
     held = rows_of(svc, acct.id)
     assert all(held[t] for t in ("users", "api_keys", "totp_factors", "totp_recovery_codes",
                                  "reset_codes", "not_me_links", "oauth_tokens"))  # fmt: skip
-    assert unsent_mail(svc, acct.email) == ["password_changed", "reset_code"]
+    assert unsent_mail(svc, acct.email) == ["password_changed", "reset_code", "mfa_enabled"]
     client.cookies.clear()
 
     token = totp.token_at(totp_key, int(clock.now.timestamp()) + 30)

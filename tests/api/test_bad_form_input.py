@@ -136,8 +136,9 @@ def test_reset_page_new_password(
     no_errors_logged(caplog)
 
 
-def test_not_me_form_token(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("path", ["/not-me", "/change-email/undo"])
+def test_link_form_token(client: TestClient, caplog: pytest.LogCaptureFixture, path: str) -> None:
     token, cookie = csrf(client, "/reset-password")
-    resp = post_form(client, "/not-me", {"csrf_token": token, "token": "1.\x00\ud800"}, cookie)
+    resp = post_form(client, path, {"csrf_token": token, "token": "1.\x00\ud800"}, cookie)
     assert resp.status_code == 400
     no_errors_logged(caplog)

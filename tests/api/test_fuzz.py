@@ -372,6 +372,7 @@ PAGE_FIELDS = {
     "/account/sessions/end-others": (),
     "/account/apps/revoke": ("app",),
     "/account/sign-in": ("username", "password", "totpToken", "next"),
+    "/change-email/undo": ("token",),
 }
 OAUTH_FIELDS = (
     "grant_type",
@@ -689,6 +690,7 @@ SIGN_IN_FORMS = {
     "/account/sessions/end": ("session",),
     "/account/apps/revoke": ("app",),
     "/account/sign-in": ("username", "password", "totpToken", "next"),
+    "/change-email/undo": ("token",),
 }
 
 

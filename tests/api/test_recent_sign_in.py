@@ -119,12 +119,22 @@ def _revoke_api_key(
     return client.delete(f"{KEYS}/{person.state['key_id']}", headers=headers)
 
 
+def _change_email(
+    client: TestClient, clock: FakeClock, person: Person, headers: dict[str, str]
+) -> httpx.Response:
+    return client.post(
+        "/v1/api/user/change-email", json={"newEmail": "moved@example.org"}, headers=headers
+    )
+
+
 OPERATIONS = [
     Operation("totp create-key", _nothing, _create_totp_key),
     Operation("totp set-key", _pending_key, _set_totp_key),
     Operation("totp clear", _enabled, _clear_totp),
     Operation("api key create", _nothing, _create_api_key),
     Operation("api key revoke", _second_key, _revoke_api_key),
+    # Moving the account's address (issue 14): reset codes go where it points.
+    Operation("change email", _nothing, _change_email),
 ]
 
 
@@ -251,6 +261,8 @@ def test_openapi_documents_the_recent_sign_in(client: TestClient) -> None:
         ("/api/user/mfa/totp/clear", "post"),
         ("/api/user/apikeys", "post"),
         ("/api/user/apikeys/{keyId}", "delete"),
+        ("/api/user/change-email", "post"),
+        ("/api/user/change-email/confirm", "post"),
     ]
     for path, method in guarded:
         assert "recent sign-in" in paths[path][method]["responses"]["401"]["description"]

@@ -78,3 +78,25 @@ def test_a_rehash_never_overwrites_a_changed_password(svc: Services) -> None:
         assert user is not None
         assert user.password_hash == "h2-rehashed"
         assert user.credential_generation == 1  # a rehash revokes nothing
+
+
+def test_set_email_keeps_the_key_with_the_address_and_the_index_refuses_a_taken_one(
+    svc: Services,
+) -> None:
+    """A change of address (services/email_change.py): the lookup key follows the address,
+    and another account's address (any case) is refused by the unique index, which decides
+    the race of two accounts confirming one address."""
+    ada = _add(svc)
+    bob = _add(svc, "bob@example.com", "bob")
+    with transaction(svc.sessions) as s:
+        accounts.set_email(s, ada, "Ada.New@Example.org", verified=True)
+    with svc.sessions() as s:
+        found = accounts.by_email(s, "ada.new@example.ORG")
+        assert found is not None and found.id == ada and found.email_verified
+        assert found.email == "Ada.New@Example.org"
+        assert accounts.by_email(s, "Ada@Example.com") is None
+    with pytest.raises(IntegrityError), transaction(svc.sessions) as s:
+        accounts.set_email(s, bob, "ADA.NEW@example.org", verified=True)
+    with svc.sessions() as s:
+        unchanged = accounts.by_id(s, bob)
+        assert unchanged is not None and unchanged.email == "bob@example.com"

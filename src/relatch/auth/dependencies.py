@@ -158,7 +158,12 @@ def authenticate(svc: Services, request: Request) -> Account:
 
 
 def authenticate_recent(svc: Services, request: Request) -> Account:
-    """The caller's account if they signed in with their password (and TOTP) recently.
+    return authenticate_recent_session(svc, request).user
+
+
+def authenticate_recent_session(svc: Services, request: Request) -> SessionCaller:
+    """The caller (account and session claims) if they signed in with their password (and
+    TOTP) recently.
 
     Session abuse (ASVS 5.0 7.5.1, GitHub's "sudo mode"): a stolen long-lived credential
     must not mint a new one that outlives it. An API key would mint its own successor; an
@@ -173,7 +178,7 @@ def authenticate_recent(svc: Services, request: Request) -> Account:
     session = caller.session
     if session is None or not tokens.signed_in_within(session, now, svc.settings.reauth_seconds):
         raise ReauthRequired()
-    return caller.user
+    return SessionCaller(caller.user, session)
 
 
 def authenticate_session(svc: Services, request: Request) -> SessionCaller:
@@ -241,6 +246,13 @@ async def recent_session_user(request: Request) -> Account:
     """Dependency of the credential-management operations (API keys, TOTP)."""
     svc: Services = request.app.state.services
     return await anyio.to_thread.run_sync(authenticate_recent, svc, request)
+
+
+async def recent_session(request: Request) -> SessionCaller:
+    """`recent_session_user`, with the session's claims (when it signed in), for an
+    operation that also asks whether that sign-in passed the second factor."""
+    svc: Services = request.app.state.services
+    return await anyio.to_thread.run_sync(authenticate_recent_session, svc, request)
 
 
 async def activated_recent_user(request: Request) -> Account:

@@ -105,6 +105,29 @@ class AlreadyActivated(RelatchError):
     public_message = "This account is already activated"
 
 
+class EmailChangeRejected(RelatchError):
+    """A change of address not made: a wrong, expired, used, revoked or exhausted code, or
+    a new address that another account holds. One answer for all (enumeration)."""
+
+    public_message = "Invalid or expired address-change code"
+
+
+class SameEmail(RelatchError):
+    """A change of address to the account's own address (the caller knows it already)."""
+
+    public_message = "This is already your e-mail address"
+
+
+class AddressTaken(RelatchError):
+    """The undo of a changed address cannot put the old address back: another account holds
+    it now (an operator created or imported it). Nothing was changed."""
+
+    public_message = (
+        "Another account uses that address now, so it cannot be put back; "
+        "contact the service's operators"
+    )
+
+
 class UserNotFound(RelatchError):
     """An operation by id on an account the caller may not see, or that does not exist: one
     answer for both (no enumeration of account ids by anyone but staff)."""
@@ -160,6 +183,14 @@ class ReauthRequired(NotAuthenticated):
     bearer token, or a session JWT older than RELATCH_REAUTH_SECONDS (ASVS 5.0 7.5.1)."""
 
     public_message = "Sign in again (with your password) to change your sign-in methods"
+
+
+class FactorReauthRequired(ReauthRequired):
+    """New recovery codes without a recent sign-in that passed the second factor (HTTP 401):
+    a session JWT older than RELATCH_REAUTH_SECONDS, an API key, an OAuth bearer token, or
+    a session signed in before TOTP was turned on (issue 14)."""
+
+    public_message = "Sign in again with your password and second factor to get new recovery codes"
 
 
 class SessionRequired(NotAuthenticated):

@@ -51,6 +51,8 @@ RESET_LINK = Purpose("reset-link", 2)  # the reset mail's link token: (account i
 ACTIVATION_CODE = Purpose("activation-code", 2)  # mailed activation codes: (account id, code)
 RECOVERY_CODE = Purpose("totp-recovery-code", 2)  # TOTP recovery codes: (account id, code)
 NOT_ME_LINK = Purpose("not-me-link", 2)  # "this was not me" links: (account id, secret)
+EMAIL_CHANGE_CODE = Purpose("email-change-code", 2)  # new-address codes: (account id, code)
+EMAIL_UNDO_LINK = Purpose("email-undo-link", 2)  # old-address undo links: (account id, secret)
 # Audit rows of an unknown login: (address or login key). "0:" is the account id 0 these
 # digests were once made with (as reset codes of no account); kept so old rows are found.
 AUDIT_TARGET = Purpose("audit-target", 1, prefix="0:")
@@ -78,6 +80,8 @@ PURPOSES: tuple[Purpose, ...] = (
     ACTIVATION_CODE,
     RECOVERY_CODE,
     NOT_ME_LINK,
+    EMAIL_CHANGE_CODE,
+    EMAIL_UNDO_LINK,
     AUDIT_TARGET,
     API_KEY,
     OAUTH_CLIENT_SECRET,

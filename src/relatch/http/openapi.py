@@ -97,6 +97,20 @@ OWN_SESSION = (
 )
 
 
+# New recovery codes (services/mfa.regenerate_codes): its 401 says more.
+RECENT_FACTOR = (
+    "Missing, bad, expired or revoked credentials, or no recent sign-in with the second "
+    "factor: this operation needs a session JWT (x-jwt-token header or jwt cookie) from a "
+    "sign-in within RELATCH_REAUTH_SECONDS that passed TOTP; an API key or OAuth token is "
+    "not enough"
+)
+
+
+def recent_factor_responses() -> dict[int | str, dict[str, Any]]:
+    """Route `responses=` of the operations that need a recent sign-in with TOTP."""
+    return {401: _generic(RECENT_FACTOR)}
+
+
 def own_session_responses() -> dict[int | str, dict[str, Any]]:
     """Route `responses=` of the sessions operations."""
     return {401: _generic(OWN_SESSION)}

@@ -1,10 +1,11 @@
-"""Bodies of Relatch's own sessions and OAuth apps operations (issue 14; not Edge Impulse's)."""
+"""Bodies of Relatch's own sessions, OAuth apps and address operations (issue 14; not Edge
+Impulse's)."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from relatch.http.schemas import EiDateTime, GenericApiResponse
+from relatch.http.schemas import _REQUEST, EiDateTime, GenericApiResponse, Login, Token
 
 
 class SessionInfo(BaseModel):
@@ -31,3 +32,13 @@ class OAuthAppInfo(BaseModel):
 
 class ListOAuthAppsResponse(GenericApiResponse):
     apps: list[OAuthAppInfo] = Field(default_factory=list)
+
+
+class ChangeEmailRequest(BaseModel):
+    model_config = _REQUEST
+    newEmail: Login = Field(description="The new address; a code is mailed to it")  # noqa: N815
+
+
+class ConfirmEmailChangeRequest(BaseModel):
+    model_config = _REQUEST
+    code: Token = Field(description="The code mailed to the new address")

@@ -18,7 +18,14 @@ from relatch.core.errors import (
 )
 from relatch.core.meta import RequestMeta
 from relatch.infra import metrics
-from relatch.services import activation, audit, known_clients, mfa, sign_in_sessions
+from relatch.services import (
+    activation,
+    audit,
+    email_change,
+    known_clients,
+    mfa,
+    sign_in_sessions,
+)
 from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.services.limits import Guess
@@ -81,6 +88,10 @@ def _insert_user(
     now = svc.clock()
     try:
         with transaction(svc.sessions) as s:
+            # Takeover: an address another account may still take back (its undo link,
+            # services/email_change.py) is taken; the answer is the taken address's.
+            if email_change.reserved(s, identity.email_key(email), now, account_id=0):
+                raise AccountExists()
             account_id = repo.add(
                 s,
                 email=email,

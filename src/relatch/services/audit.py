@@ -72,6 +72,19 @@ SIGN_OUT = "sign_out"
 SESSION_END = "session_end"
 SESSIONS_END_OTHERS = "sessions_end_others"
 OAUTH_APP_REVOKE = "oauth_app_revoke"
+# A lost second factor (issue 14): new recovery codes (the account as actor); an
+# operator's delayed TOTP removal asked, cancelled and carried out (the operator as actor,
+# their OS user name in the user agent column; the account as subject).
+RECOVERY_CODES_NEW = "recovery_codes_new"
+MFA_RESET_REQUEST = "mfa_reset_request"
+MFA_RESET_CANCEL = "mfa_reset_cancel"
+MFA_RESET = "mfa_reset"
+# A changed address (issue 14): the request (a code to the new address), its confirmation,
+# and the old address's undo link shown and used.
+EMAIL_CHANGE_REQUEST = "email_change_request"
+EMAIL_CHANGE = "email_change"
+EMAIL_UNDO_VIEW = "email_undo_view"
+EMAIL_UNDO = "email_undo"
 
 OK = "ok"
 

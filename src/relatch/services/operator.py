@@ -96,7 +96,14 @@ def suspend(svc: Services, email: str, reason: str, meta: RequestMeta) -> Accoun
                 )
             )
             revoke_for_user(s, row, now)
-            for store in (one_time.RESET_CODES, one_time.ACTIVATION_CODES, one_time.NOT_ME_LINKS):
+            # (An address change's undo link is kept: it is the old address owner's way
+            # back, and its reservation of that address, whatever the operator decides.)
+            for store in (
+                one_time.RESET_CODES,
+                one_time.ACTIVATION_CODES,
+                one_time.NOT_ME_LINKS,
+                one_time.EMAIL_CHANGES,
+            ):
                 store.revoke_unused(s, user.id, now)
             t.write(s)
     log.info("account %s suspended", user.id)

@@ -21,8 +21,6 @@ the id asked for as subject; the changes themselves are audited by their use cas
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from relatch.core import tokens
 from relatch.core.errors import (
     NotYourPassword,
@@ -31,11 +29,10 @@ from relatch.core.errors import (
     UserNotFound,
 )
 from relatch.core.meta import RequestMeta
-from relatch.services import audit
+from relatch.services import audit, second_factor
 from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.storage import accounts as accounts_repo
-from relatch.storage.models_auth import TotpFactor
 
 # Account ids are positive BIGINTs: anything else names no account (and a larger number
 # would be an out-of-range error in PostgreSQL, not an answer).
@@ -63,7 +60,7 @@ def authorize(
             session, now, svc.settings.reauth_seconds
         ):
             raise StaffReauthRequired()
-        if not _second_factor_behind(svc, caller.id, session):
+        if not second_factor.behind(svc, caller.id, session):
             raise StaffMfaRequired()
         target = _account(svc, subject)
         if target is None:
@@ -83,20 +80,6 @@ def refuse_password(svc: Services, caller: Account, user_id: int, meta: RequestM
     subject = user_id if 0 < user_id <= MAX_ID else None
     with audit.trail(svc, audit.STAFF_ACCESS, meta, account_id=caller.id, subject_id=subject):
         raise NotYourPassword() if caller.is_staff else UserNotFound()
-
-
-def _second_factor_behind(svc: Services, account_id: int, session: tokens.SessionClaims) -> bool:
-    """Whether TOTP is on and was on when this session signed in (so its sign-in asked for
-    a token: services/accounts.finish_sign_in). A sign-in time is whole seconds: one in
-    the very second TOTP was turned on may have come before it, so only a later one counts
-    (at worst the staff member signs in once more)."""
-    with svc.sessions() as s:
-        enabled = s.scalar(
-            select(TotpFactor.enabled_at).where(
-                TotpFactor.user_id == account_id, TotpFactor.sealed_secret.is_not(None)
-            )
-        )
-    return enabled is not None and session.auth_time > int(enabled.timestamp())
 
 
 def _account(svc: Services, account_id: int | None) -> Account | None:

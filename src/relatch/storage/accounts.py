@@ -25,6 +25,7 @@ __all__ = [
     "by_login",
     "mark_proven",
     "replace_hash",
+    "set_email",
     "set_password",
     "with_hash",
 ]
@@ -120,6 +121,18 @@ def mark_proven(s: Session, account_id: int) -> bool:
         .values(email_verified=True)
     )
     return rowcount(done) == 1
+
+
+def set_email(s: Session, account_id: int, email: str, *, verified: bool) -> None:
+    """Store a new address (as `identity.checked_email` gave it) with its lookup key.
+    IntegrityError, from flush, when another account holds the key (the unique index).
+    `verified`: a mailed code or link proved it."""
+    s.execute(
+        update(User)
+        .where(User.id == account_id)
+        .values(email=email, email_key=identity.email_key(email), email_verified=verified)
+    )
+    s.flush()
 
 
 def replace_hash(s: Session, account_id: int, old_hash: str, new_hash: str) -> None:

@@ -44,6 +44,10 @@ class TotpFactor(Base):
     pending_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Replay: the newest TOTP step accepted; a token of this step or older is refused.
     last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    # When the "2 or fewer recovery codes left" notice went out for the current set of
+    # codes (issue 14); NULL again when a new set is made. One conditional UPDATE sets it,
+    # so two parallel uses of the last codes send one mail, not two.
+    codes_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class RecoveryCode(Base):
@@ -55,3 +59,29 @@ class RecoveryCode(Base):
     digest: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class MfaReset(Base):
+    """An operator's request to remove an account's TOTP after a wait (issue 14;
+    services/mfa_reset.py). Pending while `ended_at` is NULL; the row is kept when it
+    ends (removed, cancelled...) as the record of who asked and why."""
+
+    __tablename__ = "mfa_resets"
+    __table_args__ = (
+        Index("ix_mfa_resets_user", "user_id", "ended_at"),
+        Index("ix_mfa_resets_due", "ended_at", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Not before this: the owner's time to object ("this was not me", or signing in).
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The operator's OS user name, and the reason they gave (one line each).
+    requested_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    # The factor asked about (its enabled_at): a factor set up later is never removed by it.
+    factor_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # removed, cancelled (operator), not_me, signed_in, cleared (owner), stale
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -1,5 +1,5 @@
 """One store for every single-use secret: reset codes, activation codes, TOTP recovery codes,
-"not me" links and OAuth authorization codes.
+"not me" links, address-change codes and undo links, and OAuth authorization codes.
 
 Each kind keeps its own table (the columns differ: a reset code has a revocation time and two
 try counters, a recovery code never expires, an OAuth code is bound to a client); a
@@ -35,6 +35,7 @@ from relatch.storage.models import ActivationCode, ResetCode
 from relatch.storage.models_audit import NotMeLink
 from relatch.storage.models_auth import RecoveryCode
 from relatch.storage.models_decoys import DECOY_SLOTS, TryDecoy
+from relatch.storage.models_email import EmailChange, EmailUndoLink
 from relatch.storage.models_oauth import OAuthCode
 
 Column = InstrumentedAttribute[Any]
@@ -303,4 +304,19 @@ OAUTH_CODES = OneTimeStore(
     digest=OAuthCode.digest,
     used=OAuthCode.consumed_at,
     expires=OAuthCode.expires_at,
+)
+EMAIL_CHANGES = OneTimeStore(
+    EmailChange,
+    owner=EmailChange.user_id,
+    digest=EmailChange.digest,
+    used=EmailChange.consumed_at,
+    revoked=EmailChange.revoked_at,
+    expires=EmailChange.expires_at,
+)
+EMAIL_UNDO_LINKS = OneTimeStore(
+    EmailUndoLink,
+    owner=EmailUndoLink.user_id,
+    digest=EmailUndoLink.digest,
+    used=EmailUndoLink.used_at,
+    expires=EmailUndoLink.expires_at,
 )

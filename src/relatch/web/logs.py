@@ -2,14 +2,16 @@
 
 Secrets in logs (OWASP Logging CS; STYLE rule 12): uvicorn logs every request line with its
 query string; the link in the reset mail carries the address and the code, and the link in
-the "password changed" notice carries the 7-day "this was not me" token (web/not_me.py).
+the "password changed" notice carries the 7-day "this was not me" token (web/not_me.py),
+and the "address changed" notice the 7-day undo token (web/email_undo.py), which puts the
+old address back and mails it a reset code: whoever reads the log could take the account.
 """
 
 from __future__ import annotations
 
 import logging
 
-REDACTED_PREFIXES = ("/reset-password", "/not-me")
+REDACTED_PREFIXES = ("/reset-password", "/not-me", "/change-email/undo")
 
 
 class RedactPageQueries(logging.Filter):

@@ -103,6 +103,17 @@ OLD_VECTORS: list[tuple[keyed.Purpose, tuple[keyed.Part, ...], str]] = [
         (7, "ABCD2345"),
         "42d1d489a93f7aaa5636b5404a734a17fcaa1b638f648726e66a16ddc8082767",
     ),
+    # Added with the purposes (issue 14): address-change codes and undo links.
+    (
+        keyed.EMAIL_CHANGE_CODE,
+        (7, "ABCD2345"),
+        "ca8064f6e1bcb48d7028186c861292efa34e7fcddebcccc9aadc17c4ccdd2995",
+    ),
+    (
+        keyed.EMAIL_UNDO_LINK,
+        (7, "secretXYZ"),
+        "3b6760ab5d7035f852ce030da8584de550bbd35bd02d62e42f8a51f3144c4b86",
+    ),
 ]
 # The Fernet key material of the reset-code cookie (web/code_carry.py) under K.
 OLD_CODE_CARRY_KEY = "9ae8c607dc6c73f36750716d95afe8e5dceabbdbbffce6a02fc4bac9c3c1f23d"

@@ -36,3 +36,13 @@ def test_not_me_link_token_is_redacted() -> None:
     line = rec.getMessage()
     assert "s3cret" not in line
     assert "/not-me?[redacted]" in line
+
+
+def test_undo_link_token_is_redacted() -> None:
+    # The undo link of a changed address is a 7-day bearer secret too: it moves the account
+    # back to the old address and mails a reset code there.
+    rec = record("/change-email/undo?token=42.s3cretS3cretS3cret")
+    assert RedactPageQueries().filter(rec)
+    line = rec.getMessage()
+    assert "s3cret" not in line
+    assert "/change-email/undo?[redacted]" in line

@@ -4,16 +4,28 @@ Each needs a recent sign-in (`recent_session_user`): a TOTP key planted with a s
 session would survive the owner's reset and lock them out (ASVS 5.0 7.5.1). Setting one up
 (create-key, set-key) also needs a proven address (`activated_recent_user`: account
 pre-hijacking, services/activation.py).
+
+Relatch's own operations (issue 14, tag "Second factor", not Edge Impulse's): new recovery
+codes (a recent sign-in that passed the second factor: services/mfa.regenerate_codes) and
+the factor's state next to getCurrentUser (whose Edge Impulse schema stays as it is).
 """
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from anyio.to_thread import run_sync
 from fastapi import Depends, Request
 
-from relatch.auth.dependencies import activated_recent_user, recent_session_user
+from relatch.auth.dependencies import (
+    Caller,
+    activated_recent_user,
+    any_caller,
+    current_user,
+    recent_session_user,
+)
 from relatch.auth.request import request_meta, services
-from relatch.http.openapi import operations
+from relatch.http.openapi import operations, recent_factor_responses
 from relatch.http.schemas import (
     GenericApiResponse,
     UserDeleteTotpMfaKeyRequest,
@@ -21,10 +33,12 @@ from relatch.http.schemas import (
     UserSetTotpMfaKeyRequest,
     UserSetTotpMfaKeyResponse,
 )
+from relatch.http.schemas_mfa import MfaStatusResponse, RecoveryCodesResponse
 from relatch.services import mfa
 from relatch.services.account import Account
 
 router = operations(["User"], recent_sign_in=True)
+own = operations(["Second factor"])  # Relatch's own operations
 
 
 @router.post(
@@ -73,3 +87,48 @@ async def clear(
 ) -> GenericApiResponse:
     await run_sync(mfa.clear, services(request), user, body.totpToken, request_meta(request))
     return GenericApiResponse(success=True)
+
+
+@own.post(
+    "/api/user/mfa/recovery-codes",
+    operation_id="regenerateRecoveryCodes",
+    summary="New recovery codes",
+    description=(
+        "Replace the 10 TOTP recovery codes: every older one, used or not, stops working, "
+        "and the new ones are shown this once. Needs a session JWT from a sign-in within "
+        "RELATCH_REAUTH_SECONDS that passed the second factor (a session signed in before "
+        "TOTP was turned on does not qualify). The owner is mailed a notice. No body."
+    ),
+    responses=recent_factor_responses(),
+)
+async def regenerate_recovery_codes(
+    request: Request,
+    caller: Caller = Depends(any_caller),  # noqa: B008
+) -> RecoveryCodesResponse:
+    codes = await run_sync(
+        mfa.regenerate_codes, services(request), caller.user, caller.session, request_meta(request)
+    )
+    return RecoveryCodesResponse(success=True, recoveryCodes=codes)
+
+
+@own.get(
+    "/api/user/mfa",
+    operation_id="getMfaStatus",
+    summary="Second factor state",
+    description=(
+        "Whether TOTP is on for the current user, how many recovery codes are left (the "
+        "owner is mailed once when 2 or fewer remain), and when an operator's pending "
+        "removal of the factor (`relatch user mfa-reset`) takes effect, if one is pending."
+    ),
+)
+async def get_mfa_status(
+    request: Request,
+    user: Account = Depends(current_user),  # noqa: B008
+) -> MfaStatusResponse:
+    state = await run_sync(mfa.status, services(request), user.id)
+    return MfaStatusResponse(
+        success=True,
+        totpEnabled=state.enabled,
+        recoveryCodesLeft=state.codes_left,
+        removalDue=state.reset_due.astimezone(UTC) if state.reset_due else None,
+    )
