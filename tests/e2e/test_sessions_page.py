@@ -3,11 +3,12 @@ against `relatch serve`: not signed in, follow "Sign in" to the sign-in form, a 
 password then the right one, land on the page with the `jwt` cookie (HttpOnly, Lax); see
 where the account is signed in, end another session, end all the others, revoke an app,
 sign out; with JavaScript off (signing in too); the accessibility checks of the page tests,
-the sign-in form included. Screenshots: build/screenshots/."""
+the sign-in form included; the second-factor step. Screenshots: build/screenshots/."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from relatch.core import totp
 from relatch.storage.models_oauth import OAuthConsent
 from tests.e2e.browser import accessibility_problems, chromium, shot
 from tests.e2e.servers import Server, relatch_server
@@ -183,6 +185,42 @@ def test_it_works_with_javascript_off(browser: Any, server: Server) -> None:
     page.get_by_role("button", name="End all other sessions").click()
     page.get_by_role("status").wait_for()
     assert not alive(server, other) and alive(server, mine)
+    context.close()
+
+
+def test_signing_in_with_a_second_factor(browser: Any, server: Server) -> None:
+    """The form asks for the authenticator's code once the password matched; the code goes
+    in the field a password manager or the phone fills (`autocomplete=one-time-code`)."""
+    made = server.cli(
+        "user", "create", "--email", "twofa@example.com", "--username", "twofa",
+        "--name", "Two Factors", stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr  # the operator vouches: activated
+    headers = {"x-jwt-token": sign_in(server, "twofa", "Setup/1.0")}
+    mfa = f"{server.url}/v1/api/user/mfa/totp"
+    key = httpx.post(f"{mfa}/create-key", headers=headers).json()["key"]
+    now = int(time.time())
+    body = {"key": key, "totpToken": totp.token_at(key, now)}
+    assert httpx.post(f"{mfa}/set-key", json=body, headers=headers).json()["success"] is True
+
+    context = browser.new_context(viewport=DESKTOP, user_agent="Two factor laptop/1.0")
+    page = context.new_page()
+    page.goto(f"{server.url}/account/sign-in")
+    sign_in_on_the_page(page, "twofa", PASSWORD)
+    code = page.get_by_label("Code from your authenticator app")
+    code.wait_for()
+    assert code.get_attribute("autocomplete") == "one-time-code"
+    assert "second factor" in page.get_by_role("alert").inner_text()
+    assert not [c for c in context.cookies() if c["name"] == "jwt"]
+    shot(page, "sessions-06-second-factor")
+    # The password again, with the next step's code (the set-key step used this one up).
+    page.get_by_label("Password").fill(PASSWORD)
+    code.fill(totp.token_at(key, now + 30))
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Your sessions and apps").wait_for()
+    assert alive(server, str(session_cookie(context)["value"]))
+    mine_item = page.get_by_role("listitem").filter(has_text="This device")
+    assert "Two factor laptop/1.0" in mine_item.inner_text()
     context.close()
 
 
