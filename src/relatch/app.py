@@ -44,7 +44,7 @@ from relatch.storage.db import make_engine, make_sessionmaker
 from relatch.storage.limits_redis import RedisLimitStore
 from relatch.storage.limits_sql import SqlLimitStore
 from relatch.storage.oauth_repo import revoke_for_user
-from relatch.web import account_page
+from relatch.web import account_page, account_signin
 from relatch.web import email_undo as email_undo_pages
 from relatch.web import logs as web_logs
 from relatch.web import not_me as not_me_pages
@@ -152,6 +152,7 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
     app.include_router(email_undo_pages.router)
     app.include_router(web_pages.router)
     app.include_router(account_page.router)
+    app.include_router(account_signin.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     openapi.install(app)
     if settings.docs:

@@ -371,6 +371,7 @@ PAGE_FIELDS = {
     "/account/sessions/end": ("session",),
     "/account/sessions/end-others": (),
     "/account/apps/revoke": ("app",),
+    "/account/sign-in": ("username", "password", "totpToken", "next"),
     "/change-email/undo": ("token",),
 }
 OAUTH_FIELDS = (
@@ -688,6 +689,7 @@ SIGN_IN_FORMS = {
     "/not-me": ("token",),
     "/account/sessions/end": ("session",),
     "/account/apps/revoke": ("app",),
+    "/account/sign-in": ("username", "password", "totpToken", "next"),
     "/change-email/undo": ("token",),
 }
 
@@ -720,6 +722,7 @@ def test_forms_with_hostile_text(
         "token": "1.abcdef",
         "session": "no-such-session",
         "app": "no-such-app",
+        "next": "/account/sessions",
     }
     # The sessions page acts only for a signed-in browser: its jwt cookie goes along.
     cookie = f"relatch_csrf={known.csrf_cookie}"

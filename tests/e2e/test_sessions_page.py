@@ -1,11 +1,14 @@
 """The "my sessions" page used by a person in a real browser (Debian's chromium, headless)
-against `relatch serve`: see where the account is signed in, end another session, end all
-the others, revoke an app, sign out; with JavaScript off; the accessibility checks of the
-page tests. Screenshots: build/screenshots/."""
+against `relatch serve`: not signed in, follow "Sign in" to the sign-in form, a wrong
+password then the right one, land on the page with the `jwt` cookie (HttpOnly, Lax); see
+where the account is signed in, end another session, end all the others, revoke an app,
+sign out; with JavaScript off (signing in too); the accessibility checks of the page tests,
+the sign-in form included; the second-factor step. Screenshots: build/screenshots/."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +19,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from relatch.core import totp
 from relatch.storage.models_oauth import OAuthConsent
 from tests.e2e.browser import accessibility_problems, chromium, shot
 from tests.e2e.servers import Server, relatch_server
@@ -99,16 +103,45 @@ def browser_with(browser: Any, server: Server, token: str, **options: Any) -> An
     return context
 
 
+def sign_in_on_the_page(page: Any, username: str, password: str) -> None:
+    """Fill in the sign-in form as a person does (by its labels) and send it."""
+    page.get_by_label("Username or e-mail address").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def session_cookie(context: Any) -> dict[str, Any]:
+    (jwt,) = [c for c in context.cookies() if c["name"] == "jwt"]
+    return dict(jwt)
+
+
 def test_a_person_ends_a_stolen_session_and_revokes_an_app(browser: Any, server: Server) -> None:
     user_id = account(server, "adalovelace")
     thief = sign_in(server, "adalovelace", "Thief's browser/6.6")
     other = sign_in(server, "adalovelace", "Old tablet/1.0")
-    mine = sign_in(server, "adalovelace", "My laptop/2.0")
     grant_app(server, user_id, "Photo printer")
-    context = browser_with(browser, server, mine, locale="en-GB")
+    # Not signed in yet: the page says so and leads to the sign-in form.
+    context = browser.new_context(viewport=DESKTOP, locale="en-GB", user_agent="My laptop/2.0")
     page = context.new_page()
     page.goto(f"{server.url}{PAGE}")
+    page.get_by_role("heading", name="You are not signed in").wait_for()
+    page.get_by_role("link", name="Sign in").click()
+    page.get_by_role("heading", name="Sign in to your account").wait_for()
+    shot(page, "sessions-00-sign-in")
+    # A wrong password first: one message, and the form again.
+    sign_in_on_the_page(page, "adalovelace", "not my password")
+    page.get_by_role("alert").wait_for()
+    assert "Invalid username or password" in page.get_by_role("alert").inner_text()
+    assert page.get_by_label("Username or e-mail address").input_value() == "adalovelace"
+    assert page.get_by_label("Password").input_value() == ""
+    assert not [c for c in context.cookies() if c["name"] == "jwt"]
+    sign_in_on_the_page(page, "adalovelace", PASSWORD)
     page.get_by_role("heading", name="Your sessions and apps").wait_for()
+    assert page.url == f"{server.url}{PAGE}"
+    # The session cookie: out of reach of scripts, not sent with cross-site posts.
+    jwt = session_cookie(context)
+    assert jwt["httpOnly"] is True and jwt["sameSite"] == "Lax" and jwt["path"] == "/"
+    mine = str(jwt["value"])
     shot(page, "sessions-01-list")
     mine_item = page.get_by_role("listitem").filter(has_text="This device")
     assert "My laptop/2.0" in mine_item.inner_text()
@@ -143,13 +176,51 @@ def test_a_person_ends_a_stolen_session_and_revokes_an_app(browser: Any, server:
 def test_it_works_with_javascript_off(browser: Any, server: Server) -> None:
     account(server, "nojs")
     other = sign_in(server, "nojs", "Other/1.0")
-    mine = sign_in(server, "nojs", "Mine/1.0")
-    context = browser_with(browser, server, mine, java_script_enabled=False)
+    context = browser.new_context(viewport=DESKTOP, java_script_enabled=False)
     page = context.new_page()
-    page.goto(f"{server.url}{PAGE}")
+    page.goto(f"{server.url}/account/sign-in?next={PAGE}")
+    sign_in_on_the_page(page, "nojs@example.com", PASSWORD)  # by address, too
+    page.get_by_role("heading", name="Your sessions and apps").wait_for()
+    mine = str(session_cookie(context)["value"])
     page.get_by_role("button", name="End all other sessions").click()
     page.get_by_role("status").wait_for()
     assert not alive(server, other) and alive(server, mine)
+    context.close()
+
+
+def test_signing_in_with_a_second_factor(browser: Any, server: Server) -> None:
+    """The form asks for the authenticator's code once the password matched; the code goes
+    in the field a password manager or the phone fills (`autocomplete=one-time-code`)."""
+    made = server.cli(
+        "user", "create", "--email", "twofa@example.com", "--username", "twofa",
+        "--name", "Two Factors", stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr  # the operator vouches: activated
+    headers = {"x-jwt-token": sign_in(server, "twofa", "Setup/1.0")}
+    mfa = f"{server.url}/v1/api/user/mfa/totp"
+    key = httpx.post(f"{mfa}/create-key", headers=headers).json()["key"]
+    now = int(time.time())
+    body = {"key": key, "totpToken": totp.token_at(key, now)}
+    assert httpx.post(f"{mfa}/set-key", json=body, headers=headers).json()["success"] is True
+
+    context = browser.new_context(viewport=DESKTOP, user_agent="Two factor laptop/1.0")
+    page = context.new_page()
+    page.goto(f"{server.url}/account/sign-in")
+    sign_in_on_the_page(page, "twofa", PASSWORD)
+    code = page.get_by_label("Code from your authenticator app")
+    code.wait_for()
+    assert code.get_attribute("autocomplete") == "one-time-code"
+    assert "second factor" in page.get_by_role("alert").inner_text()
+    assert not [c for c in context.cookies() if c["name"] == "jwt"]
+    shot(page, "sessions-06-second-factor")
+    # The password again, with the next step's code (the set-key step used this one up).
+    page.get_by_label("Password").fill(PASSWORD)
+    code.fill(totp.token_at(key, now + 30))
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Your sessions and apps").wait_for()
+    assert alive(server, str(session_cookie(context)["value"]))
+    mine_item = page.get_by_role("listitem").filter(has_text="This device")
+    assert "Two factor laptop/1.0" in mine_item.inner_text()
     context.close()
 
 
@@ -196,4 +267,19 @@ def test_accessibility(browser: Any, server: Server, viewport: dict[str, int]) -
     context.clear_cookies()
     page.goto(f"{server.url}{PAGE}")
     assert accessibility_problems(page) == [], "not signed in"
+    page.get_by_role("link", name="Sign in").click()
+    page.get_by_role("heading", name="Sign in to your account").wait_for()
+    assert accessibility_problems(page) == [], "the sign-in form"
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    page.get_by_role("button", name="Sign in").click()  # nothing filled in
+    page.get_by_role("alert").wait_for()
+    assert accessibility_problems(page) == [], "the sign-in form with its errors"
+    shot(page, f"sessions-05-{viewport['width']}-sign-in-errors")
+    page.goto(f"{server.url}/account/sign-in?lang=fr")
+    sign_in_on_the_page_fr = page.get_by_label("Nom d’utilisateur ou adresse e-mail")
+    sign_in_on_the_page_fr.fill(name)
+    page.get_by_label("Mot de passe").fill("pas le bon")
+    page.get_by_role("button", name="Se connecter").click()
+    page.get_by_role("alert").wait_for()
+    assert accessibility_problems(page) == [], "the sign-in form in French, refused"
     context.close()

@@ -54,7 +54,8 @@ def _known_client(settings: Settings) -> int:
     return settings.known_client_days * 86400
 
 
-# The session JWT, renewed by a password change (http/routes/password.py). Every API route
+# The session JWT, set by the account sign-in page (web/account_signin.py) and renewed by a
+# password change (http/routes/password.py). Every API route
 # reads it, so "/"; Lax: a link from another site may open a page signed in, but no
 # cross-site POST carries it (and state changes need JSON: auth/dependencies.py).
 SESSION = Cookie("jwt", "/", _jwt_ttl, "lax")

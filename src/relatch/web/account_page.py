@@ -46,6 +46,7 @@ PAGE = "/account/sessions"
 END = f"{PAGE}/end"
 END_OTHERS = f"{PAGE}/end-others"
 REVOKE = "/account/apps/revoke"
+SIGN_IN = "/account/sign-in"  # web/account_signin.py
 SESSION_FIELD = "session"
 APP_FIELD = "app"
 
@@ -77,6 +78,8 @@ def _links(request: Request) -> dict[str, Any]:
         "action_end_others": rendering.url(END_OTHERS, chosen),
         "action_revoke": rendering.url(REVOKE, chosen),
         "link_reset": rendering.url("/reset-password", chosen),
+        # RELATCH_SIGN_IN_URL, when set, wins over it (templates/account/signed_out.html).
+        "link_sign_in": rendering.url(SIGN_IN, chosen),
     }
 
 

@@ -32,16 +32,13 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from fastapi import Request
 from fastapi.responses import Response
 
-from relatch.auth.request import request_meta, services, set_device_cookie
-from relatch.core.errors import ActivationRequired, LoginFailed, RateLimited, TotpRequired
-from relatch.core.meta import RequestMeta
+from relatch.auth.request import request_meta, services
+from relatch.core.errors import ActivationRequired
 from relatch.oauth import params, server
-from relatch.services import accounts
 from relatch.services.account import Account
-from relatch.services.context import Services
 from relatch.storage import oauth_repo as store
 from relatch.storage.oauth_records import Client
-from relatch.web import csrf, reauth, signin
+from relatch.web import csrf, i18n, reauth, signin, signin_form
 from relatch.web.templating import templates
 
 log = logging.getLogger(__name__)
@@ -71,6 +68,9 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
     csrf.set_cookie(request, response)
     return response
 
+
+# The authorize pages are in English (the OAuth client's own pages carry its language).
+ENGLISH = i18n.translations(i18n.DEFAULT).gettext
 
 # The error page says what went wrong in words of its own, never Authlib's description:
 # those quote the request ("Redirect URI <anything> is not supported"), so anyone could
@@ -117,17 +117,6 @@ def _refuse(srv: server.RelatchAuthorizationServer, grant: Any, error: OAuth2Err
     return srv.handle_error_response(None, error)  # type: ignore[no-any-return]
 
 
-async def _sign_in(svc: Services, meta: RequestMeta, form: dict[str, str]) -> Account:
-    # The second factor is part of signing in here too (and after a reset, still).
-    return await accounts.sign_in(
-        svc,
-        form.get("username", ""),
-        form.get("password", ""),
-        form.get("totpToken"),
-        meta,
-    )
-
-
 async def handle(request: Request) -> Response:
     svc = services(request)
     try:
@@ -159,29 +148,23 @@ async def handle(request: Request) -> Response:
         except csrf.CSRFRejected as exc:
             return _signin_or_consent(request, grant, client, user, error=exc.message, status=403)
 
-    new_cookie: Account | None = None
+    signed_in: signin_form.Outcome | None = None
     proof = ""
-    # Lockout: a browser that signs in becomes a known device of the account.
-    signin_meta = request_meta(request, new_device=True)
     if step == "signin":
-        try:
-            user = await _sign_in(svc, signin_meta, form)
-        except TotpRequired as exc:
-            return _signin_page(request, client, form, exc.message, need_totp=True)
-        except RateLimited as exc:
+        # The sign-in form of the pages (web/signin_form.py): the second factor is part of
+        # signing in here too (and after a reset, still); limits, device cookie, messages.
+        signed_in = await signin_form.attempt(request, form)
+        if signed_in.user is None:
             return _signin_page(
                 request,
                 client,
                 form,
-                exc.message,
-                status=429,
-                headers={"Retry-After": str(exc.retry_after)},
+                signed_in.message(ENGLISH),
+                need_totp=signed_in.need_totp,
+                status=signed_in.status,
+                headers=signed_in.headers,
             )
-        except LoginFailed as exc:
-            return _signin_page(
-                request, client, form, exc.message, need_totp=bool(form.get("totpToken"))
-            )
-        new_cookie = user
+        user = signed_in.user
         # This sign-in is the request's own: what prompt=login and max_age ask for, and
         # the auth_time of the ID token.
         srv = server.RelatchAuthorizationServer(svc, request_meta(request), now)
@@ -220,9 +203,9 @@ async def handle(request: Request) -> Response:
             response = _refuse(srv, grant, ConsentRequiredError())
         else:
             response = _consent_page(request, client, user, scope, proof=proof)
-    if new_cookie is not None:
-        signin.issue(svc, request, new_cookie, response)
-        set_device_cookie(request, response, signin_meta)
+    if signed_in is not None and signed_in.user is not None:
+        signin.issue(svc, request, signed_in.user, response)
+        signin_form.remember_device(request, response, signed_in)
     return response
 
 

@@ -48,6 +48,17 @@ def set_cookie(request: Request, response: Response) -> None:
         cookies.set_cookie(request, response, cookies.CSRF, fresh)
 
 
+def renew(request: Request, response: Response) -> None:
+    """A new nonce for this browser once it has signed in (`response` sets it).
+
+    CSRF across sign-in (OWASP CSRF Prevention Cheat Sheet, login CSRF and pre-session
+    tokens): a nonce someone else chose or read before the sign-in (a cookie tossed from a
+    sibling host, or set over plain http) must not keep signing the forms of the
+    signed-in pages; forms rendered before the sign-in then ask to be sent again.
+    """
+    cookies.set_cookie(request, response, cookies.CSRF, secrets.token_urlsafe(32))
+
+
 def verify_csrf(request: Request, submitted: str | None) -> None:
     """CSRFRejected unless `submitted` is the signature of this browser's nonce."""
     nonce = request.cookies.get(COOKIE)

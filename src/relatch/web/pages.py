@@ -226,10 +226,7 @@ async def ask_for_code(request: Request) -> Response:
 
 
 def _too_many(_: Any, exc: RateLimited) -> str:
-    minutes = max(1, -(-exc.retry_after // 60))
-    return str(_("Too many attempts. Please wait %(minutes)s minutes and try again.")) % {
-        "minutes": minutes
-    }
+    return rendering.too_many(_, exc.retry_after)
 
 
 def _check_fields(_: Any, form: FormState, *, link: bool = False) -> None:

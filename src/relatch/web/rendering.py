@@ -26,6 +26,14 @@ def gettext(request: Request) -> Any:
     return i18n.translations(i18n.negotiate(request)).gettext
 
 
+def too_many(gettext: Any, retry_after: int) -> str:
+    """A spent limit, in the page's language: how many minutes to wait (rounded up)."""
+    minutes = max(1, -(-retry_after // 60))
+    return str(gettext("Too many attempts. Please wait %(minutes)s minutes and try again.")) % {
+        "minutes": minutes
+    }
+
+
 def render(
     request: Request,
     template: str,
