@@ -217,6 +217,9 @@ def test_a_second_factor_is_asked_for_when_set(
     first = fill(client, acct.username, acct.password)
     assert first.status_code == 200 and set_cookie(first, "jwt") is None
     assert re.search(r'name="totpToken" type="text"\s+autocomplete="one-time-code"', first.text)
+    # A recovery code has letters: a numeric keypad would keep the owner from typing it.
+    field = re.search(r'<input[^>]*name="totpToken"[^>]*>', first.text)
+    assert field and "inputmode" not in field.group(0)
     assert "second factor" in first.text
     # A wrong code signs nobody in, and the field stays.
     wrong = next(t for t in ("123456", "654321") if t != totp_token(clock, key))
