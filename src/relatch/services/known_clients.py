@@ -70,12 +70,18 @@ def _digests(svc: Services, address_key: str, ident: _Identity) -> list[str]:
 
 
 def find(
-    svc: Services, address_key: str, meta: RequestMeta, account_id: int | None
+    svc: Services,
+    address_key: str,
+    meta: RequestMeta,
+    account_id: int | None,
+    *,
+    within: Session | None = None,
 ) -> KnownClient | None:
     """The client as known to the account of `address_key`, or None for a stranger.
 
     `account_id`: the account when it was looked up (NO_ACCOUNT for an unknown login),
     ANY_ACCOUNT on the reset-request path, which does not look accounts up.
+    `within`: read in the caller's transaction instead of a session of its own.
     Enumeration: one indexed SELECT whether or not the address has an account; only a
     client that already authenticated to it can get a row back.
     """
@@ -83,12 +89,16 @@ def find(
     if not idents:
         return None
     by_digest = {d: ident for ident in idents for d in _digests(svc, address_key, ident)}
-    with svc.sessions() as s:
-        rows = s.execute(
-            select(KnownRow.digest, KnownRow.user_id, User.credential_generation)
-            .join(User, User.id == KnownRow.user_id)
-            .where(KnownRow.digest.in_(list(by_digest)), KnownRow.expires_at > svc.clock())
-        ).all()
+    query = (
+        select(KnownRow.digest, KnownRow.user_id, User.credential_generation)
+        .join(User, User.id == KnownRow.user_id)
+        .where(KnownRow.digest.in_(list(by_digest)), KnownRow.expires_at > svc.clock())
+    )
+    if within is not None:
+        rows = within.execute(query).all()
+    else:
+        with svc.sessions() as s:
+            rows = s.execute(query).all()
     found = {
         by_digest[r.digest].kind: r.credential_generation
         for r in rows
