@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     # and 64 waiting per worker (infra/hashing_pool.py default_workers, default_queue).
     hash_workers: int | None = Field(default=None, ge=1, le=64)
     hash_queue: int | None = Field(default=None, ge=0)
+    # How far the hash threads' nice value is raised (0-19): where hashes and requests
+    # share a core, requests run first (infra/hashing_pool.py).
+    hash_nice: int = Field(default=10, ge=0, le=19)
 
     # PostgreSQL connections each process keeps (its pool), plus twice as many opened for
     # a burst and closed after (overflow): a `relatch serve --workers N` may hold up to
