@@ -47,7 +47,7 @@ CATEGORIES: list[tuple[str, str]] = [
     ("background: reset-request worker", r"process_requests \(relatch/services/reset\.py"),
     ("background: mail worker", r"deliver_due \(relatch/mail/worker\.py"),
     ("background: other upkeep", r"relatch/workers\.py"),
-    ("access log (uvicorn.access)", r"uvicorn/protocols/http/h11_impl\.py\)[^;]*;.*logging/"),
+    ("access log (uvicorn.access)", r"h11_impl\.py[^;]*;.*logging/"),
     ("other log lines", r"logging/__init__\.py"),
     ("use case: rate limits (own write transaction)", r"SqlLimitStore\.acquire"),
     ("use case: known-client read", r"find \(relatch/services/known_clients\.py"),
@@ -89,10 +89,12 @@ def pinned(cpu: int, argv: list[str]) -> list[str]:
     return ["taskset", "-c", str(cpu), *argv] if shutil.which("taskset") else argv
 
 
-def start(workdir: Path, extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def start(
+    workdir: Path, extra: dict[str, str], relatch: Path = VENV_BIN / "relatch"
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
-        pinned(0, [str(VENV_BIN / "relatch"), "serve", "--port", str(port)]),
+        pinned(0, [str(relatch), "serve", "--port", str(port)]),
         env=server_env(workdir, extra),
         cwd=workdir,
         stdout=subprocess.DEVNULL,
@@ -201,12 +203,13 @@ def main() -> None:
     ap.add_argument("--pyinstrument", type=int, default=0, help="also N service calls")
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server")
     ap.add_argument("--raw", type=Path, help="keep py-spy's collapsed stacks in this file")
+    ap.add_argument("--relatch", type=Path, default=VENV_BIN / "relatch", help="another build")
     args = ap.parse_args()
     address = EXISTING if args.address == "existing" else UNKNOWN
     extra = dict(e.split("=", 1) for e in args.env)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        proc, base = start(workdir, extra)
+        proc, base = start(workdir, extra, args.relatch)
         try:
             make_account(base)
             warm = load(base, address, 2)

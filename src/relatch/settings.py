@@ -167,6 +167,8 @@ class Settings(BaseSettings):
     # Operating it (README "Operating Relatch"): `json` writes one JSON object per log line
     # (infra/logs.py); `off` removes GET /metrics (http/health.py).
     log_format: Literal["text", "json"] = "text"
+    # One access line per request on stdout (uvicorn's); off where a proxy logs them already.
+    access_log: bool = True
     metrics: bool = True
 
     def secret_key_problem(self) -> str | None:

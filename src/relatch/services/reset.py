@@ -61,8 +61,9 @@ def request_reset(svc: Services, email: str, meta: RequestMeta) -> None:
             # strangers cannot spend.
             known = known_clients.find(svc, key, meta, known_clients.ANY_ACCOUNT, within=s)
             svc.limits.reset_requested(key, meta.client_ip, svc.clock(), known, within=s)
-            # A Core INSERT: the ORM's unit of work costs more than the row (issue 12).
-            s.execute(
+            # A Core INSERT on the connection: the ORM's unit of work cost more than the
+            # row (issue 12).
+            s.connection().execute(
                 insert(ResetRequest).values(
                     email=address,
                     requested_at=svc.clock(),
