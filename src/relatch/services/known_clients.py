@@ -24,7 +24,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, not_, select, update
+from sqlalchemy import and_, bindparam, delete, not_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -69,6 +69,18 @@ def _digests(svc: Services, address_key: str, ident: _Identity) -> list[str]:
     return keyed.candidates(svc.keys, keyed.KNOWN_CLIENT, ident.kind, address_key, ident.subject)
 
 
+# Built once, run as Core on the session's connection: on the reset-request path the ORM's
+# select machinery cost more than the indexed lookup itself (issue 12).
+_FIND = (
+    select(KnownRow.digest, KnownRow.user_id, User.credential_generation)
+    .join(User, User.id == KnownRow.user_id)
+    .where(
+        KnownRow.digest.in_(bindparam("digests", expanding=True)),
+        KnownRow.expires_at > bindparam("now"),
+    )
+)
+
+
 def find(
     svc: Services,
     address_key: str,
@@ -89,16 +101,12 @@ def find(
     if not idents:
         return None
     by_digest = {d: ident for ident in idents for d in _digests(svc, address_key, ident)}
-    query = (
-        select(KnownRow.digest, KnownRow.user_id, User.credential_generation)
-        .join(User, User.id == KnownRow.user_id)
-        .where(KnownRow.digest.in_(list(by_digest)), KnownRow.expires_at > svc.clock())
-    )
+    params = {"digests": list(by_digest), "now": svc.clock()}
     if within is not None:
-        rows = within.execute(query).all()
+        rows = within.connection().execute(_FIND, params).all()
     else:
         with svc.sessions() as s:
-            rows = s.execute(query).all()
+            rows = s.connection().execute(_FIND, params).all()
     found = {
         by_digest[r.digest].kind: r.credential_generation
         for r in rows
