@@ -85,7 +85,9 @@ def build(settings: Settings, clock: Clock = utcnow) -> Services:
         settings=settings,
         engine=engine,
         sessions=sessions,
-        pool=HashingPool(params, settings.hash_workers, settings.hash_queue),
+        pool=HashingPool(
+            params, settings.hash_workers, settings.hash_queue, nice=settings.hash_nice
+        ),
         renderer=TemplateRenderer(settings.public_url),
         clock=clock,
         limits=build_limits(settings, sessions),

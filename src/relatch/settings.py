@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     # and 64 waiting per worker (infra/hashing_pool.py default_workers, default_queue).
     hash_workers: int | None = Field(default=None, ge=1, le=64)
     hash_queue: int | None = Field(default=None, ge=0)
+    # How far the hash threads' nice value is raised (0-19): where hashes and requests
+    # share a core, requests run first (infra/hashing_pool.py).
+    hash_nice: int = Field(default=10, ge=0, le=19)
 
     # PostgreSQL connections each process keeps (its pool), plus twice as many opened for
     # a burst and closed after (overflow): a `relatch serve --workers N` may hold up to
@@ -164,6 +167,8 @@ class Settings(BaseSettings):
     # Operating it (README "Operating Relatch"): `json` writes one JSON object per log line
     # (infra/logs.py); `off` removes GET /metrics (http/health.py).
     log_format: Literal["text", "json"] = "text"
+    # One access line per request on stdout (uvicorn's); off where a proxy logs them already.
+    access_log: bool = True
     metrics: bool = True
 
     def secret_key_problem(self) -> str | None:

@@ -168,6 +168,14 @@ REQUEST_BATCH = 100
 REQUESTS_PER_PASS = 10_000
 
 
+# Threads of the workers' own (issue 12): their database steps never take one of the
+# threads requests use (anyio's default limiter), and requests never take theirs. Under
+# 64 writers the workers had delivered almost no mail until the load stopped, queued
+# behind the requests for the default limiter's 40 threads. Each loop holds at most one
+# thread at a time (its step, or its wait for work); two spare for the extra steps.
+WORKER_THREADS = 4
+
+
 # Readiness (GET /readyz): a worker is late when it has shown no progress (a pass begun,
 # an item done, a pass ended) for its poll interval plus this long. One item is at most a
 # mail's send (its SMTP deadline, at most 30 s) or a reset request or prune batch.
@@ -201,6 +209,13 @@ class Workers:
     upkeep: list[Periodic] = field(default_factory=periodic_prunes)
     # Progress of each worker, for GET /readyz (`health`).
     beats: dict[str, Beat] = field(default_factory=lambda: {"reset": Beat(), "mail": Beat()})
+    # The workers' own threads (WORKER_THREADS), apart from the requests'.
+    limiter: anyio.CapacityLimiter = field(
+        default_factory=lambda: anyio.CapacityLimiter(WORKER_THREADS)
+    )
+
+    async def _in_thread(self, fn: Callable[..., T], *args: object) -> T:
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
     def _stop_asked(self, worker: str) -> Callable[[], bool]:
         """`halted.is_set`, asked between two items: each ask is also a sign of progress."""
@@ -224,14 +239,14 @@ class Workers:
             if taken >= REQUESTS_PER_PASS:
                 left = True
                 break
-            n = await _guarded("reset requests", anyio.to_thread.run_sync(step))
+            n = await _guarded("reset requests", self._in_thread(step))
             taken += n or 0
             if n is None or n < REQUEST_BATCH:
                 break  # none left due (or the step failed: the next pass retries)
         for job in self.upkeep:
             if stop():
                 return False  # upkeep waits for the next process; nothing is half done
-            await _guarded(job.name, anyio.to_thread.run_sync(job.run, svc))
+            await _guarded(job.name, self._in_thread(job.run, svc))
         for step_ in self.extra:
             if stop():
                 return False
@@ -244,7 +259,7 @@ class Workers:
         """Every due mail (mail/worker.deliver_due loops until none is due)."""
         stop = self._stop_asked("mail")
         stop()
-        await _guarded("mail delivery", deliver_due(self.svc, self.transport, stop))
+        await _guarded("mail delivery", deliver_due(self.svc, self.transport, stop, self.limiter))
         stop()
         self.beats["mail"].passes += 1
         return False
@@ -287,7 +302,10 @@ class Workers:
             if await one_pass():
                 continue  # work left: no wait
             await anyio.to_thread.run_sync(
-                wake.wait, self.svc.settings.worker_poll_seconds, abandon_on_cancel=True
+                wake.wait,
+                self.svc.settings.worker_poll_seconds,
+                abandon_on_cancel=True,
+                limiter=self.limiter,
             )
 
     async def run_forever(self, stopping: anyio.Event) -> None:

@@ -100,3 +100,33 @@ def test_the_wake_up_is_withdrawn_when_the_workers_stop(svc: Services) -> None:
     workers.mail_wake.clear()
     queue_notice(svc, "later@example.com")  # a commit after the workers ended
     assert not workers.mail_wake.is_set()
+
+
+def test_the_workers_run_on_threads_of_their_own_not_the_requests(svc: Services) -> None:
+    """Issue 12: under load the requests hold every thread of anyio's default limiter; the
+    workers must still drain their queues (they had delivered almost no mail under 64
+    writers until the load stopped). Here the default limiter is held whole, as a flood of
+    requests would hold it, and one pass of the workers still turns every reset request
+    into a decision and sends every mail. The other side: the requests' threads are not
+    the workers' (none of the default limiter's tokens is borrowed by them meanwhile)."""
+    out = svc.settings.mail_dir
+    for n in range(5):
+        reset.request_reset(svc, f"stranger{n}@example.com", RequestMeta())
+        queue_notice(svc, f"owner{n}@example.com")
+    workers = Workers(svc, MailDirTransport(out))
+
+    async def main() -> None:
+        requests_threads = anyio.to_thread.current_default_thread_limiter()
+        requests_threads.total_tokens = 1
+        flood = object()
+        await requests_threads.acquire_on_behalf_of(flood)  # every request thread taken
+        try:
+            with anyio.fail_after(30):  # on the requests' threads it would wait forever
+                await workers.run_once()
+            assert requests_threads.borrowed_tokens == 1  # only the flood's
+        finally:
+            requests_threads.release_on_behalf_of(flood)
+
+    anyio.run(main)
+    assert recorded(svc) == 0
+    assert len(list_messages(out)) == 5

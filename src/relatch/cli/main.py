@@ -105,6 +105,7 @@ def serve(
             port=port,
             workers=workers,
             log_config=log_config,
+            access_log=settings.access_log,  # RELATCH_ACCESS_LOG (bench/PROFILE.md: its cost)
             proxy_headers=False,  # X-Forwarded-For is only believed from RELATCH_TRUSTED_PROXIES
             server_header=False,
             # Slow and oversized requests (issue 8): h11 with a header cap, a request deadline

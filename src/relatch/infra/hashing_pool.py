@@ -12,6 +12,15 @@ Retry-After from the queue length and the measured hash time, instead of a wait 
 grows without bound. A slot is given back when the hash ends in its thread, not when
 its caller stops waiting, so the bound counts the work really running (a hash still
 queued when its caller goes away is dropped: asyncio.wrap_future cancels it).
+
+Hash threads yield (issue 12). Cheap requests must not wait behind hashes for the CPU
+either: by default there is one hash thread per core but one, and each hash thread runs
+at a lower scheduling priority (its nice value raised by `nice`, RELATCH_HASH_NICE,
+default 10): where hashes and requests share a core (one core, or more processes than
+cores), the scheduler runs the event loop and the request threads first and gives the
+hashes the rest. Cost: none while no cheap work is waiting (the hashes then get the whole
+core); under a mixed load the hashes slow down by the CPU the cheap requests use, which is
+the point. Linux sets a nice value per thread; elsewhere the priority is left as it is.
 """
 
 from __future__ import annotations
@@ -39,6 +48,9 @@ FIRST_ESTIMATE = 0.035
 # The default queue holds this many hashes per worker: about two seconds of work at the
 # default argon2 cost (~30 ms a hash), enough for bursts of 64 logins on a small machine.
 QUEUE_PER_WORKER = 64
+# How much the hash threads' nice value is raised (0: as the process; at most 19). At 10
+# the CFS scheduler weighs a hash thread about a tenth of a request thread.
+DEFAULT_NICE = 10
 
 
 def cores() -> int:
@@ -59,6 +71,20 @@ def default_queue(workers: int) -> int:
     return QUEUE_PER_WORKER * workers
 
 
+def lower_priority(step: int) -> None:
+    """Raise the calling thread's nice value by `step` (Linux: per thread). Lowering one's
+    own priority needs no privilege; where the OS refuses or has no per-thread priority,
+    the thread keeps the process's (hashes still run, only without yielding)."""
+    if step <= 0 or not hasattr(os, "setpriority"):
+        return
+    thread = threading.get_native_id()
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + step))
+    except OSError:
+        pass
+
+
 class HashingPool:
     def __init__(
         self,
@@ -68,13 +94,20 @@ class HashingPool:
         *,
         hasher: Hasher | None = None,
         timer: Callable[[], float] = time.perf_counter,
+        nice: int = DEFAULT_NICE,
     ) -> None:
         """`workers` / `queue` default from the core count (default_workers, default_queue);
+        `nice`: how far below the process the hash threads run (lower_priority);
         `hasher` and `timer` replace argon2 and the clock (tests fill the pool with them)."""
         self.workers = workers if workers is not None else default_workers()
         self.queue = queue if queue is not None else default_queue(self.workers)
         self._hasher = hasher if hasher is not None else Hasher(params)
-        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="argon2")
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.workers,
+            thread_name_prefix="argon2",
+            initializer=lower_priority,
+            initargs=(nice,),
+        )
         self._lock = threading.Lock()
         self._in_flight = 0
         self._timer = timer

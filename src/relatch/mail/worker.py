@@ -178,7 +178,10 @@ def release(svc: Services, items: list[Claimed]) -> None:
 
 
 async def deliver_due(
-    svc: Services, transport: Transport, should_stop: Callable[[], bool] = lambda: False
+    svc: Services,
+    transport: Transport,
+    should_stop: Callable[[], bool] = lambda: False,
+    limiter: anyio.CapacityLimiter | None = None,
 ) -> int:
     """One pass: send everything due, batch after batch, until nothing is due. Returns how
     many were delivered.
@@ -196,14 +199,17 @@ async def deliver_due(
     `abandoned` after RELATCH_MAIL_MAX_ATTEMPTS; the rows behind it are sent all the same.
     The pass ends: every mail it claimed leaves `sending` (sent, backed off, abandoned,
     released) or was taken over by another worker, and none comes back due at once.
+
+    `limiter`: the threads its database steps run in (relatch/workers.py gives the workers
+    their own, apart from the requests'); None: anyio's default.
     """
     sent = 0
     async with kept(transport) as sender:
         while not should_stop():
-            claimed = await anyio.to_thread.run_sync(claim_due, svc)
+            claimed = await anyio.to_thread.run_sync(claim_due, svc, limiter=limiter)
             if not claimed:
                 break
-            sent += await _deliver(svc, sender, claimed, should_stop)
+            sent += await _deliver(svc, sender, claimed, should_stop, limiter)
     return sent
 
 
@@ -243,19 +249,26 @@ def _prepare(
 
 
 async def _deliver(
-    svc: Services, sender: Transport, claimed: list[Claimed], should_stop: Callable[[], bool]
+    svc: Services,
+    sender: Transport,
+    claimed: list[Claimed],
+    should_stop: Callable[[], bool],
+    limiter: anyio.CapacityLimiter | None,
 ) -> int:
     """Send one claimed batch, in order, one mail at a time; how many were delivered."""
+
     sent = 0
     last: _Sent | None = None
     for n, claim in enumerate(claimed):
         if should_stop():
             if last is not None:
-                await anyio.to_thread.run_sync(mark_sent, svc, last.item, last.message_id)
+                await anyio.to_thread.run_sync(
+                    mark_sent, svc, last.item, last.message_id, limiter=limiter
+                )
                 last = None
-            await anyio.to_thread.run_sync(release, svc, claimed[n:])
+            await anyio.to_thread.run_sync(release, svc, claimed[n:], limiter=limiter)
             break
-        item, built = await anyio.to_thread.run_sync(_prepare, svc, last, claim)
+        item, built = await anyio.to_thread.run_sync(_prepare, svc, last, claim, limiter=limiter)
         last = None
         if item is None:
             # Its lease ran out while the mails before it were sent, and another worker
@@ -267,18 +280,20 @@ async def _deliver(
             # never reaches mark_failed: without this it would be taken over and tried
             # forever, one crash each time. Its tries are spent: a dead letter, unsent.
             spent = TriesSpent(f"{item.attempts - 1} tries ended without an outcome")
-            await anyio.to_thread.run_sync(mark_failed, svc, item, spent)
+            await anyio.to_thread.run_sync(mark_failed, svc, item, spent, limiter=limiter)
             continue
         try:
             if isinstance(built, Exception):
                 raise built
             await sender.send(built)
         except Exception as exc:  # retried, or abandoned (kept, logged): nothing is dropped
-            await anyio.to_thread.run_sync(mark_failed, svc, item, exc)
+            await anyio.to_thread.run_sync(mark_failed, svc, item, exc, limiter=limiter)
             continue
         last = _Sent(item, str(built["Message-ID"]))
         sent += 1
     if last is not None:
         with anyio.CancelScope(shield=True):  # accepted by the relay: marked, even at shutdown
-            await anyio.to_thread.run_sync(mark_sent, svc, last.item, last.message_id)
+            await anyio.to_thread.run_sync(
+                mark_sent, svc, last.item, last.message_id, limiter=limiter
+            )
     return sent

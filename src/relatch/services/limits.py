@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.orm import Session
+
 from relatch.core import limits
 from relatch.core.limits import Bucket, Rule
 from relatch.infra import metrics
@@ -88,7 +90,9 @@ class Policy:
 class Unlimited:
     """A store that never refuses (a Services built without limits)."""
 
-    def acquire(self, buckets: object, filled: object = None) -> list[Bucket]:
+    def acquire(
+        self, buckets: object, filled: object = None, within: object = None
+    ) -> list[Bucket]:
         return []
 
     def release(self, buckets: object) -> None:
@@ -138,8 +142,9 @@ class Limits:
         what: str,
         on_refused: Callable[[list[Bucket]], None] | None = None,
         filled: list[Bucket] | None = None,
+        within: Session | None = None,
     ) -> None:
-        full = self.store.acquire(buckets, filled)
+        full = self.store.acquire(buckets, filled, within)
         if full:
             if on_refused is not None:
                 on_refused(full)
@@ -154,9 +159,15 @@ class Limits:
         return limits.ip_subject(ip) if ip else None
 
     def reset_requested(
-        self, address_key: str, ip: str | None, now: datetime, known: KnownClient | None = None
+        self,
+        address_key: str,
+        ip: str | None,
+        now: datetime,
+        known: KnownClient | None = None,
+        within: Session | None = None,
     ) -> None:
-        """Count one reset request, or raise RateLimited; nothing is counted when refused.
+        """Count one reset request, or raise RateLimited; nothing is counted when refused
+        (`within`: counted in the caller's transaction, which the RateLimited rolls back).
 
         Mail bombing (OWASP Forgot Password CS): per target address and per client IP.
         Enumeration: `address_key` is the normalised submitted address, whether or not an
@@ -171,7 +182,7 @@ class Limits:
             checks = [(self.policy.reset_per_known_client, known.subject)]
         if known is None or known.kind == NETWORK:
             checks.append((self.policy.reset_per_ip, self._ip(ip)))
-        self._acquire(self._buckets(now, *checks), now, "reset")
+        self._acquire(self._buckets(now, *checks), now, "reset", within=within)
 
     def guess(
         self,

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from sqlalchemy.orm import Session
+
 from relatch.core.limits import Bucket
 from relatch.storage.outbox import MailRenderer
 
@@ -21,10 +23,15 @@ class LimitStore(Protocol):
     """Shared rate-limit counters (database or Redis): see services/limits.py."""
 
     def acquire(
-        self, buckets: Sequence[Bucket], filled: list[Bucket] | None = None
+        self,
+        buckets: Sequence[Bucket],
+        filled: list[Bucket] | None = None,
+        within: Session | None = None,
     ) -> list[Bucket]:
         """Count one hit in every bucket, or none if any is full; returns the full ones.
-        `filled`, when given, receives the buckets this hit brought to their limit."""
+        `filled`, when given, receives the buckets this hit brought to their limit.
+        `within`: the caller's write transaction, which a database store counts in (the
+        caller then rolls it back when any bucket is full); other stores ignore it."""
         ...
 
     def release(self, buckets: Sequence[Bucket]) -> None:

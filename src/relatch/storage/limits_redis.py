@@ -60,7 +60,10 @@ class RedisLimitStore:
         return f"{self.prefix}{b.key}:{b.seconds}:{b.start}"
 
     def acquire(
-        self, buckets: Sequence[Bucket], filled: list[Bucket] | None = None
+        self,
+        buckets: Sequence[Bucket],
+        filled: list[Bucket] | None = None,
+        within: object = None,
     ) -> list[Bucket]:
         if not buckets:
             return []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import threading
 
 import anyio
@@ -186,3 +187,31 @@ def test_busy_waiting_and_refusals_are_published() -> None:
             pool.close()
 
     anyio.run(main)
+
+
+class NiceHasher(HeldHasher):
+    """Reports, as its "hash", the nice value of the thread the hash runs on."""
+
+    def hash(self, password: str) -> str:
+        return str(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="no per-thread priority here")
+def test_hash_threads_run_at_a_lower_priority_than_the_requests() -> None:
+    """Hash threads yield (issue 12): their nice value is raised by `nice` above the
+    thread that serves requests, so where they share a core the requests run first. The
+    owner's side: with `nice=0` a hash thread runs like any other."""
+    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    async def nice_of_a_hash_thread(nice: int) -> int:
+        pool = HashingPool(FAST, workers=1, queue=1, hasher=NiceHasher(), nice=nice)
+        try:
+            return int(await pool.hash("x"))
+        finally:
+            pool.close()
+
+    assert anyio.run(nice_of_a_hash_thread, 10) == min(19, caller + 10)
+    assert anyio.run(nice_of_a_hash_thread, hashing_pool.DEFAULT_NICE) > caller
+    assert anyio.run(nice_of_a_hash_thread, 0) == caller
+    # The caller itself is untouched: only the pool's threads yield.
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller

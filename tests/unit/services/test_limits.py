@@ -22,7 +22,10 @@ class FakeStore:
         self.released: list[list[Bucket]] = []
 
     def acquire(
-        self, buckets: Sequence[Bucket], filled: list[Bucket] | None = None
+        self,
+        buckets: Sequence[Bucket],
+        filled: list[Bucket] | None = None,
+        within: object = None,
     ) -> list[Bucket]:
         if self.full:
             return list(buckets)
