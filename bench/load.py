@@ -66,6 +66,8 @@ class Load:
         return self.rate * (self.answered - self.errors) / self.answered
 
     def pct(self, p: int) -> float:
+        if not self.answered:
+            return float("nan")
         if p in self.percentiles:
             return self.percentiles[p]
         if not self.latencies:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,15 +87,17 @@ def plot(
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, points in curves.items():
-        xs = sorted(points)
+        kept = {x: [v for v in vs if not math.isnan(v)] for x, vs in points.items()}
+        xs = sorted(x for x, vs in kept.items() if vs)
         if not xs:
             continue
-        ys = [statistics.median(points[x]) for x in xs]
+        ys = [statistics.median(kept[x]) for x in xs]
         ax.plot(xs, ys, marker="o", label=name)
     ax.set_xlabel("concurrent clients")
     ax.set_ylabel("latency (ms)")
     ax.set_yscale("log")
     ax.set_xscale("log", base=2)
+    ax.set_xticks([1, 32, 64, 128], ["1", "32", "64", "128"])
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("Latency against concurrency (one server core)")

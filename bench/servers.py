@@ -104,6 +104,19 @@ class Server:
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
     database_url: str = ""
+    cmd: list[str] = field(default_factory=list)
+    log: Path | None = None
+
+    def restart(self) -> None:
+        """Stop the process (whatever it still had queued dies with it) and start it again
+        on the same port, database and environment."""
+        _stop(self.proc)
+        assert self.log is not None
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.cmd, env=self.env, cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT
+            )
+        _wait_ready(self.proc, f"{self.base}/healthz", self.log)
 
     def tree(self) -> list[psutil.Process]:
         try:
@@ -112,12 +125,16 @@ class Server:
         except psutil.NoSuchProcess:
             return []
 
-    def rss(self) -> int:
-        total = 0
+    def memory(self) -> tuple[int, int]:
+        """(the largest RSS of one process, the PSS of the whole tree): with --workers N
+        the processes share pages, which a sum of RSS would count N times."""
+        largest = pss = 0
         for p in self.tree():
-            with suppress(psutil.NoSuchProcess):
-                total += p.memory_info().rss
-        return total
+            with suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                info = p.memory_full_info()
+                largest = max(largest, info.rss)
+                pss += getattr(info, "pss", info.rss)
+        return largest, pss
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
@@ -193,11 +210,12 @@ def peer(workdir: Path) -> Iterator[Server]:
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
+    server = Server("peer", base, proc, workdir, env, str(workdir / "peer.db"), cmd, log)
     try:
         _wait_ready(proc, f"{base}/healthz", log)
-        yield Server("peer", base, proc, workdir, env, str(workdir / "peer.db"))
+        yield server
     finally:
-        _stop(proc)
+        _stop(server.proc)
 
 
 # --- PostgreSQL ------------------------------------------------------------------------
@@ -415,17 +433,21 @@ def peer_tokens(ids: list[str], hashed: str) -> list[str]:
 
 
 class RssSampler:
-    """Peak resident memory of a server's process tree, sampled every 20 ms."""
+    """Peak resident memory of a server's processes, sampled every 20 ms: the largest RSS
+    of one process, and the PSS of the whole tree."""
 
     def __init__(self, server: Server) -> None:
         self.server = server
         self.peak = 0
+        self.peak_tree = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.server.rss())
+            largest, tree = self.server.memory()
+            self.peak = max(self.peak, largest)
+            self.peak_tree = max(self.peak_tree, tree)
             time.sleep(0.02)
 
     def __enter__(self) -> RssSampler:
