@@ -17,8 +17,9 @@ from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage import migrate
 from tests.helpers.activation import vouch
-from tests.helpers.app import CODE_LINE, Account, FakeClock, Mailbox, test_settings
+from tests.helpers.app import CODE_LINE, Account, FakeClock, test_settings
 from tests.helpers.database import MIGRATED, PG_ENV, close_templates, database
+from tests.helpers.notices import Mailbox
 
 # Re-exported: tests import these from here.
 __all__ = ["CODE_LINE", "PG_ENV", "Account", "FakeClock", "Mailbox", "database", "test_settings"]

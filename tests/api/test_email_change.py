@@ -31,11 +31,10 @@ from tests.helpers.email_change import (
     changed_notice,
     confirm,
     last_code,
-    plain,
-    subjects,
     undo_link,
 )
 from tests.helpers.not_me import open_page, token_of
+from tests.helpers.notices import subjects, text_of
 from tests.helpers.recent_sign_in import REAUTH
 from tests.helpers.totp import enable, token
 
@@ -73,7 +72,7 @@ def test_the_owner_moves_and_the_new_address_then_gets_reset_codes(
     assert (user["email"], user["activated"]) == (STORED, True)
     # The old address is told, with a way back.
     notice = changed_notice(mailbox, acct.email)
-    assert "moved to another e-mail address" in plain(notice)
+    assert "moved to another e-mail address" in text_of(notice)
     undo_link(mailbox, acct.email)
     # The code is used up.
     assert confirm(client, headers, code) == REJECTED
@@ -280,7 +279,7 @@ def test_a_taken_address_cannot_be_told_from_a_free_one(
     assert len(tried) == 1
     mail = mailbox.to(holder.email)[0]
     assert CODE_SUBJECT not in str(mail["Subject"])
-    assert "no code was sent" in plain(mail)
+    assert "no code was sent" in text_of(mail)
     for guess in ("0000-0000", "ABCD-EFGH"):
         assert confirm(client, headers, guess) == REJECTED
     free = ask(client, headers, "nobody.yet@example.org")
@@ -353,7 +352,7 @@ def test_an_address_never_proven_gets_no_undo_link(
     headers = session_headers(client, acct)
     change(client, mailbox, headers, "typo.fixed@example.org")
     notice = changed_notice(mailbox, acct.email)
-    assert "/change-email/undo" not in plain(notice)
+    assert "/change-email/undo" not in text_of(notice)
     assert me(client, headers)["activated"] is True
 
 

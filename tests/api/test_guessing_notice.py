@@ -28,7 +28,7 @@ from tests.helpers.lockout import (
     limited,
     strangers,
 )
-from tests.helpers.notices import GUESSING, not_me_path, received, text_of
+from tests.helpers.notices import GUESSING, mails, not_me_path, text_of
 from tests.helpers.statements import recording
 
 HOME = "192.0.2.10"
@@ -58,14 +58,14 @@ def test_one_mail_when_strangers_spend_the_budget_then_none_that_day(
     d = deploy()
     email, username = d.create(HOME, 1)
     assert d.login(HOME, username).json()["success"] is True
-    assert received(d.mailbox, email, GUESSING) == []
+    assert mails(d.mailbox, email, GUESSING) == []
     # Failures below the budget say nothing (a person mistyping is no attack).
     for ip in strangers(9):
         assert d.login(ip, email, "typo").json() == WRONG
-    assert received(d.mailbox, email, GUESSING) == []
+    assert mails(d.mailbox, email, GUESSING) == []
     clock.advance(QUARTER)
     spend(d, email)
-    (mail,) = received(d.mailbox, email, GUESSING)
+    (mail,) = mails(d.mailbox, email, GUESSING)
     text = text_of(mail)
     assert "If your password is long and used nowhere else, there is nothing to do" in text
     assert "at most once a day" in text
@@ -76,14 +76,14 @@ def test_one_mail_when_strangers_spend_the_budget_then_none_that_day(
         clock.advance(QUARTER)
         keep_guessing(d, username if n % 2 else email, base=n * 10 % 200)
     assert clock.now.hour == 17  # the same day still (the mail went at 12:15)
-    assert len(received(d.mailbox, email, GUESSING)) == 1
+    assert len(mails(d.mailbox, email, GUESSING)) == 1
     # 24 hours after the mail, one more.
     clock.advance(DAY - 19 * QUARTER - 1)
     keep_guessing(d, email, base=150)
-    assert len(received(d.mailbox, email, GUESSING)) == 1
+    assert len(mails(d.mailbox, email, GUESSING)) == 1
     clock.advance(1)
     spend(d, email, base=160)
-    assert len(received(d.mailbox, email, GUESSING)) == 2
+    assert len(mails(d.mailbox, email, GUESSING)) == 2
     # The owner's own known network was never refused meanwhile.
     assert d.login(HOME, username).json()["success"] is True
 
@@ -98,9 +98,9 @@ def test_a_guesser_who_stops_at_the_count_is_reported_too(
     email, _ = d.create(HOME, 1)
     for ip in strangers(9):
         assert d.login(ip, email, "nope").json() == WRONG
-    assert received(d.mailbox, email, GUESSING) == []
+    assert mails(d.mailbox, email, GUESSING) == []
     assert d.login("100.64.55.9", email, "nope").json() == WRONG
-    assert len(received(d.mailbox, email, GUESSING)) == 1
+    assert len(mails(d.mailbox, email, GUESSING)) == 1
 
 
 @pytest.mark.parametrize("deploy", DATABASES, indirect=True)
@@ -115,7 +115,7 @@ def test_one_mail_a_day_across_processes(
     clock.advance(QUARTER)
     spend(second, email, base=50)
     assert limited(second.login("100.64.99.9", email, "again"))
-    assert len(received(first.mailbox, email, GUESSING)) == 1
+    assert len(mails(first.mailbox, email, GUESSING)) == 1
 
 
 @pytest.mark.parametrize("deploy", DATABASES, indirect=True)
@@ -164,7 +164,7 @@ def test_the_owners_own_failures_on_a_known_network_send_nothing(
     for _ in range(3):
         assert d.login(HOME, username, "typo").json() == WRONG
     assert limited(d.login(HOME, username, PASSWORD))
-    assert received(d.mailbox, email, GUESSING) == []
+    assert mails(d.mailbox, email, GUESSING) == []
 
 
 def test_parallel_refusals_queue_one_mail(
@@ -181,4 +181,4 @@ def test_parallel_refusals_queue_one_mail(
 
     with ThreadPoolExecutor(10) as pool:
         list(pool.map(refused, range(10)))
-    assert len(received(mailbox, acct.email, GUESSING)) == 1
+    assert len(mails(mailbox, acct.email, GUESSING)) == 1

@@ -22,9 +22,10 @@ from relatch.infra.hashing_pool import HashingPool
 from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage import oauth_repo as store
-from tests.helpers.app import Account, Mailbox
+from tests.helpers.app import Account
 from tests.helpers.app import test_settings as make_settings
 from tests.helpers.hashing import FAST, HeldHasher
+from tests.helpers.notices import Mailbox
 
 WORKERS, QUEUE = 2, 2
 

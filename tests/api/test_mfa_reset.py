@@ -25,16 +25,16 @@ from tests.conftest import Account, FakeClock, Mailbox
 from tests.helpers.api import post, request_code
 from tests.helpers.audit import rows
 from tests.helpers.lifecycle import with_totp
-from tests.helpers.mfa import (
-    STATUS,
+from tests.helpers.mfa import STATUS, cli_on_clock
+from tests.helpers.not_me import open_page, token_of
+from tests.helpers.notices import (
     SMTPMailbox,
-    cli_on_clock,
     mails,
     not_me_path,
     smtp_mailbox,
+    text_of,
     the_notice,
 )
-from tests.helpers.not_me import open_page, token_of
 from tests.helpers.totp import MFA, enable, token
 
 HOURS = 3600
@@ -93,7 +93,7 @@ def test_not_before_the_wait_then_gone(
     assert asked.exit_code == 0, asked.output
     assert "will be removed on 2026-01-04 12:01 UTC" in asked.output
     # The owner hears of it at once, with "this was not me" and the due time.
-    text = the_notice(mailbox, acct.email, ASKED)
+    text = text_of(the_notice(mailbox, acct.email, ASKED))
     assert "2026-01-04 12:01 UTC" in text and "72 hours" in text
     assert "ticket 4711" not in text  # the operator's note stays internal
     assert status_of(client, headers)["removalDue"] == "2026-01-04T12:01:00.000Z"
@@ -112,7 +112,7 @@ def test_not_before_the_wait_then_gone(
     assert factor(svc, acct) is None
     with svc.sessions() as s:
         assert s.scalars(select(RecoveryCode).where(RecoveryCode.user_id == acct.id)).all() == []
-    removed = the_notice(mailbox, acct.email, REMOVED)
+    removed = text_of(the_notice(mailbox, acct.email, REMOVED))
     assert "by an operator" in removed
     assert outcomes(svc, acct) == ["removed"]
     me = {"x-jwt-token": signed["token"]}

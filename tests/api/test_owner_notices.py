@@ -35,8 +35,8 @@ from tests.helpers.notices import (
     API_KEY_CREATED,
     NEW_SIGN_IN,
     html_of,
+    mails,
     not_me_path,
-    received,
     text_of,
 )
 from tests.helpers.totp import MFA
@@ -62,31 +62,31 @@ def test_one_notice_per_new_network_none_for_a_known_one(
     email, username = d.create(HOME, 1)
     # The fresh account's first sign-in, by the person who just chose the password: quiet.
     assert sign_in(d, HOME, username)["success"] is True
-    assert received(d.mailbox, email, NEW_SIGN_IN) == []
+    assert mails(d.mailbox, email, NEW_SIGN_IN) == []
     clock.advance(3600)
     # Known network (another host of the same /24): nothing, however often.
     for ip in (HOME, HOME_OTHER_HOST, HOME):
         assert sign_in(d, ip, email)["success"] is True
-    assert received(d.mailbox, email, NEW_SIGN_IN) == []
+    assert mails(d.mailbox, email, NEW_SIGN_IN) == []
     # A café: one notice, naming when, the client and its network.
     clock.advance(60)
     assert sign_in(d, CAFE, username)["success"] is True
-    mails = received(d.mailbox, email, NEW_SIGN_IN)
-    assert len(mails) == 1
-    text = text_of(mails[0])
+    sent = mails(d.mailbox, email, NEW_SIGN_IN)
+    assert len(sent) == 1
+    text = text_of(sent[0])
     assert "2026-01-01 13:01 UTC" in text
     assert f"Device: {AGENT}" in text
     assert "Network: 198.18.5.0/24" in text
-    assert "198.18.5.5" not in text + html_of(mails[0])  # the network, not the address
-    not_me_path(mails[0])
+    assert "198.18.5.5" not in text + html_of(sent[0])  # the network, not the address
+    not_me_path(sent[0])
     # The café is known from now on: no second notice, from it or its neighbours.
     for ip in (CAFE, "198.18.5.200"):
         assert sign_in(d, ip, username)["success"] is True
-    assert len(received(d.mailbox, email, NEW_SIGN_IN)) == 1
+    assert len(mails(d.mailbox, email, NEW_SIGN_IN)) == 1
     # Forgotten after RELATCH_KNOWN_CLIENT_DAYS (30) without a sign-in: new again.
     clock.advance(30 * DAY)
     assert sign_in(d, CAFE, username)["success"] is True
-    assert len(received(d.mailbox, email, NEW_SIGN_IN)) == 2
+    assert len(mails(d.mailbox, email, NEW_SIGN_IN)) == 2
 
 
 def test_an_old_accounts_first_sign_in_is_announced(
@@ -98,7 +98,7 @@ def test_an_old_accounts_first_sign_in_is_announced(
     email, username = d.create(HOME, 1)
     clock.advance(DAY)
     assert sign_in(d, CAFE, username)["success"] is True
-    assert len(received(d.mailbox, email, NEW_SIGN_IN)) == 1
+    assert len(mails(d.mailbox, email, NEW_SIGN_IN)) == 1
 
 
 def test_failed_sign_ins_announce_nothing(
@@ -125,11 +125,11 @@ def test_failed_sign_ins_announce_nothing(
     assert sign_in(d, CAFE, username)["success"] is False  # the second factor is missing
     wrong = f"{(int(token) + 1) % 10**6:06d}"
     assert sign_in(d, CAFE, username, totpToken=wrong)["success"] is False
-    assert received(d.mailbox, email, NEW_SIGN_IN) == []
+    assert mails(d.mailbox, email, NEW_SIGN_IN) == []
     clock.advance(30)
     good = totp.token_at(key, int(clock.now.timestamp()))
     assert sign_in(d, CAFE, username, totpToken=good)["success"] is True
-    assert len(received(d.mailbox, email, NEW_SIGN_IN)) == 1
+    assert len(mails(d.mailbox, email, NEW_SIGN_IN)) == 1
 
 
 def test_the_not_me_link_of_a_sign_in_notice_signs_the_intruder_out(
@@ -139,7 +139,7 @@ def test_the_not_me_link_of_a_sign_in_notice_signs_the_intruder_out(
     email, username = d.create(HOME, 1)
     clock.advance(DAY)
     intruder = sign_in(d, CAFE, username)["token"]
-    (mail,) = received(d.mailbox, email, NEW_SIGN_IN)
+    (mail,) = mails(d.mailbox, email, NEW_SIGN_IN)
     path = not_me_path(mail)
     owner = d.browser()
     page = owner.get(path, headers={"X-Forwarded-For": HOME})
@@ -165,15 +165,15 @@ def test_a_new_browser_is_a_new_device_even_on_a_known_network(
     email, username = d.create(HOME, 1)
     laptop = d.browser()
     assert signed_in_on_page(d.page_sign_in(laptop, HOME, app, username, PASSWORD))
-    assert received(d.mailbox, email, NEW_SIGN_IN) == []  # the fresh account's first
+    assert mails(d.mailbox, email, NEW_SIGN_IN) == []  # the fresh account's first
     clock.advance(3600)
     assert signed_in_on_page(d.page_sign_in(laptop, HOME, app, username, PASSWORD))
     assert signed_in_on_page(d.page_sign_in(laptop, CAFE, app, username, PASSWORD))
-    assert received(d.mailbox, email, NEW_SIGN_IN) == []  # a known device, anywhere
+    assert mails(d.mailbox, email, NEW_SIGN_IN) == []  # a known device, anywhere
     other = d.browser()
     assert signed_in_on_page(d.page_sign_in(other, HOME, app, username, PASSWORD))
     assert signed_in_on_page(d.page_sign_in(other, HOME, app, username, PASSWORD))
-    assert len(received(d.mailbox, email, NEW_SIGN_IN)) == 1
+    assert len(mails(d.mailbox, email, NEW_SIGN_IN)) == 1
 
 
 def test_the_password_grant_is_announced_like_a_sign_in(
@@ -197,7 +197,7 @@ def test_the_password_grant_is_announced_like_a_sign_in(
             headers={"X-Forwarded-For": CAFE},
         )
         assert resp.status_code == 200, resp.text
-    assert len(received(d.mailbox, email, NEW_SIGN_IN)) == 1
+    assert len(mails(d.mailbox, email, NEW_SIGN_IN)) == 1
 
 
 def test_an_api_key_created_is_announced_with_name_and_prefix(
@@ -213,7 +213,7 @@ def test_an_api_key_created_is_announced_with_name_and_prefix(
         headers={"x-jwt-token": jwt, "X-Forwarded-For": HOME},
     ).json()
     assert made["success"] is True
-    (mail,) = received(d.mailbox, email, API_KEY_CREATED)
+    (mail,) = mails(d.mailbox, email, API_KEY_CREATED)
     text = text_of(mail)
     assert "Name: build server" in text
     assert f"Starts with: {made['prefix']}" in text
@@ -239,13 +239,13 @@ def test_an_address_never_proven_gets_no_sign_in_notices(
     clock.advance(DAY)
     for n in range(5):
         assert sign_in(d, f"198.18.{n}.5", username)["success"] is True
-    assert received(d.mailbox, email, NEW_SIGN_IN) == []
+    assert mails(d.mailbox, email, NEW_SIGN_IN) == []
     with d.svc.sessions() as s:
         user = accounts_repo.by_email(s, email)
     assert user is not None
     vouch(d.svc, user.id)  # the address is proven (as by its activation code)
     assert sign_in(d, CAFE, username)["success"] is True
-    assert len(received(d.mailbox, email, NEW_SIGN_IN)) == 1
+    assert len(mails(d.mailbox, email, NEW_SIGN_IN)) == 1
 
 
 def test_a_key_rotation_forgets_no_client(
@@ -268,9 +268,9 @@ def test_a_key_rotation_forgets_no_client(
     after = Deployment(build(rotated, clock=clock))
     try:
         assert sign_in(after, HOME, username)["success"] is True
-        assert received(after.mailbox, email, NEW_SIGN_IN) == []
+        assert mails(after.mailbox, email, NEW_SIGN_IN) == []
         assert sign_in(after, CAFE, username)["success"] is True
-        assert len(received(after.mailbox, email, NEW_SIGN_IN)) == 1
+        assert len(mails(after.mailbox, email, NEW_SIGN_IN)) == 1
     finally:
         for c in after.clients:
             c.__exit__(None, None, None)

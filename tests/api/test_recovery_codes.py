@@ -16,7 +16,8 @@ from tests.conftest import Account, FakeClock, Mailbox
 from tests.helpers.api import create_key, session_headers
 from tests.helpers.audit import rows
 from tests.helpers.lifecycle import totp_sign_in, with_totp
-from tests.helpers.mfa import RECOVERY, STATUS, mails, smtp_mailbox, the_notice
+from tests.helpers.mfa import RECOVERY, STATUS
+from tests.helpers.notices import mails, smtp_mailbox, text_of, the_notice
 from tests.helpers.totp import MFA, enable, token
 
 FACTOR_REAUTH = {
@@ -49,12 +50,12 @@ def test_factor_on_and_off_mails_the_owner(
     acct: Account = make_account()
     headers = session_headers(client, acct)
     key, _ = enable(client, clock, headers)
-    on = the_notice(mailbox, acct.email, "Two-step sign-in was turned on")
+    on = text_of(the_notice(mailbox, acct.email, "Two-step sign-in was turned on"))
     assert acct.email in on and "recovery codes" in on
     clock.advance(30)
     done = client.post(f"{MFA}/clear", json={"totpToken": token(clock, key)}, headers=headers)
     assert done.json() == {"success": True}
-    off = the_notice(mailbox, acct.email, "Two-step sign-in was turned off")
+    off = text_of(the_notice(mailbox, acct.email, "Two-step sign-in was turned off"))
     assert "the password alone signs in" in off and "by an operator" not in off
 
 
@@ -85,7 +86,7 @@ def test_owner_regenerates_codes(
     new = resp.json()["recoveryCodes"]
     assert resp.json()["success"] is True and len(new) == 10 and len(set(new)) == 10
     assert not set(new) & set(old)
-    text = the_notice(mailbox, acct.email, "New recovery codes")
+    text = text_of(the_notice(mailbox, acct.email, "New recovery codes"))
     assert "Every older recovery code no longer works" in text
     assert not any(code in text for code in new)  # the codes are never mailed
     # Old codes all die, used or not; a new one signs in once.
@@ -166,7 +167,7 @@ def test_low_codes_warning_once_per_set(
         assert sign_in(client, acct, code)["success"] is True
     assert mails(mailbox, acct.email, LOW) == []
     assert sign_in(client, acct, codes[7])["success"] is True  # 2 left: the warning
-    text = the_notice(mailbox, acct.email, LOW)
+    text = text_of(the_notice(mailbox, acct.email, LOW))
     assert "Only 2 recovery code(s) are left" in text
     for code in codes[8:]:  # 1, then 0 left: no second mail
         assert sign_in(client, acct, code)["success"] is True

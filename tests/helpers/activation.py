@@ -18,7 +18,7 @@ from relatch.services.context import Services
 from relatch.storage import accounts
 from relatch.storage.db import transaction
 from relatch.storage.models import ActivationCode, OutboxMessage
-from tests.helpers.app import Mailbox
+from tests.helpers.notices import Mailbox
 
 ACTIVATE = "/v1/api/user/activate"
 REQUEST = "/v1/api/user/request-activation"

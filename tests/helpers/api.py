@@ -7,7 +7,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.helpers.app import Account, Mailbox
+from tests.helpers.app import Account
+from tests.helpers.notices import Mailbox
 
 KEYS = "/v1/api/user/apikeys"
 

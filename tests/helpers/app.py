@@ -1,21 +1,14 @@
-"""The running app as tests see it: settings, a fixed clock, the dev outbox, an account."""
+"""The running app as tests see it: settings, a fixed clock, an account (the mail it
+sends: tests/helpers/notices.py)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
-import anyio
-
-from relatch import workers as background
-from relatch.mail.transports import MailDirTransport, list_messages
-from relatch.services.context import Services
 from relatch.settings import Settings
 
 # A reset code alone on its line, as the contract puts it in the mail (CRLF after SMTP).
@@ -64,52 +57,6 @@ def test_settings(tmp_path: Path, url: str, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
-class Mailbox:
-    """The dev outbox of one test, filled by running the workers."""
-
-    def __init__(self, svc: Services) -> None:
-        self.svc = svc
-        self.folder = svc.settings.mail_dir
-
-    def run_workers(self) -> None:
-        anyio.run(background.run_once, self.svc, MailDirTransport(self.folder))
-
-    def messages(self) -> list[EmailMessage]:
-        out = []
-        for path in list_messages(self.folder):
-            with path.open("rb") as fh:
-                msg = BytesParser(policy=policy.default).parse(fh)
-            assert isinstance(msg, EmailMessage)
-            out.append(msg)
-        return out
-
-    def to(self, address: str) -> list[EmailMessage]:
-        return [m for m in self.messages() if m["To"] == address]
-
-    def last_code(self, address: str) -> str:
-        return self._newest_line(address, CODE_LINE, "code alone on a line")
-
-    def last_link(self, address: str) -> str:
-        """The mailed link of the newest reset mail, as a path with its query."""
-        return self._newest_line(address, LINK_LINE, "reset link")
-
-    def last_activation_code(self, address: str) -> str:
-        """The code of the newest activation mail (the same format as a reset code)."""
-        return self._newest_line(address, CODE_LINE, "code alone on a line", ACTIVATION)
-
-    def _newest_line(
-        self, address: str, pattern: re.Pattern[str], what: str, subject: str = "reset code"
-    ) -> str:
-        self.run_workers()
-        mails = [m for m in self.to(address) if subject in str(m["Subject"])]
-        assert mails, f"no '{subject}' mail for {address}"
-        body = mails[0].get_body(preferencelist=("plain",))
-        assert body is not None
-        found = pattern.search(body.get_content())
-        assert found, f"no {what} in the mail"
-        return found.group(1)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.helpers.app import CODE_LINE, Mailbox
+from tests.helpers.notices import Mailbox, link_path, newest
 
 CHANGE = "/v1/api/user/change-email"
 CONFIRM = "/v1/api/user/change-email/confirm"
@@ -32,25 +32,9 @@ def confirm(client: TestClient, headers: dict[str, str], code: str) -> Any:
     return resp.json()
 
 
-def subjects(mailbox: Mailbox, address: str) -> list[str]:
-    mailbox.run_workers()
-    return [str(m["Subject"]) for m in mailbox.to(address)]
-
-
-def plain(message: EmailMessage) -> str:
-    body = message.get_body(preferencelist=("plain",))
-    assert body is not None
-    return str(body.get_content())
-
-
 def last_code(mailbox: Mailbox, address: str) -> str:
     """The code of the newest address-change mail to `address`."""
-    mailbox.run_workers()
-    mails = [m for m in mailbox.to(address) if CODE_SUBJECT in str(m["Subject"])]
-    assert mails, f"no address-change code mail for {address}"
-    found = CODE_LINE.search(plain(mails[0]))
-    assert found, "no code alone on a line"
-    return found.group(1)
+    return mailbox.last_code(address, CODE_SUBJECT)
 
 
 def change(client: TestClient, mailbox: Mailbox, headers: dict[str, str], new_email: str) -> None:
@@ -60,17 +44,9 @@ def change(client: TestClient, mailbox: Mailbox, headers: dict[str, str], new_em
 
 
 def changed_notice(mailbox: Mailbox, address: str) -> EmailMessage:
-    mailbox.run_workers()
-    notices = [m for m in mailbox.to(address) if CHANGED_SUBJECT in str(m["Subject"])]
-    assert notices, f"no address-changed notice to {address}"
-    return notices[0]
+    return newest(mailbox, address, CHANGED_SUBJECT)
 
 
 def undo_link(mailbox: Mailbox, address: str) -> str:
     """The undo link of the newest address-changed notice to `address`, as a path."""
-    notice = changed_notice(mailbox, address)
-    found = UNDO_RE.search(plain(notice))
-    assert found, "no undo link alone on a line"
-    html = notice.get_body(preferencelist=("html",))
-    assert html is not None and found.group(1).replace("&", "&amp;") in html.get_content()
-    return found.group(1).removeprefix("http://relatch.test")
+    return link_path(changed_notice(mailbox, address), UNDO_RE, "undo link")

@@ -8,9 +8,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from tests.helpers.api import login
-from tests.helpers.app import Account, Mailbox
+from tests.helpers.app import Account
+from tests.helpers.notices import Mailbox, newest, not_me_path
 
-LINK_RE = re.compile(r"^(http://relatch\.test/not-me\?token=\S+)$", re.MULTILINE)
 CSRF_RE = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 NEW = "amber kettle on the moor"
 
@@ -29,16 +29,8 @@ def change_password(client: TestClient, acct: Account, new: str = NEW) -> str:
 
 
 def notice_link(mailbox: Mailbox, address: str) -> str:
-    mailbox.run_workers()
-    notices = [m for m in mailbox.to(address) if "password was changed" in str(m["Subject"])]
-    assert notices, "no password-changed notice"
-    body = notices[0].get_body(preferencelist=("plain",))
-    assert body is not None
-    found = LINK_RE.search(body.get_content())
-    assert found, "no not-me link alone on a line"
-    html = notices[0].get_body(preferencelist=("html",))
-    assert html is not None and found.group(1).replace("&", "&amp;") in html.get_content()
-    return found.group(1).removeprefix("http://relatch.test")
+    """The not-me link of the newest password-changed notice to `address`, as a path."""
+    return not_me_path(newest(mailbox, address, "password was changed"))
 
 
 def open_page(client: TestClient, path: str) -> tuple[Any, str]:
