@@ -16,10 +16,11 @@ from relatch.app import build, create_app
 from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage import migrate
+from tests.e2e.servers import SMTPInbox, smtp_server
 from tests.helpers.activation import vouch
 from tests.helpers.app import CODE_LINE, Account, FakeClock, test_settings
 from tests.helpers.database import MIGRATED, PG_ENV, close_templates, database
-from tests.helpers.notices import Mailbox
+from tests.helpers.notices import Mailbox, SMTPMailbox
 
 # Re-exported: tests import these from here.
 __all__ = ["CODE_LINE", "PG_ENV", "Account", "FakeClock", "Mailbox", "database", "test_settings"]
@@ -70,6 +71,20 @@ def svc(settings: Settings, clock: FakeClock) -> Iterator[Services]:
 @pytest.fixture
 def mailbox(svc: Services) -> Mailbox:
     return Mailbox(svc)
+
+
+@pytest.fixture
+def smtp_inbox() -> Iterator[SMTPInbox]:
+    """A real SMTP server (aiosmtpd) for one test (tests/e2e/conftest.py: one per module)."""
+    with smtp_server() as inbox:
+        yield inbox
+
+
+@pytest.fixture
+def smtp_mailbox(svc: Services, smtp_inbox: SMTPInbox) -> SMTPMailbox:
+    """The test's mail as that server received it; a module that reads its notices there
+    overrides `mailbox` with this one."""
+    return SMTPMailbox(svc, smtp_inbox)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
-"""A changed address (issue 14), through HTTP, on SQLite and PostgreSQL, reading the mail:
-a code to the new address, a notice with a 7-day undo link to the old one; the undo puts
-the address back, ends every session and mails a reset code there. Both sides: the owner
-who moves, and the intruder who moves the account to their own mailbox."""
+"""A changed address (issue 14), through HTTP, on SQLite and PostgreSQL, reading the mail a
+real SMTP server received: a code to the new address, a notice with a 7-day undo link to
+the old one; the undo puts the address back, ends every session and mails a reset code
+there. Both sides: the owner who moves, and the intruder who moves the account to their
+own mailbox."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from relatch.core.meta import RequestMeta
@@ -34,13 +36,19 @@ from tests.helpers.email_change import (
     undo_link,
 )
 from tests.helpers.not_me import open_page, token_of
-from tests.helpers.notices import subjects, text_of
+from tests.helpers.notices import SMTPMailbox, subjects, text_of
 from tests.helpers.recent_sign_in import REAUTH
 from tests.helpers.totp import enable, token
 
 WEEK = 7 * 24 * 3600
 NOT_AUTHENTICATED = {"success": False, "error": "Not authenticated"}
 STORED = "New.Home@example.org"  # as typed, the domain lower-cased (email-validator)
+
+
+@pytest.fixture
+def mailbox(smtp_mailbox: SMTPMailbox) -> SMTPMailbox:
+    """Every mail here is read from what a real SMTP server received."""
+    return smtp_mailbox
 
 
 def me(client: TestClient, headers: dict[str, str]) -> Any:

@@ -3,7 +3,7 @@
 one a day, across processes, and strangers cannot make it a way to flood the mailbox.
 
 Through HTTP behind a trusted proxy with the shipped default limits (10/15m,30/1h,100/1d
-per account), on every limit backend, reading the dev outbox.
+per account), on every limit backend, reading the mail a real SMTP server received.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import pytest
 
 from relatch.services import owner_notices
 from relatch.services.context import Services
-from tests.conftest import DATABASES, FakeClock, Mailbox
+from tests.conftest import DATABASES, FakeClock
+from tests.e2e.servers import SMTPInbox
 from tests.helpers.limit_backends import BACKENDS
 from tests.helpers.lockout import (
     LIMITED,
@@ -28,7 +29,7 @@ from tests.helpers.lockout import (
     limited,
     strangers,
 )
-from tests.helpers.notices import GUESSING, mails, not_me_path, text_of
+from tests.helpers.notices import GUESSING, SMTPMailbox, mails, not_me_path, text_of
 from tests.helpers.statements import recording
 
 HOME = "192.0.2.10"
@@ -53,9 +54,9 @@ def keep_guessing(d: Deployment, login: str, base: int) -> None:
 
 @pytest.mark.parametrize("deploy", BACKENDS, indirect=True)
 def test_one_mail_when_strangers_spend_the_budget_then_none_that_day(
-    deploy: Callable[..., Deployment], clock: FakeClock
+    deploy: Callable[..., Deployment], clock: FakeClock, smtp_inbox: SMTPInbox
 ) -> None:
-    d = deploy()
+    d = deploy(inbox=smtp_inbox)
     email, username = d.create(HOME, 1)
     assert d.login(HOME, username).json()["success"] is True
     assert mails(d.mailbox, email, GUESSING) == []
@@ -90,11 +91,11 @@ def test_one_mail_when_strangers_spend_the_budget_then_none_that_day(
 
 @pytest.mark.parametrize("deploy", BACKENDS, indirect=True)
 def test_a_guesser_who_stops_at_the_count_is_reported_too(
-    deploy: Callable[..., Deployment], clock: FakeClock
+    deploy: Callable[..., Deployment], clock: FakeClock, smtp_inbox: SMTPInbox
 ) -> None:
     """Exactly the budget and not one more: never refused, and still the budget is spent
     (the attempt that takes the last slot sends the mail)."""
-    d = deploy()
+    d = deploy(inbox=smtp_inbox)
     email, _ = d.create(HOME, 1)
     for ip in strangers(9):
         assert d.login(ip, email, "nope").json() == WRONG
@@ -105,11 +106,11 @@ def test_a_guesser_who_stops_at_the_count_is_reported_too(
 
 @pytest.mark.parametrize("deploy", DATABASES, indirect=True)
 def test_one_mail_a_day_across_processes(
-    deploy: Callable[..., Deployment], clock: FakeClock
+    deploy: Callable[..., Deployment], clock: FakeClock, smtp_inbox: SMTPInbox
 ) -> None:
     """Two processes on one database: each has its own engine and memory; the time of the
     last mail is in the account's row, so the second process sends nothing."""
-    first, second = deploy(), deploy()
+    first, second = deploy(inbox=smtp_inbox), deploy(inbox=smtp_inbox)
     email, _ = first.create(HOME, 1)
     spend(first, email)
     clock.advance(QUARTER)
@@ -120,12 +121,12 @@ def test_one_mail_a_day_across_processes(
 
 @pytest.mark.parametrize("deploy", DATABASES, indirect=True)
 def test_a_refusal_after_the_mail_writes_nothing(
-    deploy: Callable[..., Deployment], clock: FakeClock
+    deploy: Callable[..., Deployment], clock: FakeClock, smtp_inbox: SMTPInbox
 ) -> None:
     """Strangers decide how often this path runs: after the day's mail, a refused guess
     costs the notice one read (no write of the account, no mail, no not-me link; the
     refusal's own counters and audit row are as before)."""
-    d = deploy()
+    d = deploy(inbox=smtp_inbox)
     email, _ = d.create(HOME, 1)
     for ip in strangers(9):
         assert d.login(ip, email, "nope").json() == WRONG
@@ -143,9 +144,9 @@ def test_a_refusal_after_the_mail_writes_nothing(
 
 @pytest.mark.parametrize("deploy", DATABASES, indirect=True)
 def test_an_address_without_an_account_gets_nothing(
-    deploy: Callable[..., Deployment], clock: FakeClock
+    deploy: Callable[..., Deployment], clock: FakeClock, smtp_inbox: SMTPInbox
 ) -> None:
-    d = deploy()
+    d = deploy(inbox=smtp_inbox)
     spend(d, "ghost@example.com")
     spend(d, "ghost", base=50)
     d.mailbox.run_workers()
@@ -154,11 +155,11 @@ def test_an_address_without_an_account_gets_nothing(
 
 @pytest.mark.parametrize("deploy", DATABASES, indirect=True)
 def test_the_owners_own_failures_on_a_known_network_send_nothing(
-    deploy: Callable[..., Deployment], clock: FakeClock
+    deploy: Callable[..., Deployment], clock: FakeClock, smtp_inbox: SMTPInbox
 ) -> None:
     """A known client spends its own budget (3/15m for a network): the owner mistyping at
     home is refused for a while, and that is no stranger guessing."""
-    d = deploy()
+    d = deploy(inbox=smtp_inbox)
     email, username = d.create(HOME, 1)
     assert d.login(HOME, username).json()["success"] is True
     for _ in range(3):
@@ -168,7 +169,7 @@ def test_the_owners_own_failures_on_a_known_network_send_nothing(
 
 
 def test_parallel_refusals_queue_one_mail(
-    svc: Services, mailbox: Mailbox, make_account: Any
+    svc: Services, smtp_mailbox: SMTPMailbox, make_account: Any
 ) -> None:
     """Many refused guesses at once, in threads of one process or several: the conditional
     UPDATE of users.guessing_notice_at lets exactly one of them queue the mail."""
@@ -181,4 +182,4 @@ def test_parallel_refusals_queue_one_mail(
 
     with ThreadPoolExecutor(10) as pool:
         list(pool.map(refused, range(10)))
-    assert len(mails(mailbox, acct.email, GUESSING)) == 1
+    assert len(mails(smtp_mailbox, acct.email, GUESSING)) == 1

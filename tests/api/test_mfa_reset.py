@@ -8,7 +8,6 @@ services' clock (the CLI's too)."""
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -31,7 +30,6 @@ from tests.helpers.notices import (
     SMTPMailbox,
     mails,
     not_me_path,
-    smtp_mailbox,
     text_of,
     the_notice,
 )
@@ -58,9 +56,9 @@ def operator(
 
 
 @pytest.fixture
-def mailbox(svc: Services) -> Iterator[SMTPMailbox]:
+def mailbox(smtp_mailbox: SMTPMailbox) -> SMTPMailbox:
     """Every notice here is read from what a real SMTP server received."""
-    yield from smtp_mailbox(svc)
+    return smtp_mailbox
 
 
 def password_only(client: TestClient, acct: Account) -> Any:

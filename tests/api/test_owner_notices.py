@@ -1,8 +1,8 @@
 """The owner's notices (issue 14): a sign-in from a new client, and an API key created.
 
 Through HTTP behind a trusted proxy (`X-Forwarded-For` stands for each client, shipped
-default limits), on SQLite and PostgreSQL, reading the mails the workers deliver to the
-dev outbox. Both sides: the owner hears once of each new client and never of a known
+default limits), on SQLite and PostgreSQL, reading the mails the workers deliver to a
+real SMTP server. Both sides: the owner hears once of each new client and never of a known
 one; whoever signs in with the owner's password from a new place is announced, with a
 "this was not me" link that works; a failed attempt announces nothing (that is the
 guessing notice's business, tests/api/test_guessing_notice.py).
@@ -22,6 +22,7 @@ from relatch.storage import accounts as accounts_repo
 from relatch.storage import oauth_repo as store
 from tests.conftest import DATABASES, FakeClock
 from tests.conftest import test_settings as make_settings
+from tests.e2e.servers import SMTPInbox
 from tests.helpers.activation import vouch
 from tests.helpers.lockout import (
     PASSWORD,
@@ -56,9 +57,9 @@ def sign_in(d: Deployment, ip: str, login: str, password: str = PASSWORD, **extr
 
 
 def test_one_notice_per_new_network_none_for_a_known_one(
-    deploy: Callable[..., Deployment], clock: FakeClock
+    deploy: Callable[..., Deployment], clock: FakeClock, smtp_inbox: SMTPInbox
 ) -> None:
-    d = deploy()
+    d = deploy(inbox=smtp_inbox)
     email, username = d.create(HOME, 1)
     # The fresh account's first sign-in, by the person who just chose the password: quiet.
     assert sign_in(d, HOME, username)["success"] is True
@@ -90,11 +91,11 @@ def test_one_notice_per_new_network_none_for_a_known_one(
 
 
 def test_an_old_accounts_first_sign_in_is_announced(
-    deploy: Callable[..., Deployment], clock: FakeClock
+    deploy: Callable[..., Deployment], clock: FakeClock, smtp_inbox: SMTPInbox
 ) -> None:
     """The quiet first sign-in is for a fresh account only: one whose password leaked a
     week after sign-up, never used since, still tells its owner."""
-    d = deploy()
+    d = deploy(inbox=smtp_inbox)
     email, username = d.create(HOME, 1)
     clock.advance(DAY)
     assert sign_in(d, CAFE, username)["success"] is True
@@ -102,11 +103,11 @@ def test_an_old_accounts_first_sign_in_is_announced(
 
 
 def test_failed_sign_ins_announce_nothing(
-    deploy: Callable[..., Deployment], clock: FakeClock
+    deploy: Callable[..., Deployment], clock: FakeClock, smtp_inbox: SMTPInbox
 ) -> None:
     """Only a whole sign-in is announced: a wrong password, or the right one without the
     second factor, neither makes the client known nor mails the owner."""
-    d = deploy()
+    d = deploy(inbox=smtp_inbox)
     email, username = d.create(HOME, 1)
     jwt = sign_in(d, HOME, username)["token"]
     headers = {"x-jwt-token": jwt}
@@ -133,9 +134,9 @@ def test_failed_sign_ins_announce_nothing(
 
 
 def test_the_not_me_link_of_a_sign_in_notice_signs_the_intruder_out(
-    deploy: Callable[..., Deployment], clock: FakeClock
+    deploy: Callable[..., Deployment], clock: FakeClock, smtp_inbox: SMTPInbox
 ) -> None:
-    d = deploy()
+    d = deploy(inbox=smtp_inbox)
     email, username = d.create(HOME, 1)
     clock.advance(DAY)
     intruder = sign_in(d, CAFE, username)["token"]
@@ -155,11 +156,11 @@ def test_the_not_me_link_of_a_sign_in_notice_signs_the_intruder_out(
 
 
 def test_a_new_browser_is_a_new_device_even_on_a_known_network(
-    deploy: Callable[..., Deployment], clock: FakeClock
+    deploy: Callable[..., Deployment], clock: FakeClock, smtp_inbox: SMTPInbox
 ) -> None:
     """The OAuth sign-in form: the device cookie decides (a browser on the owner's home
     network is not the owner for that), and the same browser is announced once."""
-    d = deploy()
+    d = deploy(inbox=smtp_inbox)
     d.svc.settings.public_url = "https://relatch.test"  # OAuth: https only (Authlib)
     app = d.oauth_app()
     email, username = d.create(HOME, 1)
@@ -177,9 +178,9 @@ def test_a_new_browser_is_a_new_device_even_on_a_known_network(
 
 
 def test_the_password_grant_is_announced_like_a_sign_in(
-    deploy: Callable[..., Deployment], clock: FakeClock
+    deploy: Callable[..., Deployment], clock: FakeClock, smtp_inbox: SMTPInbox
 ) -> None:
-    d = deploy()
+    d = deploy(inbox=smtp_inbox)
     d.svc.settings.public_url = "https://relatch.test"
     email, username = d.create(HOME, 1)
     clock.advance(DAY)
@@ -201,9 +202,9 @@ def test_the_password_grant_is_announced_like_a_sign_in(
 
 
 def test_an_api_key_created_is_announced_with_name_and_prefix(
-    deploy: Callable[..., Deployment], clock: FakeClock
+    deploy: Callable[..., Deployment], clock: FakeClock, smtp_inbox: SMTPInbox
 ) -> None:
-    d = deploy()
+    d = deploy(inbox=smtp_inbox)
     email, username = d.create(HOME, 1)
     jwt = sign_in(d, HOME, username)["token"]
     c = d.browser()
@@ -230,11 +231,11 @@ def test_an_api_key_created_is_announced_with_name_and_prefix(
 
 
 def test_an_address_never_proven_gets_no_sign_in_notices(
-    deploy: Callable[..., Deployment], clock: FakeClock
+    deploy: Callable[..., Deployment], clock: FakeClock, smtp_inbox: SMTPInbox
 ) -> None:
     """Mail bombing: whoever signs up with someone else's address must not make Relatch
     mail it once per sign-in from a fresh network or browser. Proven, it hears of them."""
-    d = deploy()
+    d = deploy(inbox=smtp_inbox)
     email, username = d.create(HOME, 1, activated=False)
     clock.advance(DAY)
     for n in range(5):
@@ -249,11 +250,11 @@ def test_an_address_never_proven_gets_no_sign_in_notices(
 
 
 def test_a_key_rotation_forgets_no_client(
-    deploy: Callable[..., Deployment], clock: FakeClock, tmp_path: Path
+    deploy: Callable[..., Deployment], clock: FakeClock, tmp_path: Path, smtp_inbox: SMTPInbox
 ) -> None:
     """RELATCH_SECRET_KEY rotated, the old one in RELATCH_SECRET_KEY_FALLBACKS: a client
     known under the old key is still known, so the owner gets no notice for it."""
-    d = deploy()
+    d = deploy(inbox=smtp_inbox)
     email, username = d.create(HOME, 1)
     assert sign_in(d, HOME, username)["success"] is True
     clock.advance(DAY)
@@ -265,7 +266,7 @@ def test_a_key_rotation_forgets_no_client(
         secret_key_fallbacks=old.secret.decode(),
         trusted_proxies=old.trusted_proxies,
     )
-    after = Deployment(build(rotated, clock=clock))
+    after = Deployment(build(rotated, clock=clock), inbox=smtp_inbox)
     try:
         assert sign_in(after, HOME, username)["success"] is True
         assert mails(after.mailbox, email, NEW_SIGN_IN) == []

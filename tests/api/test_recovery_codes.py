@@ -5,7 +5,6 @@ read from the mail the worker delivered."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from tests.helpers.api import create_key, session_headers
 from tests.helpers.audit import rows
 from tests.helpers.lifecycle import totp_sign_in, with_totp
 from tests.helpers.mfa import RECOVERY, STATUS
-from tests.helpers.notices import mails, smtp_mailbox, text_of, the_notice
+from tests.helpers.notices import SMTPMailbox, mails, text_of, the_notice
 from tests.helpers.totp import MFA, enable, token
 
 FACTOR_REAUTH = {
@@ -28,9 +27,9 @@ LOW = "recovery code(s) left"
 
 
 @pytest.fixture
-def mailbox(svc: Services) -> Iterator[Mailbox]:
+def mailbox(smtp_mailbox: SMTPMailbox) -> SMTPMailbox:
     """Every notice here is read from what a real SMTP server received."""
-    yield from smtp_mailbox(svc)
+    return smtp_mailbox
 
 
 def sign_in(client: TestClient, acct: Account, second: str) -> Any:

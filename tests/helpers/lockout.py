@@ -19,10 +19,12 @@ from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage import migrate
 from relatch.storage import oauth_repo as store
-from tests.conftest import FakeClock, Mailbox
+from tests.conftest import FakeClock
 from tests.conftest import test_settings as make_settings
+from tests.e2e.servers import SMTPInbox
 from tests.helpers.activation import vouch
 from tests.helpers.limit_backends import backend_settings
+from tests.helpers.notices import Mailbox, SMTPMailbox
 
 PROXY = ("10.0.0.2", 5000)
 TRUSTED = "10.0.0.0/8"
@@ -57,8 +59,12 @@ def strangers(n: int, base: int = 1) -> list[str]:
 
 @dataclass
 class Deployment:
+    """One process of the service. Its mail goes to the dev outbox, or with `inbox` to
+    that real SMTP server (the notices' tests: every process of a test sends there)."""
+
     svc: Services
     clients: list[TestClient] = field(default_factory=list)
+    inbox: SMTPInbox | None = None
 
     def browser(self, device: str | None = None) -> TestClient:
         """A client with its own cookie jar, behind the proxy; optionally a device cookie.
@@ -78,7 +84,7 @@ class Deployment:
 
     @property
     def mailbox(self) -> Mailbox:
-        return Mailbox(self.svc)
+        return Mailbox(self.svc) if self.inbox is None else SMTPMailbox(self.svc, self.inbox)
 
     def api(self, ip: str, path: str, body: dict[str, Any], **headers: str) -> httpx.Response:
         c = self.clients[0] if self.clients else self.browser()
@@ -157,7 +163,7 @@ def deploy_fixture(
     made: list[Deployment] = []
     with backend_settings(str(request.param), tmp_path) as backend:
 
-        def make(**limits: str) -> Deployment:
+        def make(*, inbox: SMTPInbox | None = None, **limits: str) -> Deployment:
             values: dict[str, Any] = {f"limit_{n}": default(n) for n in LIMIT_NAMES}
             values |= {f"limit_{k}": v for k, v in limits.items()}
             values |= backend
@@ -165,7 +171,7 @@ def deploy_fixture(
             settings = make_settings(tmp_path, values.pop("database_url"), **values)
             svc = build(settings, clock=clock)
             migrate.upgrade(svc.engine)
-            d = Deployment(svc)
+            d = Deployment(svc, inbox=inbox)
             made.append(d)
             return d
 

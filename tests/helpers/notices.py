@@ -6,18 +6,18 @@ links they carry ("this was not me", an address change's undo)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 
 import anyio
-import pytest
+from sqlalchemy import select
 
 from relatch import workers as background
 from relatch.mail.transports import MailDirTransport, SMTPTransport, list_messages
 from relatch.services.context import Services
-from tests.e2e.servers import SMTPInbox, smtp_server
+from relatch.storage.models import OutboxMessage
+from tests.e2e.servers import SMTPInbox
 from tests.helpers.app import ACTIVATION, CODE_LINE, LINK_LINE
 
 # The "this was not me" link, alone on its line of the text part.
@@ -71,7 +71,8 @@ class Mailbox:
 
 
 class SMTPMailbox(Mailbox):
-    """The workers deliver to a real SMTP server (aiosmtpd); the test reads what it got."""
+    """The workers deliver to a real SMTP server (aiosmtpd); the test reads what it got
+    (fixtures `smtp_inbox` and `smtp_mailbox`, tests/conftest.py)."""
 
     def __init__(self, svc: Services, inbox: SMTPInbox) -> None:
         super().__init__(svc)
@@ -80,22 +81,16 @@ class SMTPMailbox(Mailbox):
     def run_workers(self) -> None:
         transport = SMTPTransport(f"smtp://127.0.0.1:{self.inbox.port}")
         anyio.run(background.run_once, self.svc, transport)
+        # A failed delivery is retried later, not raised: the mail would stay queued and
+        # every "no such mail" check would pass for the wrong reason. So after a pass,
+        # everything queued so far must have reached the server.
+        with self.svc.sessions() as s:
+            unsent = select(OutboxMessage.status, OutboxMessage.last_error)
+            left = s.execute(unsent.where(OutboxMessage.status != "sent")).all()
+        assert left == [], f"mail not delivered to the SMTP server: {left}"
 
     def messages(self) -> list[EmailMessage]:
         return list(reversed(self.inbox.messages))  # newest first, as the dev outbox
-
-
-def smtp_mailbox(svc: Services) -> Iterator[SMTPMailbox]:
-    """Body of a `mailbox` fixture whose mail goes through a real SMTP server."""
-    with smtp_server() as inbox:
-        yield SMTPMailbox(svc, inbox)
-
-
-@pytest.fixture(name="smtp_inbox")
-def smtp_inbox_fixture() -> Iterator[SMTPInbox]:
-    """A real SMTP server for one test (tests/e2e/conftest.py has one per module)."""
-    with smtp_server() as inbox:
-        yield inbox
 
 
 def mails(mailbox: Mailbox, address: str, subject: str) -> list[EmailMessage]:
