@@ -390,6 +390,20 @@ def requests_left(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(ResetRequest)).scalar_one())
 
 
+def work_waiting(engine: Engine) -> int:
+    """Reset requests not yet decided (dead letters aside) and mail still to send."""
+    with engine.connect() as conn:
+        requests = conn.execute(
+            select(func.count()).select_from(ResetRequest).where(ResetRequest.failed_at.is_(None))
+        ).scalar_one()
+        mail = conn.execute(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.status.in_(("pending", "sending")))
+        ).scalar_one()
+    return int(requests) + int(mail)
+
+
 def analyze(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(text("ANALYZE"))
