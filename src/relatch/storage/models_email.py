@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from relatch.storage.models import Base, IdType
+from relatch.storage.models import Base, IdType, MailedCode
 from relatch.storage.types import UTCDateTime
 
 
-class EmailChange(Base):
+class EmailChange(MailedCode, Base):
     """An asked-for change of address: the code mailed to the new address (one live change
     per account, 5 tries, the reset code's life). Only the code's keyed digest is stored,
     bound to the account; the new address is kept until the change is used or pruned."""
@@ -24,16 +24,9 @@ class EmailChange(Base):
         Index("ix_email_changes_expires", "expires_at"),
     )
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # The address asked for, kept until the change is used or pruned (the other columns:
+    # MailedCode, as a reset code's).
     new_email: Mapped[str] = mapped_column(String(320))
-    # HMAC-SHA256 under the secret key (core/keyed.py EMAIL_CHANGE_CODE); never the code.
-    digest: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class EmailUndoLink(Base):

@@ -31,7 +31,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from relatch.storage import db
 from relatch.storage.db import delete_in_batches, rowcount, transaction
-from relatch.storage.models import ActivationCode, ResetCode
+from relatch.storage.models import ActivationCode, MailedCode, ResetCode
 from relatch.storage.models_audit import NotMeLink
 from relatch.storage.models_auth import RecoveryCode
 from relatch.storage.models_decoys import DECOY_SLOTS, TryDecoy
@@ -272,22 +272,20 @@ class OneTimeStore:
         return deleted, expired
 
 
-RESET_CODES = OneTimeStore(
-    ResetCode,
-    owner=ResetCode.user_id,
-    digest=ResetCode.digest,
-    used=ResetCode.consumed_at,
-    revoked=ResetCode.revoked_at,
-    expires=ResetCode.expires_at,
-)
-ACTIVATION_CODES = OneTimeStore(
-    ActivationCode,
-    owner=ActivationCode.user_id,
-    digest=ActivationCode.digest,
-    used=ActivationCode.consumed_at,
-    revoked=ActivationCode.revoked_at,
-    expires=ActivationCode.expires_at,
-)
+def mailed_codes(model: type[MailedCode]) -> OneTimeStore:
+    """The store of a code sent by mail and typed back (storage/models.py MailedCode)."""
+    return OneTimeStore(
+        model,
+        owner=model.user_id,
+        digest=model.digest,
+        used=model.consumed_at,
+        revoked=model.revoked_at,
+        expires=model.expires_at,
+    )
+
+
+RESET_CODES = mailed_codes(ResetCode)
+ACTIVATION_CODES = mailed_codes(ActivationCode)
 RECOVERY_CODES = OneTimeStore(
     RecoveryCode, owner=RecoveryCode.user_id, digest=RecoveryCode.digest, used=RecoveryCode.used_at
 )
@@ -305,14 +303,7 @@ OAUTH_CODES = OneTimeStore(
     used=OAuthCode.consumed_at,
     expires=OAuthCode.expires_at,
 )
-EMAIL_CHANGES = OneTimeStore(
-    EmailChange,
-    owner=EmailChange.user_id,
-    digest=EmailChange.digest,
-    used=EmailChange.consumed_at,
-    revoked=EmailChange.revoked_at,
-    expires=EmailChange.expires_at,
-)
+EMAIL_CHANGES = mailed_codes(EmailChange)
 EMAIL_UNDO_LINKS = OneTimeStore(
     EmailUndoLink,
     owner=EmailUndoLink.user_id,
