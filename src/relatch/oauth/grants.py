@@ -264,9 +264,9 @@ class CheckedPassword:
 
     username: str
     password: str
-    outcome: User | Exception
+    outcome: accounts.PasswordMatched | Exception
 
-    def outcome_for(self, username: str, password: str) -> User | Exception:
+    def outcome_for(self, username: str, password: str) -> accounts.PasswordMatched | Exception:
         # Only for the very credentials that were checked (Authlib reads the same form).
         same = hmac.compare_digest(self.username.encode(), username.encode())
         same &= hmac.compare_digest(self.password.encode(), password.encode())
@@ -308,7 +308,7 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):  # type: igno
         checked = server.checked_password
         outcome = checked.outcome_for(username, password) if checked else LoginFailed()
         try:
-            user = accounts.finish_sign_in(server.svc, username, outcome, token, server.meta)
+            user = accounts.finish_sign_in(server.svc, username, outcome, token, server.meta).user
             # Account pre-hijacking: no token for an unproven address (services/activation.py);
             # said only once the password and second factor passed.
             activation.require_activated(Account.of(user))

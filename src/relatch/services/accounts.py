@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -123,20 +124,50 @@ def by_id(svc: Services, account_id: int) -> Account | None:
         return Account.of(user) if user is not None else None
 
 
+@dataclass(frozen=True)
+class PasswordMatched:
+    """A password that matched: its account, and the failure slot its check took, which
+    the sign-in gives back in its own write (`finish_sign_in`), not in one of its own."""
+
+    user: User
+    guess: Guess
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user: User
+    session_id: str | None  # the session record written with the sign-in, if one was asked
+
+    @property
+    def account(self) -> Account:
+        return Account.of(self.user)
+
+
 async def sign_in(
-    svc: Services, login: str, password: str, totp_token: str | None, meta: RequestMeta
-) -> Account:
+    svc: Services,
+    login: str,
+    password: str,
+    totp_token: str | None,
+    meta: RequestMeta,
+    *,
+    new_session: bool = False,
+) -> SignedIn:
     """Every sign-in (login and the sign-in form; the OAuth password grant in two halves,
     oauth/grants.py): the password, then the second factor. LoginFailed, TotpRequired or
-    TotpRejected, else the account."""
+    TotpRejected, else the account; `new_session`: with a session record (its id), written
+    in the sign-in's transaction (`issue_session(session_id=...)` then signs the JWT)."""
     checked = await checked_password(svc, login, password, meta)
-    return Account.of(await run_sync(finish_sign_in, svc, login, checked, totp_token, meta))
+    return await run_sync(
+        functools.partial(
+            finish_sign_in, svc, login, checked, totp_token, meta, new_session=new_session
+        )
+    )
 
 
 async def checked_password(
     svc: Services, login: str, password: str, meta: RequestMeta
-) -> User | Exception:
-    """`check_password` as a value: the account, or the exception `finish_sign_in` raises
+) -> PasswordMatched | Exception:
+    """`check_password` as a value: the match, or the exception `finish_sign_in` raises
     (and audits); nothing is decided until then."""
     try:
         return await check_password(svc, login, password, meta)
@@ -147,39 +178,88 @@ async def checked_password(
 def finish_sign_in(
     svc: Services,
     login: str,
-    checked: User | Exception,
+    checked: PasswordMatched | Exception,
     totp_token: str | None,
     meta: RequestMeta,
-) -> User:
+    *,
+    new_session: bool = False,
+) -> SignedIn:
     """The second half of a sign-in, in a worker thread, after `checked_password`.
 
     Audited as one event with the outcome the caller got (issue 8): "ok" only once the
     second factor passed, so the trail never shows a sign-in that was refused at TOTP as
     a success, and a guessed TOTP token shows as `totp_rejected`. A failure names the
     account the login belongs to, if any (looked up when the row is written).
+
+    Without a second factor, a success is one write transaction (issue 12: each write of
+    its own cost a sign-in more CPU than the rest of it): the factor's absence read under
+    it, the password's failure slot given back, the client known, the "ok" row, the
+    session record. With one, the factor is checked first (services/mfa.py).
     """
     with audit.trail(svc, audit.LOGIN, meta, login=login) as t:
         if isinstance(checked, Exception):
             raise checked
-        user = checked
+        try:
+            return _complete(svc, t, checked, meta, new_session, factor_passed=False)
+        except _SecondFactorFirst:
+            pass
+        # The second factor's tries spend the same failure budget (brute force of the
+        # token): the password's slot, no failure, goes back before they are counted.
+        checked.guess.succeeded()
         # Second factor only after the password matched (else the usual one message).
-        mfa.check_second_factor(svc, Account.of(user), totp_token, meta)
-        # Suspended (issue 11): said only now, after the password and second factor
-        # (enumeration: nobody without them learns that the account exists, or is
-        # suspended). The client does not become known.
-        if user.suspended_at is not None:
-            raise AccountSuspended()
-        # Lockout (OWASP device cookies): after the whole sign-in, not the password alone
-        # (a password must not buy a budget of its own for guessing the token), the client
-        # is known to the account and keeps its own budget (services/known_clients.py).
-        known_clients.signed_in(svc, Account.of(user), meta)
-        t.account_id = user.id
-        metrics.SIGN_INS.labels("password").inc()
-        return user
+        mfa.check_second_factor(svc, Account.of(checked.user), totp_token, meta)
+        return _complete(svc, t, checked, meta, new_session, factor_passed=True)
 
 
-async def check_password(svc: Services, login: str, password: str, meta: RequestMeta) -> User:
-    """The account whose password this is, or LoginFailed.
+class _SecondFactorFirst(Exception):
+    """Rolls the sign-in's write back before it wrote anything: a factor to check first."""
+
+
+def _complete(
+    svc: Services,
+    t: audit.Trail,
+    checked: PasswordMatched,
+    meta: RequestMeta,
+    new_session: bool,
+    *,
+    factor_passed: bool,
+) -> SignedIn:
+    user = checked.user
+    try:
+        with transaction(svc.sessions) as s:
+            # Bypass of the second factor: its absence is read in the transaction that
+            # signs in, so a factor turned on meanwhile is still asked for.
+            if not factor_passed and mfa.configured_in(s, user.id):
+                raise _SecondFactorFirst()
+            # Suspended (issue 11): said only now, after the password and second factor
+            # (enumeration: nobody without them learns that the account exists, or is
+            # suspended). The client does not become known.
+            if user.suspended_at is not None:
+                raise AccountSuspended()
+            checked.guess.succeeded(within=s)
+            # Lockout (OWASP device cookies): after the whole sign-in, not the password
+            # alone (a password must not buy a budget of its own for guessing the token),
+            # the client is known to the account and keeps its own budget
+            # (services/known_clients.py).
+            known_clients.signed_in(svc, s, user, meta)
+            session_id = None
+            if new_session:
+                now = int(svc.clock().timestamp())
+                session_id = sign_in_sessions.record(svc, user, meta, now, within=s)
+            t.account_id = user.id
+            t.write(s)
+    except AccountSuspended:
+        checked.guess.succeeded()  # the password was right: its slot was no failure
+        raise
+    metrics.SIGN_INS.labels("password").inc()
+    return SignedIn(user, session_id)
+
+
+async def check_password(
+    svc: Services, login: str, password: str, meta: RequestMeta
+) -> PasswordMatched:
+    """The account whose password this is, with the failure slot its check took (given
+    back by `finish_sign_in`), or LoginFailed.
 
     Enumeration by timing: an unknown login still runs one argon2 verify (dummy hash).
     Credential stuffing: a failure slot is taken before the verify (RateLimited):
@@ -205,23 +285,25 @@ async def check_password(svc: Services, login: str, password: str, meta: Request
         raise
     if user is None or not ok:
         raise LoginFailed()
-    await run_sync(guess.succeeded)
     if user.password_hash and svc.pool.needs_rehash(user.password_hash):
         await _rehash(svc, user.id, user.password_hash, normalised)
-    return user
+    return PasswordMatched(user, guess)
 
 
 def _take_guess(svc: Services, login: str, meta: RequestMeta) -> tuple[User | None, Guess]:
-    user = find_by_login(svc, login)
-    # Limit evasion (NIST 800-63B 5.2.2 counts failures per subscriber account): a known
-    # account is keyed on its address, whether named by username or address, the key its
-    # TOTP tries and password changes use too; an unknown login on what was typed.
-    # Trade-off: once an account's budget is spent, both its names are refused, which
-    # tells a prober that a username and an address belong together (weaker than the
-    # "already exists" of createUser, and it costs the prober the whole budget).
-    subject = user.email if user is not None else login
-    account_id = user.id if user is not None else known_clients.NO_ACCOUNT
-    return user, known_clients.guess(svc, identity.email_key(subject), meta, account_id)
+    with svc.sessions() as s:  # one read session for both look-ups
+        user = repo.by_login(s, login)
+        # Limit evasion (NIST 800-63B 5.2.2 counts failures per subscriber account): a
+        # known account is keyed on its address, whether named by username or address, the
+        # key its TOTP tries and password changes use too; an unknown login on what was
+        # typed. Trade-off: once an account's budget is spent, both its names are refused,
+        # which tells a prober that a username and an address belong together (weaker than
+        # the "already exists" of createUser, and it costs the prober the whole budget).
+        subject = user.email if user is not None else login
+        account_id = user.id if user is not None else known_clients.NO_ACCOUNT
+        key = identity.email_key(subject)
+        known = known_clients.find(svc, key, meta, account_id, within=s)
+    return user, known_clients.guess_as(svc, key, meta, account_id, known)
 
 
 async def _rehash(svc: Services, account_id: int, old_hash: str, password: str) -> None:

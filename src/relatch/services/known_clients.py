@@ -35,7 +35,7 @@ from relatch.services import owner_notices
 from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.services.limits import DEVICE, NETWORK, Guess, KnownClient
-from relatch.storage.db import delete_in_batches, transaction
+from relatch.storage.db import delete_in_batches, rowcount
 from relatch.storage.models import User
 from relatch.storage.models_clients import KnownClient as KnownRow
 
@@ -122,7 +122,17 @@ def find(
 def guess(svc: Services, address_key: str, meta: RequestMeta, account_id: int) -> Guess:
     """Take a failure slot for one password or second-factor check (services/limits.py):
     the client's own budget when it is known to the account, else the shared ones."""
-    known = find(svc, address_key, meta, account_id)
+    return guess_as(svc, address_key, meta, account_id, find(svc, address_key, meta, account_id))
+
+
+def guess_as(
+    svc: Services,
+    address_key: str,
+    meta: RequestMeta,
+    account_id: int,
+    known: KnownClient | None,
+) -> Guess:
+    """`guess` for a client the caller already looked up (`find`, in a read of its own)."""
     if known is not None:
         # The failure budget is the client's for the account's current credentials: a
         # reset, password change or not-me bumps the generation, so the client that made
@@ -201,10 +211,35 @@ def _known_under_fallback(
     return found is not None
 
 
-def signed_in(svc: Services, user: Account | User, meta: RequestMeta) -> None:
+_RENEW = (
+    update(KnownRow)
+    .where(
+        KnownRow.user_id == bindparam("b_user_id"),
+        KnownRow.digest.in_(bindparam("digests", expanding=True)),
+        KnownRow.expires_at > bindparam("now"),
+    )
+    .values(last_seen_at=bindparam("seen"), expires_at=bindparam("expires"))
+)
+
+
+def _all_known(
+    svc: Services, s: Session, user: Account | User, idents: list[_Identity], now: datetime
+) -> bool:
+    """Inside the caller's transaction: the client's rows under the current key renewed
+    in one UPDATE (issue 12: the usual sign-in, by a known client, writes nothing else
+    here); True when every identity had one, else `remember` has the rest to do (a new
+    identity, or one known under a fallback key)."""
+    address_key = identity.email_key(user.email)
+    digests = [_digest(svc.settings.secret, address_key, ident) for ident in idents]
+    expires = now + timedelta(days=svc.settings.known_client_days)
+    params = {"b_user_id": user.id, "digests": digests, "now": now, "seen": now, "expires": expires}
+    return rowcount(s.connection().execute(_RENEW, params)) == len(digests)
+
+
+def signed_in(svc: Services, s: Session, user: Account | User, meta: RequestMeta) -> None:
     """After a whole sign-in (password and second factor): the client becomes known, and
     the owner is told of a client that was not (services/owner_notices.py), in the same
-    transaction: one notice per new client.
+    transaction (the caller's, `s`: the sign-in's one write): one notice per new client.
 
     New means the strongest identity the request shows: a browser's device (a fresh
     browser on the owner's known home network is still a new device, as Google and
@@ -213,27 +248,28 @@ def signed_in(svc: Services, user: Account | User, meta: RequestMeta) -> None:
     """
     idents = _identities(meta)
     now = svc.clock()
-    with transaction(svc.sessions) as s:
-        had_known = (
-            s.scalar(
-                select(KnownRow.id)
-                .where(KnownRow.user_id == user.id, KnownRow.expires_at > now)
-                .limit(1)
-            )
-            is not None
+    if idents and _all_known(svc, s, user, idents, now):
+        return  # the usual sign-in: a client known already, nothing new to tell
+    had_known = (
+        s.scalar(
+            select(KnownRow.id)
+            .where(KnownRow.user_id == user.id, KnownRow.expires_at > now)
+            .limit(1)
         )
-        new = remember(svc, s, user, meta, now)
-        if not idents or idents[0].kind not in new:
-            return
-        row = s.get(User, user.id)
-        if row is None or owner_notices.quiet_first_sign_in(row, had_known, now):
-            return
-        # Mail bombing: an address never proven may not be the signer-up's; with a fresh
-        # browser per sign-in (a new device each), they could mail it without end. Such an
-        # address gets the (limited) activation mail only, until it is proven.
-        if not row.email_verified:
-            return
-        owner_notices.new_client(svc, s, row, meta, now)
+        is not None
+    )
+    new = remember(svc, s, user, meta, now)
+    if not idents or idents[0].kind not in new:
+        return
+    row = s.get(User, user.id)
+    if row is None or owner_notices.quiet_first_sign_in(row, had_known, now):
+        return
+    # Mail bombing: an address never proven may not be the signer-up's; with a fresh
+    # browser per sign-in (a new device each), they could mail it without end. Such an
+    # address gets the (limited) activation mail only, until it is proven.
+    if not row.email_verified:
+        return
+    owner_notices.new_client(svc, s, row, meta, now)
 
 
 def keep_only(

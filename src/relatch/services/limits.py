@@ -95,7 +95,7 @@ class Unlimited:
     ) -> list[Bucket]:
         return []
 
-    def release(self, buckets: object) -> None:
+    def release(self, buckets: object, within: object = None) -> None:
         pass
 
     def prune(self, now: int) -> int:
@@ -113,10 +113,11 @@ class Guess:
     buckets: list[Bucket]
     done: bool = False
 
-    def succeeded(self) -> None:
+    def succeeded(self, within: Session | None = None) -> None:
+        """`within`: given back in the caller's write transaction (a database store)."""
         if not self.done and self.buckets:
             self.done = True
-            self.store.release(self.buckets)
+            self.store.release(self.buckets, within)
 
 
 class Limits:

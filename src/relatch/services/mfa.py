@@ -56,10 +56,11 @@ class NewMfaKey:
 
 def is_configured(svc: Services, user_id: int) -> bool:
     with svc.sessions() as s:
-        return _configured(s, user_id)
+        return configured_in(s, user_id)
 
 
-def _configured(s: Session, user_id: int) -> bool:
+def configured_in(s: Session, user_id: int) -> bool:
+    """`is_configured`, read in the caller's session or transaction."""
     sealed = s.scalar(select(TotpFactor.sealed_secret).where(TotpFactor.user_id == user_id))
     return sealed is not None
 
@@ -374,6 +375,6 @@ class MfaStatus:
 def status(svc: Services, user_id: int) -> MfaStatus:
     """Whether TOTP is on, how many recovery codes are left, any pending removal."""
     with svc.sessions() as s:
-        enabled = _configured(s, user_id)
+        enabled = configured_in(s, user_id)
         left = _codes_left(s, user_id) if enabled else 0
     return MfaStatus(enabled, left, mfa_reset.due_of(svc, user_id) if enabled else None)

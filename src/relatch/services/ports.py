@@ -34,8 +34,8 @@ class LimitStore(Protocol):
         caller then rolls it back when any bucket is full); other stores ignore it."""
         ...
 
-    def release(self, buckets: Sequence[Bucket]) -> None:
-        """Give one hit back in each bucket."""
+    def release(self, buckets: Sequence[Bucket], within: Session | None = None) -> None:
+        """Give one hit back in each bucket; `within` as for `acquire`."""
         ...
 
     def prune(self, now: int) -> int:

@@ -4,7 +4,8 @@ A session JWT names its server-side record by the `sid` claim (core/tokens.py); 
 session deletes the record and `check` refuses every JWT naming a missing one, on every
 endpoint (the one place session JWTs are accepted: services/accounts.session_from_token).
 The per-account credential generation stays for "end everything" (reset, password change,
-suspension): a record of an older generation is dead, not listed, pruned at the next sign-in.
+suspension): a record of an older generation is dead, not listed, pruned when its account
+reaches MAX_SESSIONS records or when it expires (the workers' prune).
 
 JWTs issued before migration 0015 carry no `sid`. Decision: they keep working until they
 expire (RELATCH_JWT_TTL after their sign-in, 7 days by default) or the generation bumps,
@@ -52,36 +53,49 @@ class SessionView:
     current: bool
 
 
-def record(svc: Services, user: Account, meta: RequestMeta | None, signed_in_at: int) -> str:
+def record(
+    svc: Services,
+    user: Account | User,
+    meta: RequestMeta | None,
+    signed_in_at: int,
+    *,
+    within: Session | None = None,
+) -> str:
     """A new session record for a sign-in at `signed_in_at`; its public id (the `sid`).
 
-    Its own transaction; the account's dead records (expired, older generation) go with
-    it, and the oldest live ones beyond MAX_SESSIONS.
+    Its own transaction, or the caller's (`within`: a sign-in writes everything in one).
+    Past MAX_SESSIONS records, the account's dead ones (expired, older generation) go,
+    then the oldest live ones; below it, dead records wait for the workers' prune.
     """
+    if within is not None:
+        return _record(svc, within, user, meta, signed_in_at)
+    with transaction(svc.sessions) as s:
+        return _record(svc, s, user, meta, signed_in_at)
+
+
+def _record(
+    svc: Services, s: Session, user: Account | User, meta: RequestMeta | None, signed_in_at: int
+) -> str:
     now = svc.clock()
     created = datetime.fromtimestamp(signed_in_at, UTC)
     public_id = secrets.token_urlsafe(16)  # 128 bits: ids are not guessable
     ip = meta.client_ip if meta else None
-    with transaction(svc.sessions) as s:
+    repo.add(
+        s,
+        public_id=public_id,
+        user_id=user.id,
+        generation=user.credential_generation,
+        created_at=created,
+        last_seen_at=now,
+        expires_at=created + timedelta(seconds=svc.settings.jwt_ttl),
+        user_agent=meta.user_agent if meta else None,
+        network=network_subject(ip) if ip else None,
+    )
+    # Counted first: the DELETEs (and their row locks) run only on the rare sign-in past
+    # the cap, never on every one (issue 12); dead rows go first, then the oldest live.
+    if repo.count(s, user.id) > MAX_SESSIONS:
         repo.prune(s, user.id, user.credential_generation, now)
-        repo.add(
-            s,
-            SignInSession(
-                public_id=public_id,
-                user_id=user.id,
-                generation=user.credential_generation,
-                created_at=created,
-                last_seen_at=now,
-                expires_at=created + timedelta(seconds=svc.settings.jwt_ttl),
-                user_agent=meta.user_agent if meta else None,
-                network=network_subject(ip) if ip else None,
-            ),
-        )
-        s.flush()
-        # Counted first: the DELETE (and its row locks) runs only on the rare sign-in past
-        # the cap, never on every one.
-        if repo.count(s, user.id) > MAX_SESSIONS:
-            repo.keep_newest(s, user.id, MAX_SESSIONS)
+        repo.keep_newest(s, user.id, MAX_SESSIONS)
     return public_id
 
 
@@ -183,5 +197,6 @@ def end_others(
 
 def prune_expired(svc: Services) -> int:
     """Delete the sessions past their JWT's expiry, in bounded batches (by the workers;
-    dead rows of an older generation go at their account's next sign-in)."""
+    dead rows of an older generation go then too, or once their account reaches
+    MAX_SESSIONS records)."""
     return delete_in_batches(svc.sessions, SignInSession, SignInSession.expires_at <= svc.clock())

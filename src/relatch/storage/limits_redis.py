@@ -81,7 +81,7 @@ class RedisLimitStore:
             filled.extend(buckets[-i - 1] for i in found if i < 0)
         return [buckets[i - 1] for i in found if i > 0]
 
-    def release(self, buckets: Sequence[Bucket]) -> None:
+    def release(self, buckets: Sequence[Bucket], within: object = None) -> None:
         if not buckets:
             return
         try:

@@ -49,6 +49,16 @@ class SqlLimitStore:
             )
             .returning(LimitCounter.count)
         )
+        self._give_back = (
+            update(LimitCounter)
+            .where(
+                LimitCounter.key == bindparam("b_key"),
+                LimitCounter.window_seconds == bindparam("b_seconds"),
+                LimitCounter.window_start == bindparam("b_start"),
+                LimitCounter.count > 0,
+            )
+            .values(count=LimitCounter.count - 1)
+        )
 
     def acquire(
         self,
@@ -99,20 +109,23 @@ class SqlLimitStore:
                 reached.append(b)
         return full
 
-    def release(self, buckets: Sequence[Bucket]) -> None:
-        """Give back one hit in each bucket (the attempt turned out not to be a failure)."""
+    def release(self, buckets: Sequence[Bucket], within: Session | None = None) -> None:
+        """Give back one hit in each bucket (the attempt turned out not to be a failure).
+        `within`: in the caller's transaction (a sign-in's one write, issue 12)."""
+        if not buckets:
+            return
+        if within is not None:
+            self._uncount(within, buckets)
+            return
         with transaction(self.sessions) as s:
-            for b in sorted(buckets):
-                s.execute(
-                    update(LimitCounter)
-                    .where(
-                        LimitCounter.key == b.key,
-                        LimitCounter.window_seconds == b.seconds,
-                        LimitCounter.window_start == b.start,
-                        LimitCounter.count > 0,
-                    )
-                    .values(count=LimitCounter.count - 1)
-                )
+            self._uncount(s, buckets)
+
+    def _uncount(self, s: Session, buckets: Sequence[Bucket]) -> None:
+        conn = s.connection()  # a prebuilt Core UPDATE, as `_count`'s upsert
+        for b in sorted(buckets):  # the same fixed order as acquire: no deadlock
+            conn.execute(
+                self._give_back, {"b_key": b.key, "b_seconds": b.seconds, "b_start": b.start}
+            )
 
     def prune(self, now: int) -> int:
         with transaction(self.sessions) as s:

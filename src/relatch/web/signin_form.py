@@ -97,7 +97,7 @@ async def attempt(request: Request, values: Mapping[str, str]) -> Outcome:
     meta = request_meta(request, new_device=True)
     token = values.get(TOTP) or None
     try:
-        user = await accounts.sign_in(
+        signed = await accounts.sign_in(
             services(request), values.get(USERNAME, ""), values.get(PASSWORD, ""), token, meta
         )
     except TotpRequired:
@@ -112,7 +112,7 @@ async def attempt(request: Request, values: Mapping[str, str]) -> Outcome:
     except LoginFailed:
         # Enumeration: every other refusal (unknown login, wrong password) reads alike.
         return Outcome(meta, error=WRONG, need_totp=token is not None)
-    return Outcome(meta, user=user)
+    return Outcome(meta, user=signed.account)
 
 
 def remember_device(request: Request, response: Response, outcome: Outcome) -> None:

@@ -32,7 +32,7 @@ class FakeStore:
         self.acquired.append(list(buckets))
         return []
 
-    def release(self, buckets: Sequence[Bucket]) -> None:
+    def release(self, buckets: Sequence[Bucket], within: object = None) -> None:
         self.released.append(list(buckets))
 
     def prune(self, now: int) -> int:

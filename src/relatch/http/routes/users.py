@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import UTC
 
 from anyio.to_thread import run_sync
@@ -58,9 +57,11 @@ async def create_user(body: CreateUserRequest, request: Request) -> CreateUserRe
 async def login(body: GetJWTRequest, request: Request) -> GetJWTResponse:
     svc = services(request)
     meta = request_meta(request)
-    user = await accounts.sign_in(svc, body.username, body.password, body.totpToken, meta)
-    # The session record is written in a worker thread (services/sign_in_sessions.py).
-    token = await run_sync(functools.partial(accounts.issue_session, svc, user, meta=meta))
+    signed = await accounts.sign_in(
+        svc, body.username, body.password, body.totpToken, meta, new_session=True
+    )
+    # The session record was written with the sign-in: only the JWT is left to sign.
+    token = accounts.issue_session(svc, signed.account, session_id=signed.session_id)
     return GetJWTResponse(success=True, token=token)
 
 
