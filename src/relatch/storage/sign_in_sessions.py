@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from relatch.storage.db import rowcount
@@ -97,8 +97,16 @@ def prune(s: Session, account_id: int, generation: int, now: datetime) -> int:
     )
 
 
+_COUNT = (
+    select(func.count())
+    .select_from(SignInSession)
+    .where(SignInSession.user_id == bindparam("b_user_id"))
+)
+
+
 def count(s: Session, account_id: int) -> int:
-    return int(s.scalar(select(func.count()).where(SignInSession.user_id == account_id)) or 0)
+    # Prebuilt, as Core: it runs at every sign-in (issue 12).
+    return int(s.connection().execute(_COUNT, {"b_user_id": account_id}).scalar_one())
 
 
 def keep_newest(s: Session, account_id: int, keep: int) -> int:
