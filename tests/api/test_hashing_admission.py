@@ -26,6 +26,7 @@ from tests.helpers.app import Account
 from tests.helpers.app import test_settings as make_settings
 from tests.helpers.hashing import FAST, HeldHasher
 from tests.helpers.notices import Mailbox
+from tests.helpers.statements import recording
 
 WORKERS, QUEUE = 2, 2
 
@@ -122,6 +123,27 @@ def test_the_queue_bound_holds_exactly(
         held.release.set()
         assert [f.result(timeout=30).status_code for f in admitted] == [200] * len(admitted)
     assert login(client, acct).status_code == 200
+
+
+def test_a_refused_login_spends_no_failure_slot_and_writes_only_its_audit_row(
+    svc: Services, client: TestClient, make_account: Any, held: HeldHasher
+) -> None:
+    """Overload: past the bound a login is refused before its look-ups and its failure
+    slot (a flood of refused logins costs the core no limit writes), and the owner's
+    budget is untouched by attempts that guessed nothing; the trail still records it."""
+    acct = make_account()
+    with ThreadPoolExecutor(WORKERS + QUEUE + 1) as threads:
+        try:
+            admitted = fill(svc, client, held, threads, acct)
+            with recording(svc.engine) as recorded:
+                refused = login(client, acct)
+        finally:
+            held.release.set()
+        assert refused.status_code == 429
+        written = {t for s in recorded.statements if s.kind != "SELECT" for t in s.tables}
+        assert written == {"audit_events"}, recorded.shapes
+        assert "limit_counters" not in {t for s in recorded.statements for t in s.tables}
+        assert [f.result(timeout=30).status_code for f in admitted] == [200] * len(admitted)
 
 
 def test_signup_reset_and_change_are_refused_too_when_the_pool_is_full(

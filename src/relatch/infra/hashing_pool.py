@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from relatch.core.errors import RateLimited
 from relatch.core.hashing import Argon2Params, Hasher
@@ -45,9 +45,13 @@ BUSY = "The server is busy, try again in a moment"
 # first sample taken as it is). Before any was measured: the default argon2 cost, one core.
 SMOOTHING = 0.2
 FIRST_ESTIMATE = 0.035
-# The default queue holds this many hashes per worker: about two seconds of work at the
-# default argon2 cost (~30 ms a hash), enough for bursts of 64 logins on a small machine.
+# The default queue holds at most this many hashes per worker: about two seconds of work
+# at the default argon2 cost (~30 ms a hash), enough for bursts of 64 logins on a small
+# machine; and only as many as the workers finish in QUEUE_SECONDS at the measured hash
+# time, so that on a slower machine, or with costlier parameters, an admitted caller
+# still waits seconds, not minutes (at least one per worker).
 QUEUE_PER_WORKER = 64
+QUEUE_SECONDS = 2.0
 # How much the hash threads' nice value is raised (0: as the process; at most 19). At 10
 # the CFS scheduler weighs a hash thread about a tenth of a request thread.
 DEFAULT_NICE = 10
@@ -101,6 +105,7 @@ class HashingPool:
         `hasher` and `timer` replace argon2 and the clock (tests fill the pool with them)."""
         self.workers = workers if workers is not None else default_workers()
         self.queue = queue if queue is not None else default_queue(self.workers)
+        self._by_time = queue is None  # the default: bounded by QUEUE_SECONDS too
         self._hasher = hasher if hasher is not None else Hasher(params)
         self._executor = ThreadPoolExecutor(
             max_workers=self.workers,
@@ -115,7 +120,14 @@ class HashingPool:
 
     @property
     def capacity(self) -> int:
-        return self.workers + self.queue
+        return self.workers + self._queue_now()
+
+    def _queue_now(self) -> int:
+        if not self._by_time:
+            return self.queue
+        seconds = self._seconds if self._seconds is not None else FIRST_ESTIMATE
+        in_time = int(QUEUE_SECONDS * self.workers / max(seconds, 1e-6))
+        return max(self.workers, min(self.queue, in_time))
 
     @property
     def in_flight(self) -> int:
@@ -130,6 +142,21 @@ class HashingPool:
             seconds = self._seconds if self._seconds is not None else FIRST_ESTIMATE
         return max(1, math.ceil((waiting + 1) * seconds / self.workers))
 
+    def refuse_if_full(self) -> None:
+        """RateLimited now if a hash would be refused now: checked by a caller before the
+        work that leads to its hash (a sign-in's failure slot and look-ups), so that a
+        flood past the bound is refused for the cost of a cheap request, the hashes keep
+        the core, and no owner's failure budget is touched by a refused attempt."""
+        with self._lock:
+            full = self._in_flight >= self.capacity
+        if full:
+            self._refuse()
+
+    def _refuse(self) -> NoReturn:
+        # Past the bound: refused at once rather than queued (a wait nobody bounds).
+        metrics.RATE_LIMIT_REFUSALS.labels("hashing_pool").inc()
+        raise RateLimited(self.retry_after(), BUSY)
+
     def _submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
         with self._lock:
             full = self._in_flight >= self.capacity
@@ -137,9 +164,7 @@ class HashingPool:
                 self._in_flight += 1
                 self._publish()
         if full:
-            # Past the bound: refused at once rather than queued (a wait nobody bounds).
-            metrics.RATE_LIMIT_REFUSALS.labels("hashing_pool").inc()
-            raise RateLimited(self.retry_after(), BUSY)
+            self._refuse()
         try:
             future = self._executor.submit(self._timed, fn, *args)
         except BaseException:

@@ -267,6 +267,9 @@ async def check_password(
     (services/known_clients.py). The client becomes known only after the whole sign-in,
     second factor included (`finish_sign_in`).
     """
+    # Overload: a hashing pool already full refuses now, before any database work and
+    # before a failure slot is taken (a refused attempt guessed nothing).
+    svc.pool.refuse_if_full()
     user, guess = await run_sync(_take_guess, svc, login, meta)
     normalised = passwords.normalise(password)
     if len(normalised) > passwords.MAX_LENGTH:

@@ -57,4 +57,9 @@ class PasswordHasher(Protocol):
 
     def needs_rehash(self, stored: str) -> bool: ...
 
+    def refuse_if_full(self) -> None:
+        """RateLimited now if a hash would be refused now (checked before the work that
+        leads to one)."""
+        ...
+
     def close(self) -> None: ...

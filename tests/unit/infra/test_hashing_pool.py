@@ -83,6 +83,44 @@ def test_retry_after_from_queue_length_and_measured_hash_time() -> None:
     anyio.run(main)
 
 
+def test_the_default_queue_holds_only_what_the_workers_finish_in_queue_seconds() -> None:
+    """Owner side of overload on a slow machine: with hashes measured at 0.5 s, the default
+    queue admits QUEUE_SECONDS of them per worker, not QUEUE_PER_WORKER (an admitted caller
+    waits seconds, not a minute); a queue set explicitly keeps its count."""
+
+    async def main() -> None:
+        hasher = HeldHasher()
+        hasher.held = False
+        ticks = itertools.count(step=0.5)  # every hash measured at 0.5 s
+        pool = HashingPool(FAST, workers=1, hasher=hasher, timer=lambda: next(ticks))
+        try:
+            assert pool.queue == hashing_pool.QUEUE_PER_WORKER  # the cap, not the bound now
+            await pool.hash("measured once")
+            in_time = int(hashing_pool.QUEUE_SECONDS / 0.5)
+            assert pool.capacity == 1 + in_time < 1 + pool.queue
+            hasher.held = True
+            admitted = [asyncio.ensure_future(pool.hash(f"p {i}")) for i in range(1 + in_time)]
+            await anyio.sleep(0)
+            with pytest.raises(RateLimited):
+                pool.refuse_if_full()
+            with pytest.raises(RateLimited):
+                await pool.hash("one past the time bound")
+            hasher.release.set()
+            await asyncio.gather(*admitted)
+            pool.refuse_if_full()  # room again: no refusal
+        finally:
+            hasher.release.set()
+            pool.close()
+        fixed = HashingPool(FAST, workers=1, queue=7, hasher=hasher, timer=lambda: next(ticks))
+        try:
+            await fixed.hash("measured")
+            assert fixed.capacity == 8
+        finally:
+            fixed.close()
+
+    anyio.run(main)
+
+
 def test_runs_off_the_event_loop_and_holds_no_worker_thread() -> None:
     async def main() -> None:
         hasher = HeldHasher()
