@@ -39,7 +39,8 @@ def write_results(
     out: list[str] = ["# Benchmark results", ""]
     if quick:
         out += [
-            "**`BENCH_QUICK=1` run**: one repetition, short loads, no 1 M accounts. "
+            "**`BENCH_QUICK=1` run**: one repetition, short loads, concurrency 32 only, "
+            "SQLite only, no c=128 and no 1 M accounts. "
             "Figures are indicative only; `make bench` gives medians of 3.",
             "",
         ]
