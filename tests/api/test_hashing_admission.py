@@ -18,6 +18,7 @@ import anyio.to_thread
 import pytest
 from fastapi.testclient import TestClient
 
+from relatch.core.errors import RateLimited
 from relatch.infra.hashing_pool import HashingPool
 from relatch.services.context import Services
 from relatch.settings import Settings
@@ -205,3 +206,38 @@ def test_the_password_grant_holds_no_thread_while_its_password_is_verified(
         held.release.set()
         granted = pending.result(timeout=30)
     assert granted.status_code == 200 and granted.json()["access_token"], granted.text
+
+
+class RefusingHashes:
+    """The service's own pool, but every new hash refused as a full pool refuses it: the
+    policy's verify gets in, the hash after it finds no room (the race under a flood)."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+    async def hash(self, password: str) -> str:
+        raise RateLimited(1, "The server is busy, try again in a moment")
+
+
+def test_a_reset_whose_hash_finds_the_pool_full_keeps_its_codes_try(
+    svc: Services, client: TestClient, make_account: Any, mailbox: Mailbox
+) -> None:
+    """Owner side: a flood that fills the pool between the policy's verify and the new
+    hash must not burn the owner's code (5 tries): each such reset answers 429 and gives
+    its try back, and the code still resets once the server has room."""
+    acct = make_account()
+    client.post("/v1/api-user-request-reset-password", json={"email": acct.email})
+    code = mailbox.last_code(acct.email)
+    body = {"email": acct.email, "code": code, "newPassword": "a brand new passphrase"}
+    real = svc.pool
+    svc.pool = RefusingHashes(real)
+    try:
+        for _ in range(7):  # more than the code's 5 tries
+            refused = client.post("/v1/api-user-reset-password", json=body)
+            assert refused.status_code == 429, refused.text
+    finally:
+        svc.pool = real
+    assert client.post("/v1/api-user-reset-password", json=body).json() == {"success": True}

@@ -19,7 +19,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity, keyed
-from relatch.core.errors import CodeRejected, InvalidInput
+from relatch.core.errors import CodeRejected, InvalidInput, RateLimited
 from relatch.core.meta import RequestMeta
 from relatch.infra import metrics
 from relatch.services import audit, credentials, known_clients
@@ -328,7 +328,16 @@ async def use_code(
         if refused is not None:
             await run_sync(refused)
         raise
-    new_hash = await svc.pool.hash(normalised)
+    try:
+        new_hash = await svc.pool.hash(normalised)
+    except RateLimited:
+        # Lockout by overload: a right code whose hash found the pool full was no guess.
+        # Without its try back, a flood of logins could burn the owner's code, five
+        # retries and it is dead (found measuring issue 12: the policy's verify got in,
+        # the hash after it was refused).
+        if refused is not None:
+            await run_sync(refused)
+        raise
     await run_sync(_consume_code, svc, code_id, user, new_hash, meta, t)
 
 
