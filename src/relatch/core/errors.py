@@ -220,3 +220,10 @@ class RateLimited(RelatchError):
     def __init__(self, retry_after: int, message: str | None = None) -> None:
         super().__init__(message)
         self.retry_after = max(1, int(retry_after))
+
+
+class ServerBusy(RateLimited):
+    """The hashing pool is full (infra/hashing_pool.py): HTTP 429 like any refusal, but an
+    overload, not an attempt on anything (no secret was checked, no budget spent)."""
+
+    public_message = "The server is busy, try again in a moment"

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NoReturn, TypeVar
 
-from relatch.core.errors import RateLimited
+from relatch.core.errors import ServerBusy
 from relatch.core.hashing import Argon2Params, Hasher
 from relatch.infra import metrics
 
@@ -155,7 +155,7 @@ class HashingPool:
     def _refuse(self) -> NoReturn:
         # Past the bound: refused at once rather than queued (a wait nobody bounds).
         metrics.RATE_LIMIT_REFUSALS.labels("hashing_pool").inc()
-        raise RateLimited(self.retry_after(), BUSY)
+        raise ServerBusy(self.retry_after(), BUSY)
 
     def _submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
         with self._lock:

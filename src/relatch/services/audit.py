@@ -23,7 +23,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from relatch.core import identity, keyed
-from relatch.core.errors import RelatchError
+from relatch.core.errors import RelatchError, ServerBusy
 from relatch.core.meta import RequestMeta
 from relatch.services.context import Services
 from relatch.storage import outage
@@ -214,6 +214,11 @@ class Trail:
             # The database failed the call: a second wait for it (another pool checkout
             # or connect) would only push the 503 past its bound (issue 10). Counted lost.
             _outages.note(exc)
+            return None
+        if isinstance(exc, ServerBusy):
+            # Overload, not an attempt: nothing was checked. Under a flood, a row per
+            # refusal would be a write per refusal, taking the core from the hashes and
+            # the cheap requests (issue 12); the refusals are counted in the metrics.
             return None
         if isinstance(exc, Exception):
             # Written even if `write` ran: the failed transaction took that row with it.
