@@ -49,6 +49,17 @@ class SqlLimitStore:
             )
             .returning(LimitCounter.count)
         )
+        self._decrement = (
+            update(LimitCounter)
+            .where(
+                # Names apart from the columns': SQLAlchemy would take those for SET values.
+                LimitCounter.key == bindparam("b_key"),
+                LimitCounter.window_seconds == bindparam("b_seconds"),
+                LimitCounter.window_start == bindparam("b_start"),
+                LimitCounter.count > 0,
+            )
+            .values(count=LimitCounter.count - 1)
+        )
 
     def acquire(
         self,
@@ -59,13 +70,18 @@ class SqlLimitStore:
         """Count one hit in every bucket, or in none: returns the buckets that were full.
         `filled` receives those this hit brought to their limit (the hit was counted).
         `within`: counted in the caller's transaction (one write instead of two for a reset
-        request); the caller rolls it back when a bucket was full, so none is counted."""
+        request); when a bucket was full the hits are taken back in it, so none is counted
+        and the caller may still commit the rest (a group commit: storage/group_commit.py).
+        Atomic like the own transaction: the rows stay locked (PostgreSQL) or the file
+        (SQLite) until the caller's transaction ends."""
         if not buckets:
             return []  # every limit off: no transaction at all
         reached: list[Bucket] = []
         if within is not None:
             full = self._count(within, buckets, reached)
-            if not full and filled is not None:
+            if full:
+                self._give_back(within, buckets)
+            elif filled is not None:
                 filled.extend(reached)
             return full
         try:
@@ -102,17 +118,13 @@ class SqlLimitStore:
     def release(self, buckets: Sequence[Bucket]) -> None:
         """Give back one hit in each bucket (the attempt turned out not to be a failure)."""
         with transaction(self.sessions) as s:
-            for b in sorted(buckets):
-                s.execute(
-                    update(LimitCounter)
-                    .where(
-                        LimitCounter.key == b.key,
-                        LimitCounter.window_seconds == b.seconds,
-                        LimitCounter.window_start == b.start,
-                        LimitCounter.count > 0,
-                    )
-                    .values(count=LimitCounter.count - 1)
-                )
+            self._give_back(s, buckets)
+
+    def _give_back(self, s: Session, buckets: Sequence[Bucket]) -> None:
+        conn = s.connection()
+        for b in sorted(buckets):
+            values = {"b_key": b.key, "b_seconds": b.seconds, "b_start": b.start}
+            conn.execute(self._decrement, values)
 
     def prune(self, now: int) -> int:
         with transaction(self.sessions) as s:

@@ -27,7 +27,8 @@ router = operations(["User"])
 async def request_reset_password(
     body: RequestResetPasswordRequest, request: Request
 ) -> GenericApiResponse:
-    await run_sync(reset.request_reset, services(request), body.email, request_meta(request))
+    # No thread hop of its own: its writes join the next group commit (issue 12).
+    await reset.request_reset_grouped(services(request), body.email, request_meta(request))
     return GenericApiResponse(success=True)
 
 
