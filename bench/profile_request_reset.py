@@ -257,7 +257,13 @@ def wrk_figures(out: str) -> dict[str, float]:
     return found
 
 
-def throughput(builds: list[Path], runs: int, seconds: float, path: str = PATH) -> None:
+def throughput(
+    builds: list[Path],
+    runs: int,
+    seconds: float,
+    path: str = PATH,
+    extra: dict[str, str] | None = None,
+) -> None:
     """Interleaved runs (build A, build B, A, B...), each a fresh server: 3 s of warm-up,
     then `seconds` of wrk -t1 -c32 --latency from CPU 1; the server's CPU per request from
     /proc/PID/stat. Prints each run and the medians per build and address."""
@@ -268,7 +274,7 @@ def throughput(builds: list[Path], runs: int, seconds: float, path: str = PATH) 
             for name in addresses:
                 address = EXISTING if name == "existing" else UNKNOWN
                 with tempfile.TemporaryDirectory() as tmp:
-                    proc, base = start(Path(tmp), {}, build)
+                    proc, base = start(Path(tmp), extra or {}, build)
                     try:
                         make_account(base)
                         load(base, address, 3, path=path).communicate()
@@ -327,15 +333,16 @@ def main() -> None:
     ap.add_argument("--service-cpu", action="store_true", help="only the use case's CPU/call")
     args = ap.parse_args()
     address = EXISTING if args.address == "existing" else UNKNOWN
+    extra = dict(e.split("=", 1) for e in args.env)
     if args.throughput:
         builds = [b.absolute() for b in args.compare or [args.relatch]]
-        throughput(builds, args.throughput, args.seconds, "/healthz" if args.healthz else PATH)
+        path = "/healthz" if args.healthz else PATH
+        throughput(builds, args.throughput, args.seconds, path, extra)
         return
     if args.service_cpu:
         with tempfile.TemporaryDirectory() as tmp:
             service_cpu(Path(tmp), address)
         return
-    extra = dict(e.split("=", 1) for e in args.env)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         proc, base = start(workdir, extra, args.relatch)
