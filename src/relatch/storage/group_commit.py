@@ -116,7 +116,11 @@ class GroupCommit:
                 outcomes = await anyio.to_thread.run_sync(self._commit, [i for i, _ in batch])
             except BaseException as exc:  # cancelled at shutdown: no caller waits forever
                 for _, future in batch:
-                    if not future.done():
+                    if future.done():
+                        continue
+                    if isinstance(exc, asyncio.CancelledError):
+                        future.cancel()
+                    else:
                         future.set_exception(exc)
                 raise
             for (_, future), outcome in zip(batch, outcomes, strict=True):
