@@ -125,8 +125,20 @@ def make_account(base: str) -> None:
     assert made.json()["success"], made.text
 
 
-def load(base: str, address: str, seconds: float, connections: int = 32) -> subprocess.Popen[bytes]:
-    """c=`connections` on CPU 1 for `seconds`: wrk if installed, else httpx (slower client)."""
+def load(
+    base: str,
+    address: str,
+    seconds: float,
+    connections: int = 32,
+    *,
+    latency: bool = False,
+    path: str = PATH,
+) -> subprocess.Popen[bytes]:
+    """c=`connections` on CPU 1 for `seconds`: wrk if installed, else httpx (slower client).
+    `path` other than the reset request: a GET of it (the no-op ceiling, /healthz)."""
+    if path != PATH:
+        argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", base + path]
+        return subprocess.Popen(pinned(1, argv), stdout=subprocess.PIPE)
     if shutil.which("wrk"):
         script = Path(tempfile.mkstemp(suffix=".lua")[1])
         script.write_text(
@@ -134,6 +146,8 @@ def load(base: str, address: str, seconds: float, connections: int = 32) -> subp
             f'wrk.body = \'{{"email":"{address}"}}\'\n'
         )
         argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", str(script), base + PATH]
+        if latency:
+            argv.insert(1, "--latency")
     else:
         argv = [sys.executable, __file__, "--client", base, address, str(seconds)]
     return subprocess.Popen(pinned(1, argv), stdout=subprocess.PIPE)
@@ -220,6 +234,79 @@ def service_cpu(workdir: Path, address: str, calls: int = 500, runs: int = 7) ->
     print(f"request_reset alone: {best * 1e6:.0f} us of CPU per call (best of {runs} x {calls})")
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process so far (/proc/PID/stat), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk_figures(out: str) -> dict[str, float]:
+    """Requests/s and the p50/p99 (ms) of wrk's `--latency` output."""
+
+    def ms(text: str) -> float:
+        value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    found = {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50": ms(re.search(r"50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        "p99": ms(re.search(r"99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        "requests": float(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        "errors": float(sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))),
+    }
+    return found
+
+
+def throughput(
+    builds: list[Path],
+    runs: int,
+    seconds: float,
+    path: str = PATH,
+    extra: dict[str, str] | None = None,
+) -> None:
+    """Interleaved runs (build A, build B, A, B...), each a fresh server: 3 s of warm-up,
+    then `seconds` of wrk -t1 -c32 --latency from CPU 1; the server's CPU per request from
+    /proc/PID/stat. Prints each run and the medians per build and address."""
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
+    addresses = ["unknown", "existing"] if path == PATH else ["-"]
+    for run in range(runs):
+        for build in builds:
+            for name in addresses:
+                address = EXISTING if name == "existing" else UNKNOWN
+                with tempfile.TemporaryDirectory() as tmp:
+                    proc, base = start(Path(tmp), extra or {}, build)
+                    try:
+                        make_account(base)
+                        load(base, address, 3, path=path).communicate()
+                        before = cpu_seconds(proc.pid)
+                        out = load(base, address, seconds, latency=True, path=path)
+                        text = out.communicate()[0].decode()
+                        used = cpu_seconds(proc.pid) - before
+                    finally:
+                        proc.terminate()
+                        proc.wait(timeout=15)
+                fig = wrk_figures(text)
+                fig["cpu_ms"] = 1e3 * used / max(fig["requests"], 1)
+                results.setdefault((str(build), name), []).append(fig)
+                print(
+                    f"run {run + 1} {build} {name}: {fig['rps']:.0f}/s p50 {fig['p50']:.1f} ms "
+                    f"p99 {fig['p99']:.1f} ms cpu {fig['cpu_ms']:.3f} ms/req "
+                    f"non-2xx {fig['errors']:.0f}",
+                    flush=True,
+                )
+    print("medians [min-max]:")
+    for (build, name), figs in results.items():
+
+        def cell(key: str, figs: list[dict[str, float]] = figs) -> str:
+            xs = sorted(f[key] for f in figs)
+            return f"{xs[len(xs) // 2]:.3g} [{xs[0]:.3g}-{xs[-1]:.3g}]"
+
+        print(
+            f"  {build} {name}: {cell('rps')} requests/s, p99 {cell('p99')} ms, "
+            f"CPU {cell('cpu_ms')} ms/request"
+        )
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--client":
         asyncio.run(httpx_client(sys.argv[2], sys.argv[3], float(sys.argv[4])))
@@ -232,14 +319,30 @@ def main() -> None:
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server")
     ap.add_argument("--raw", type=Path, help="keep py-spy's collapsed stacks in this file")
     ap.add_argument("--relatch", type=Path, default=VENV_BIN / "relatch", help="another build")
+    ap.add_argument(
+        "--throughput",
+        type=int,
+        default=0,
+        metavar="RUNS",
+        help="no profile: RUNS interleaved wrk runs of each --compare build, both addresses",
+    )
+    ap.add_argument(
+        "--compare", type=Path, action="append", default=[], help="a build for --throughput"
+    )
+    ap.add_argument("--healthz", action="store_true", help="--throughput of GET /healthz")
     ap.add_argument("--service-cpu", action="store_true", help="only the use case's CPU/call")
     args = ap.parse_args()
     address = EXISTING if args.address == "existing" else UNKNOWN
+    extra = dict(e.split("=", 1) for e in args.env)
+    if args.throughput:
+        builds = [b.absolute() for b in args.compare or [args.relatch]]
+        path = "/healthz" if args.healthz else PATH
+        throughput(builds, args.throughput, args.seconds, path, extra)
+        return
     if args.service_cpu:
         with tempfile.TemporaryDirectory() as tmp:
             service_cpu(Path(tmp), address)
         return
-    extra = dict(e.split("=", 1) for e in args.env)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         proc, base = start(workdir, extra, args.relatch)

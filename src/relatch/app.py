@@ -128,6 +128,10 @@ def create_app(settings: Settings | None = None, svc: Services | None = None) ->
     app = FastAPI(
         title="Relatch",
         lifespan=lifespan,
+        # Relatch's metrics are its own (infra/metrics.py, /metrics); FastAPI's OpenTelemetry
+        # bridge, unused, asked the global providers three questions on every request
+        # (issue 12: ~1.5 % of a reset request's CPU).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         openapi_url="/v1/openapi.json",
         docs_url=None,  # FastAPI's page loads an unpinned Swagger UI: see http/docs.py
         redoc_url=None,

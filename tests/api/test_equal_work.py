@@ -15,6 +15,7 @@ with a replayed one; and the sign-in form of /v1/oauth/authorize like login.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from relatch.app import create_app
+from relatch.core.meta import RequestMeta
+from relatch.services import reset
 from relatch.services.context import Services
 from relatch.settings import Settings
 from tests.api.test_oauth_authorize import AUTHORIZE, code_query, is_signin, new_client, post
@@ -176,3 +179,49 @@ def test_the_sign_in_form_does_the_same_work_for_known_and_unknown_users(
     for run in sides_of.values():
         run()
     assert_equal_work({name: work(svc, run) for name, run in sides_of.items()})
+
+
+def test_a_reset_request_does_the_same_work_for_known_and_unknown_addresses(
+    svc: Services, client: TestClient, make_account: Any
+) -> None:
+    """requestResetPassword, through the group commit (a group of one here)."""
+    acct: Account = make_account()
+
+    def ask(email: str) -> Callable[[], None]:
+        def run() -> None:
+            resp = client.post("/v1/api-user-request-reset-password", json={"email": email})
+            assert resp.json() == {"success": True}
+
+        return run
+
+    sides_of = {"known address": ask(acct.email), "unknown address": ask("nobody@example.com")}
+    for run in sides_of.values():
+        run()
+    assert_equal_work({name: work(svc, run) for name, run in sides_of.items()})
+
+
+def test_reset_requests_grouped_in_one_transaction_do_the_same_work_known_or_not(
+    svc: Services, make_account: Any
+) -> None:
+    """Two requests committed together, a known address and an unknown one: between the
+    group's BEGIN and COMMIT, each runs the same statements and writes as many rows."""
+    acct: Account = make_account()
+    meta = RequestMeta(client_ip="198.51.100.7", request_id="equal")
+
+    async def both() -> None:
+        await asyncio.gather(
+            reset.request_reset_grouped(svc, acct.email, meta),
+            reset.request_reset_grouped(svc, "nobody@example.com", meta),
+        )
+
+    asyncio.run(both())  # first-time work (a limit window's first hit) is not recorded
+    with recording(svc.engine) as done:
+        asyncio.run(both())
+    kinds = [s.kind for s in done.statements]
+    # One transaction (on PostgreSQL, psycopg begins it implicitly: no BEGIN statement).
+    assert kinds.count("BEGIN") <= 1, kinds
+    inner = [s for s in done.statements if s.kind != "BEGIN"]
+    half = len(inner) // 2
+    assert half and len(inner) == 2 * half, kinds
+    known, unknown = Recorded(inner[:half]), Recorded(inner[half:])
+    assert_equal_work({"known address": known, "unknown address": unknown})

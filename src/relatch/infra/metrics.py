@@ -92,7 +92,8 @@ MAILS = Counter(
 RATE_LIMIT_REFUSALS = Counter(
     "relatch_rate_limit_refusals",
     "Requests refused by a rate limit, by the limit's name (RELATCH_LIMIT_<NAME>), "
-    "or hashing_pool when the argon2 queue was full",
+    "hashing_pool when the argon2 queue was full, group_commit when the queue of cheap "
+    "writes was (storage/group_commit.py)",
     ["limit"],
     registry=RELATCH,
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Engine
@@ -18,6 +19,7 @@ from relatch.core.passwords import DEFAULT_RULES, Rule
 from relatch.services.limits import Limits, unlimited
 from relatch.services.ports import Clock, MailRenderer, PasswordHasher
 from relatch.settings import Settings
+from relatch.storage.group_commit import GroupCommit
 
 
 def utcnow() -> datetime:
@@ -39,6 +41,11 @@ class Services:
     )
     # Shared rate limits (database or Redis): services/limits.py.
     limits: Limits = field(default_factory=unlimited)
+
+    @cached_property
+    def group_commit(self) -> GroupCommit:
+        """The process's shared write transactions of cheap requests (reset requests)."""
+        return GroupCommit(self.sessions)
 
     @property
     def keys(self) -> KeyRing:

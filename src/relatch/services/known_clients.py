@@ -21,10 +21,12 @@ the account but the one that did it (`keep_only`), so a phisher's device loses i
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, not_, select, update
+from sqlalchemy import BindParameter, Select, and_, bindparam, delete, not_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -69,16 +71,17 @@ def _digests(svc: Services, address_key: str, ident: _Identity) -> list[str]:
     return keyed.candidates(svc.keys, keyed.KNOWN_CLIENT, ident.kind, address_key, ident.subject)
 
 
-# Built once, run as Core on the session's connection: on the reset-request path the ORM's
-# select machinery cost more than the indexed lookup itself (issue 12).
-_FIND = (
-    select(KnownRow.digest, KnownRow.user_id, User.credential_generation)
-    .join(User, User.id == KnownRow.user_id)
-    .where(
-        KnownRow.digest.in_(bindparam("digests", expanding=True)),
-        KnownRow.expires_at > bindparam("now"),
+# Built once per number of digests, run as Core on the session's connection: on the
+# reset-request path the ORM's select machinery cost more than the indexed lookup itself,
+# and an expanding IN list was rendered into a new SQL string on every call (issue 12).
+@functools.cache
+def _find_statement(digests: int) -> Select[str, int, int]:
+    names: list[BindParameter[str]] = [bindparam(f"d{n}") for n in range(digests)]
+    return (
+        select(KnownRow.digest, KnownRow.user_id, User.credential_generation)
+        .join(User, User.id == KnownRow.user_id)
+        .where(KnownRow.digest.in_(names), KnownRow.expires_at > bindparam("now"))
     )
-)
 
 
 def find(
@@ -101,12 +104,14 @@ def find(
     if not idents:
         return None
     by_digest = {d: ident for ident in idents for d in _digests(svc, address_key, ident)}
-    params = {"digests": list(by_digest), "now": svc.clock()}
+    params: dict[str, Any] = {f"d{n}": d for n, d in enumerate(by_digest)}
+    params["now"] = svc.clock()
+    statement = _find_statement(len(by_digest))
     if within is not None:
-        rows = within.connection().execute(_FIND, params).all()
+        rows = within.connection().execute(statement, params).all()
     else:
         with svc.sessions() as s:
-            rows = s.connection().execute(_FIND, params).all()
+            rows = s.connection().execute(statement, params).all()
     found = {
         by_digest[r.digest].kind: r.credential_generation
         for r in rows

@@ -168,7 +168,8 @@ class Limits:
         within: Session | None = None,
     ) -> None:
         """Count one reset request, or raise RateLimited; nothing is counted when refused
-        (`within`: counted in the caller's transaction, which the RateLimited rolls back).
+        (`within`: counted in the caller's transaction, and taken back in it when refused,
+        so the caller may still commit its other writes: a group commit).
 
         Mail bombing (OWASP Forgot Password CS): per target address and per client IP.
         Enumeration: `address_key` is the normalised submitted address, whether or not an

@@ -30,8 +30,9 @@ class LimitStore(Protocol):
     ) -> list[Bucket]:
         """Count one hit in every bucket, or none if any is full; returns the full ones.
         `filled`, when given, receives the buckets this hit brought to their limit.
-        `within`: the caller's write transaction, which a database store counts in (the
-        caller then rolls it back when any bucket is full); other stores ignore it."""
+        `within`: the caller's write transaction, which a database store counts in (and
+        takes its hits back in when any bucket is full, so the caller may commit the rest);
+        other stores ignore it."""
         ...
 
     def release(self, buckets: Sequence[Bucket], within: Session | None = None) -> None:

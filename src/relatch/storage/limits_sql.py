@@ -49,9 +49,10 @@ class SqlLimitStore:
             )
             .returning(LimitCounter.count)
         )
-        self._give_back = (
+        self._decrement = (
             update(LimitCounter)
             .where(
+                # Names apart from the columns': SQLAlchemy would take those for SET values.
                 LimitCounter.key == bindparam("b_key"),
                 LimitCounter.window_seconds == bindparam("b_seconds"),
                 LimitCounter.window_start == bindparam("b_start"),
@@ -69,13 +70,18 @@ class SqlLimitStore:
         """Count one hit in every bucket, or in none: returns the buckets that were full.
         `filled` receives those this hit brought to their limit (the hit was counted).
         `within`: counted in the caller's transaction (one write instead of two for a reset
-        request); the caller rolls it back when a bucket was full, so none is counted."""
+        request); when a bucket was full the hits are taken back in it, so none is counted
+        and the caller may still commit the rest (a group commit: storage/group_commit.py).
+        Atomic like the own transaction: the rows stay locked (PostgreSQL) or the file
+        (SQLite) until the caller's transaction ends."""
         if not buckets:
             return []  # every limit off: no transaction at all
         reached: list[Bucket] = []
         if within is not None:
             full = self._count(within, buckets, reached)
-            if not full and filled is not None:
+            if full:
+                self._give_back(within, buckets)
+            elif filled is not None:
                 filled.extend(reached)
             return full
         try:
@@ -115,17 +121,16 @@ class SqlLimitStore:
         if not buckets:
             return
         if within is not None:
-            self._uncount(within, buckets)
+            self._give_back(within, buckets)
             return
         with transaction(self.sessions) as s:
-            self._uncount(s, buckets)
+            self._give_back(s, buckets)
 
-    def _uncount(self, s: Session, buckets: Sequence[Bucket]) -> None:
+    def _give_back(self, s: Session, buckets: Sequence[Bucket]) -> None:
         conn = s.connection()  # a prebuilt Core UPDATE, as `_count`'s upsert
         for b in sorted(buckets):  # the same fixed order as acquire: no deadlock
-            conn.execute(
-                self._give_back, {"b_key": b.key, "b_seconds": b.seconds, "b_start": b.start}
-            )
+            values = {"b_key": b.key, "b_seconds": b.seconds, "b_start": b.start}
+            conn.execute(self._decrement, values)
 
     def prune(self, now: int) -> int:
         with transaction(self.sessions) as s:

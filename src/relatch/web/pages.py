@@ -202,7 +202,7 @@ async def ask_for_code(request: Request) -> Response:
         else:
             # Enumeration: request_reset records the request and never says whether an
             # account exists; every valid address gets the same redirect below.
-            await run_sync(reset.request_reset, services(request), email, request_meta(request))
+            await reset.request_reset_grouped(services(request), email, request_meta(request))
             target = _url(PAGE, i18n.explicit_language(request), sent="1")
             response = RedirectResponse(target, status_code=303)
             sent_notice.remember(request, response, email)
