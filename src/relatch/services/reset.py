@@ -247,7 +247,9 @@ def issue_code(svc: Services, s: Session, user: User) -> None:
     issue_codes(svc, s, [user])
 
 
-_NEW_CODES = insert(ResetCode).returning(ResetCode.id, sort_by_parameter_order=True)
+# Core, many rows per statement; the new ids come back matched by the link digest (256
+# random bits each: unique), so the RETURNING order does not matter.
+_NEW_CODES = insert(ResetCode).returning(ResetCode.id, ResetCode.link_digest)
 
 
 def issue_codes(svc: Services, s: Session, users: Sequence[User]) -> None:
@@ -260,7 +262,7 @@ def issue_codes(svc: Services, s: Session, users: Sequence[User]) -> None:
     newest = {u.id: n for n, u in enumerate(users)}
     expires = now + timedelta(seconds=svc.settings.reset_code_ttl)
     made: list[tuple[str, str]] = []
-    rows = []
+    rows: list[dict[str, Any]] = []
     for n, user in enumerate(users):
         code = codes.generate()
         # Lockout: the link's 256-bit secret cannot be guessed, so it needs no try counter
@@ -279,8 +281,11 @@ def issue_codes(svc: Services, s: Session, users: Sequence[User]) -> None:
                 "revoked_at": None if newest[user.id] == n else now,
             }
         )
-    # The row ids are part of the links' tokens: RETURNING, in the rows' order.
-    ids = list(s.scalars(_NEW_CODES, rows))
+    # The row ids are part of the links' tokens. (Flushed first: the caller's pending ORM
+    # changes go before this Core statement, as they went before the ORM row it replaces.)
+    s.flush()
+    made_ids = {d: i for i, d in s.connection().execute(_NEW_CODES, rows)}
+    ids = [made_ids[r["link_digest"]] for r in rows]
     outbox.enqueue_many(
         s,
         svc.renderer,
