@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import anyio
+import pytest
 from sqlalchemy import select
 
 from relatch.core.meta import RequestMeta
@@ -64,8 +65,10 @@ def test_a_stop_mid_send_finishes_that_mail_and_gives_back_the_rest(svc: Service
 
 
 def test_a_stop_leaves_the_reset_requests_not_reached_recorded(
-    svc: Services, make_account: Any
+    svc: Services, make_account: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The stop is asked between transactions: one request per transaction here.
+    monkeypatch.setattr(reset, "DECISIONS_PER_TRANSACTION", 1)
     accounts = [make_account() for _ in range(3)]
     for acct in accounts:
         reset.request_reset(svc, acct.email, RequestMeta())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select_autoescape
 
 from relatch.core import text
 
@@ -31,11 +31,23 @@ class TemplateRenderer:
             undefined=StrictUndefined,
             keep_trailing_newline=True,
             finalize=_inline,
+            # The templates ship with the package: no stat of their files on each render.
+            auto_reload=False,
         )
+        # Each message's three templates, loaded once (a worker's batch renders many).
+        self._parts: dict[str, tuple[Template, Template, Template]] = {}
+
+    def _templates(self, template: str) -> tuple[Template, Template, Template]:
+        parts = self._parts.get(template)
+        if parts is None:
+            parts = self._parts[template] = (
+                self._env.get_template(f"{template}/subject.txt"),
+                self._env.get_template(f"{template}/body.txt"),
+                self._env.get_template(f"{template}/body.html"),
+            )
+        return parts
 
     def render(self, template: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
         ctx = {"public_url": self._public_url, **context}
-        subject = self._env.get_template(f"{template}/subject.txt").render(ctx).strip()
-        text_body = self._env.get_template(f"{template}/body.txt").render(ctx)
-        html = self._env.get_template(f"{template}/body.html").render(ctx)
-        return subject, text_body, html
+        subject, text_body, html = self._templates(template)
+        return subject.render(ctx).strip(), text_body.render(ctx), html.render(ctx)

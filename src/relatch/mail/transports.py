@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 import anyio
+import anyio.to_thread
 
 
 class Transport(Protocol):
@@ -269,6 +270,11 @@ class MailDirTransport:
         self.folder = folder
 
     async def send(self, message: EmailMessage) -> None:
+        # Off the event loop, which serves requests: file writes block.
+        await anyio.to_thread.run_sync(self.write, message)
+
+    def write(self, message: EmailMessage) -> None:
+        """`send`, blocking (the mail worker writes a batch in one worker thread)."""
         # 0700 folder, 0600 files: the messages hold live reset codes (issue 8).
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")

@@ -1,31 +1,41 @@
 """Delivers the outbox: claim due rows, count the try, send, retry with backoff, never drop.
 
 Claims (storage/outbox_claims.py): a pass claims due mails CLAIM_BATCH at a time, each with
-its own random token and a lease of RELATCH_MAIL_CLAIM_SECONDS; right before each send the claim
-is renewed (a conditional UPDATE on the token: the lease runs from then on, the try is
-counted) and a claim taken over meanwhile is skipped; the mail is then marked sent or
-failed, again only under its token. A mail left `sending` by a process that died is
-claimed by another after its lease has run out, and sent.
+its own random token and a lease of RELATCH_MAIL_CLAIM_SECONDS; right before the batch's
+sends its claims are renewed in one UPDATE (a conditional UPDATE on each token: the lease
+runs from then on, the try is counted) and a claim taken over meanwhile is skipped; each
+mail is then marked sent (a batch of them in one UPDATE) or failed, again only under its
+token. A mail left `sending` by a process that died is claimed by another after its lease
+has run out, and sent.
 
-A send takes at most half the lease (the SMTP deadline, `transport_for`), so a renewed
-claim outlives its send: no other worker can take the mail over while it is being sent.
+A send takes at most half the lease (the SMTP deadline, `transport_for`), and a send starts
+only while its whole deadline ends within the batch's renewed lease (`_may_send`; a batch
+slowed down by its relay gives the rest back and claims them again): no other worker can
+take a mail over while it is being sent.
 
 Duplicates, the bound: a mail is sent twice only if its process dies (SIGKILL, power
-loss), or stalls past the lease, between the relay's accepting it and `mark_sent`; the
-next holder cannot know it went out. A worker has one mail in flight at a time, so that
-is at most one mail per worker per crash (or stall); a stall is logged ("claim lost after
-the send") when its worker wakes. SMTP itself adds one case we cannot close: a connection
-cut after the relay took the mail but before its answer reached us (RFC 1047) is a failed
-try, and the retry sends the mail again. Never a loss: a mail is `sent` only once the
-relay has accepted it, and a claim nobody finishes is taken over after its lease.
+loss), or stalls past the lease, between the relay's accepting it and its mark; the next
+holder cannot know it went out. Marks are written in one statement for the mails accepted
+since the last one, at the latest after MARK_EVERY mails or MARK_SECONDS (issue 12: one
+UPDATE per mail capped delivery near 130 mails/s), so that is at most the mails one worker
+sent in the last MARK_SECONDS, and never more than MARK_EVERY, per crash (or stall); a
+stall is logged ("claim lost after the send") when its worker wakes. SMTP itself adds one
+case we cannot close: a connection cut after the relay took the mail but before its
+answer reached us (RFC 1047) is a failed try, and the retry sends the mail again. Every
+copy carries the row's one Message-ID (`message_id`), so the recipient's mail client
+folds them together. Never a loss: a mail is `sent` only once the relay has accepted it,
+and a claim nobody finishes is taken over after its lease.
 """
 
 from __future__ import annotations
 
+import email.policy
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
@@ -37,7 +47,7 @@ import anyio.to_thread
 from relatch.infra.metrics import MAILS
 from relatch.mail.transports import MailDirTransport, SMTPTransport, Transport, kept
 from relatch.services.context import Services
-from relatch.storage import outbox_claims
+from relatch.storage import outage, outbox_claims
 from relatch.storage.outbox_claims import Claimed
 
 log = logging.getLogger(__name__)
@@ -94,8 +104,29 @@ class TriesSpent(Exception):
     """Every counted try of a mail was cut off (a crash or a stall) before its outcome."""
 
 
+class _HeaderClasses(HeaderRegistry):
+    """The standard library's header classes, each made once: `HeaderRegistry` makes a new
+    class on every header set, which was half the cost of building a mail (issue 12). The
+    classes are the same (class, `policy.default`'s base); only the lookup is cached."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().__getitem__(name)
+        return made
+
+
+# `email.policy.default`, with the header classes made once per process.
+POLICY = email.policy.default.clone(header_factory=_HeaderClasses())
+
+
 def build_message(svc: Services, item: Claimed) -> EmailMessage:
-    msg = EmailMessage()
+    msg = EmailMessage(policy=POLICY)
     msg["From"] = svc.settings.mail_from
     msg["To"] = item.recipient
     msg["Subject"] = item.subject
@@ -186,9 +217,12 @@ async def deliver_due(
     """One pass: send everything due, batch after batch, until nothing is due. Returns how
     many were delivered.
 
-    Throughput: claims come CLAIM_BATCH at a time in one transaction each, and the pass
-    sends over one SMTP connection (transports.kept; reopened after a failed send). Each
-    mail is still renewed right before its send and marked right after it, one at a time.
+    Throughput (issue 12): claims come CLAIM_BATCH at a time in one transaction each; the
+    claimed batch is renewed (its tries counted) in one UPDATE right before its sends, and
+    its messages are built in the same worker thread; the pass sends over one SMTP
+    connection (transports.kept; reopened after a failed send); the mails the relay
+    accepted are marked sent in one UPDATE (`_Marks`). The dev outbox's files are written
+    in the worker thread too, a batch per thread hop.
 
     Shutdown: `should_stop` is asked between mails, never during one; a mail being sent is
     sent (or marked failed), and the claims not yet tried are released, so no mail waits
@@ -209,43 +243,163 @@ async def deliver_due(
             claimed = await anyio.to_thread.run_sync(claim_due, svc, limiter=limiter)
             if not claimed:
                 break
-            sent += await _deliver(svc, sender, claimed, should_stop, limiter)
+            if isinstance(sender, MailDirTransport):
+                # Files: the whole batch in one worker thread, off the event loop.
+                sent += await anyio.to_thread.run_sync(
+                    _deliver_to_files, svc, sender, claimed, should_stop, limiter=limiter
+                )
+            else:
+                sent += await _deliver(svc, sender, claimed, should_stop, limiter)
     return sent
 
 
 @dataclass(frozen=True)
 class _Sent:
-    """A mail the relay accepted, to be marked sent before the next send."""
+    """A mail the relay accepted, to be marked sent."""
 
     item: Claimed
     message_id: str
 
 
-def _prepare(
-    svc: Services, sent: _Sent | None, claim: Claimed
-) -> tuple[Claimed | None, EmailMessage | Exception | None]:
-    """In a worker thread, right before a send: mark the mail just sent (if any) and renew
-    this one, in one transaction (outbox_claims.finish_and_renew), then build its message
-    (off the event loop, which serves requests). The renewed item, or None if taken over;
-    its message, or the exception building it raised (part of the try), or None if its
-    tries are spent."""
-    done = (sent.item, sent_values(svc, sent.message_id)) if sent is not None else None
-    try:
-        marked, item = outbox_claims.finish_and_renew(
-            svc.sessions, done, claim, svc.clock(), lease(svc)
+# Mails the relay accepted are marked sent in one UPDATE once this many are waiting, or
+# this long after the oldest was accepted, and at the end of the batch. The duplicate
+# bound: a crash (or a stall past the lease) between the relay's acceptance and the mark
+# sends again at most the mails accepted since the last mark.
+MARK_EVERY = 20
+MARK_SECONDS = 0.25
+
+
+@dataclass
+class _Marks:
+    """The outcomes of a renewed batch not yet written: sent, failed, given back."""
+
+    svc: Services
+    sent: list[_Sent] = field(default_factory=list)
+    failed: list[tuple[Claimed, BaseException]] = field(default_factory=list)
+    left: list[Claimed] = field(default_factory=list)
+    since: float | None = None  # time.monotonic() of the oldest unmarked acceptance
+
+    def accepted(self, item: Claimed, message: EmailMessage) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+        self.sent.append(_Sent(item, str(message["Message-ID"])))
+
+    def due(self) -> bool:
+        return len(self.sent) >= MARK_EVERY or (
+            self.since is not None and time.monotonic() - self.since >= MARK_SECONDS
         )
-    except Exception:
-        if sent is not None:  # the relay took it: its mark must not wait for the renewal
-            mark_sent(svc, sent.item, sent.message_id)
-        raise
-    if sent is not None:
-        _note_sent(sent.item, bool(marked))
-    if item is None or item.attempts > svc.settings.mail_max_attempts:
-        return item, None
+
+    def take(self) -> _Marks:
+        taken = _Marks(self.svc, self.sent, self.failed, self.left)
+        self.sent, self.failed, self.left, self.since = [], [], [], None
+        return taken
+
+    def write(self) -> None:
+        """In a worker thread: the sent ones in one UPDATE, each failed one retried or
+        abandoned, the ones not tried given back."""
+        svc = self.svc
+        if self.sent:
+            _mark_all_sent(svc, self.sent)
+        for item, error in self.failed:
+            mark_failed(svc, item, error)
+        if self.left:
+            given = outbox_claims.release(svc.sessions, self.left, counted=True)
+            for item in self.left:
+                if item.id not in given:
+                    log.info("mail %s: claim taken over by another worker, skipped", item.id)
+
+
+def _mark_all_sent(svc: Services, sent: list[_Sent]) -> None:
+    values = sent_values(svc, "")
+    del values["message_id"]  # each its own (outbox_claims.finish_sent)
+    pairs = [(s.item, s.message_id) for s in sent]
     try:
-        return item, build_message(svc, item)
-    except Exception as exc:  # a poison row: counted like a failed send
-        return item, exc
+        marked = outbox_claims.finish_sent(svc.sessions, pairs, **values)
+    except Exception as exc:
+        if outage.unavailable(exc) or len(sent) == 1:
+            raise  # unmarked: taken over after the lease and sent again, never lost
+        # One row must not leave the others unmarked (sent again): one by one.
+        log.warning("marking %s sent mails failed (%s): one by one", len(sent), type(exc).__name__)
+        for done in sent:
+            try:
+                mark_sent(svc, done.item, done.message_id)
+            except Exception as one:
+                if outage.unavailable(one):
+                    raise
+                log.exception("mail %s: sent, but its mark failed", done.item.id)
+        return
+    for done in sent:
+        _note_sent(done.item, done.item.id in marked)
+
+
+def _start(svc: Services, claimed: list[Claimed]) -> tuple[datetime, list[_Ready]]:
+    """In a worker thread, right before the sends: renew the batch (count the tries) in one
+    UPDATE and build each message (off the event loop). The end of the renewed lease, and
+    the mails still ours, each with its message or the exception building it raised (part
+    of the try). A mail whose tries are spent is marked failed here, unsent."""
+    now = svc.clock()
+    renewed = outbox_claims.renew_all(svc.sessions, claimed, now, lease(svc))
+    ready: list[_Ready] = []
+    for claim in claimed:
+        item = renewed.get(claim.id)
+        if item is None:
+            # Its lease ran out while it waited, and another worker claimed it: that
+            # worker sends it, this one must not (a duplicate).
+            log.info("mail %s: claim taken over by another worker, skipped", claim.id)
+        elif item.attempts > svc.settings.mail_max_attempts:
+            # A mail whose send kills its process (or stalls past the lease) on every try
+            # never reaches mark_failed: without this it would be taken over and tried
+            # forever, one crash each time. Its tries are spent: a dead letter, unsent.
+            spent = TriesSpent(f"{item.attempts - 1} tries ended without an outcome")
+            mark_failed(svc, item, spent)
+        else:
+            try:
+                ready.append((item, build_message(svc, item)))
+            except Exception as exc:  # a poison row: counted like a failed send
+                ready.append((item, exc))
+    return now + lease(svc), ready
+
+
+_Ready = tuple[Claimed, EmailMessage | Exception]
+
+
+def _may_send(svc: Services, until: datetime, should_stop: Callable[[], bool]) -> bool:
+    """Whether the next send may start: no stop asked, and its whole deadline (the SMTP
+    timeout) ends within the batch's renewed lease, so no other worker can take the mail
+    over while it is being sent (a relay slow on the mails before it used the lease up)."""
+    return not should_stop() and svc.clock() + timedelta(seconds=send_timeout(svc)) <= until
+
+
+def _deliver_to_files(
+    svc: Services,
+    sender: MailDirTransport,
+    claimed: list[Claimed],
+    should_stop: Callable[[], bool],
+) -> int:
+    """One claimed batch into the dev outbox, all in this worker thread; how many."""
+    if should_stop():
+        release(svc, claimed)
+        return 0
+    until, ready = _start(svc, claimed)
+    marks = _Marks(svc)
+    sent = 0
+    for n, (item, built) in enumerate(ready):
+        if not _may_send(svc, until, should_stop):
+            marks.left = [i for i, _ in ready[n:]]
+            break
+        try:
+            if isinstance(built, Exception):
+                raise built
+            sender.write(built)
+        except Exception as exc:  # retried, or abandoned (kept, logged): nothing is dropped
+            marks.failed.append((item, exc))
+            continue
+        marks.accepted(item, built)
+        sent += 1
+        if marks.due():
+            marks.take().write()
+    marks.write()
+    return sent
 
 
 async def _deliver(
@@ -256,44 +410,29 @@ async def _deliver(
     limiter: anyio.CapacityLimiter | None,
 ) -> int:
     """Send one claimed batch, in order, one mail at a time; how many were delivered."""
-
+    if should_stop():
+        await anyio.to_thread.run_sync(release, svc, claimed, limiter=limiter)
+        return 0
+    until, ready = await anyio.to_thread.run_sync(_start, svc, claimed, limiter=limiter)
+    marks = _Marks(svc)
     sent = 0
-    last: _Sent | None = None
-    for n, claim in enumerate(claimed):
-        if should_stop():
-            if last is not None:
-                await anyio.to_thread.run_sync(
-                    mark_sent, svc, last.item, last.message_id, limiter=limiter
-                )
-                last = None
-            await anyio.to_thread.run_sync(release, svc, claimed[n:], limiter=limiter)
-            break
-        item, built = await anyio.to_thread.run_sync(_prepare, svc, last, claim, limiter=limiter)
-        last = None
-        if item is None:
-            # Its lease ran out while the mails before it were sent, and another worker
-            # claimed it: that worker sends it, this one must not (a duplicate).
-            log.info("mail %s: claim taken over by another worker, skipped", claim.id)
-            continue
-        if built is None:
-            # A mail whose send kills its process (or stalls past the lease) on every try
-            # never reaches mark_failed: without this it would be taken over and tried
-            # forever, one crash each time. Its tries are spent: a dead letter, unsent.
-            spent = TriesSpent(f"{item.attempts - 1} tries ended without an outcome")
-            await anyio.to_thread.run_sync(mark_failed, svc, item, spent, limiter=limiter)
-            continue
-        try:
-            if isinstance(built, Exception):
-                raise built
-            await sender.send(built)
-        except Exception as exc:  # retried, or abandoned (kept, logged): nothing is dropped
-            await anyio.to_thread.run_sync(mark_failed, svc, item, exc, limiter=limiter)
-            continue
-        last = _Sent(item, str(built["Message-ID"]))
-        sent += 1
-    if last is not None:
+    try:
+        for n, (item, built) in enumerate(ready):
+            if not _may_send(svc, until, should_stop):
+                marks.left = [i for i, _ in ready[n:]]
+                break
+            try:
+                if isinstance(built, Exception):
+                    raise built
+                await sender.send(built)
+            except Exception as exc:  # retried, or abandoned (kept, logged): nothing is dropped
+                marks.failed.append((item, exc))
+                continue
+            marks.accepted(item, built)
+            sent += 1
+            if marks.due():
+                await anyio.to_thread.run_sync(marks.take().write, limiter=limiter)
+    finally:
         with anyio.CancelScope(shield=True):  # accepted by the relay: marked, even at shutdown
-            await anyio.to_thread.run_sync(
-                mark_sent, svc, last.item, last.message_id, limiter=limiter
-            )
+            await anyio.to_thread.run_sync(marks.write, limiter=limiter)
     return sent

@@ -132,26 +132,59 @@ def add(
 ) -> None:
     """Add one row to the caller's transaction. `keep_digest`: the login's digest even
     though the account is known (a deletion: the account row, and its address, are gone)."""
-    digest = None
-    if (account_id is None or keep_digest) and login:
-        digest = target_digest(svc.settings.secret, login)
     # A Core INSERT on the transaction's connection, now: the ORM's unit of work at commit
     # cost more than the row itself on the cheap paths (issue 12). The table has no foreign
     # key (rows outlive their accounts), so no pending ORM row has to be flushed first.
     s.connection().execute(
         _INSERT,
-        {
-            "at": at or svc.clock(),
-            "event": event,
-            "outcome": outcome[:32],
-            "account_id": account_id,
-            "target_digest": digest,
-            "subject_id": subject_id,
-            "client_ip": (meta.client_ip or None) and meta.client_ip[:64],
-            "user_agent": (meta.user_agent or None) and meta.user_agent[:256],
-            "request_id": (meta.request_id or None) and meta.request_id[:64],
-        },
+        row(
+            svc,
+            event,
+            outcome,
+            meta,
+            account_id=account_id,
+            login=login,
+            at=at,
+            subject_id=subject_id,
+            keep_digest=keep_digest,
+        ),
     )
+
+
+def add_rows(s: Session, rows: list[dict[str, Any]]) -> None:
+    """Add many rows (each from `row`) to the caller's transaction in one INSERT (the
+    reset-request worker's batch, issue 12)."""
+    if rows:
+        s.connection().execute(_INSERT, rows)
+
+
+def row(
+    svc: Services,
+    event: str,
+    outcome: str,
+    meta: RequestMeta,
+    *,
+    account_id: int | None = None,
+    login: str | None = None,
+    at: datetime | None = None,
+    subject_id: int | None = None,
+    keep_digest: bool = False,
+) -> dict[str, Any]:
+    """The values of one row, as `add` writes it."""
+    digest = None
+    if (account_id is None or keep_digest) and login:
+        digest = target_digest(svc.settings.secret, login)
+    return {
+        "at": at or svc.clock(),
+        "event": event,
+        "outcome": outcome[:32],
+        "account_id": account_id,
+        "target_digest": digest,
+        "subject_id": subject_id,
+        "client_ip": (meta.client_ip or None) and meta.client_ip[:64],
+        "user_agent": (meta.user_agent or None) and meta.user_agent[:256],
+        "request_id": (meta.request_id or None) and meta.request_id[:64],
+    }
 
 
 def _account_of(s: Session, login: str) -> int | None:

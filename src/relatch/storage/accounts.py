@@ -7,6 +7,7 @@ caller can store a password and forget to revoke the sessions of the old one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
@@ -54,6 +55,15 @@ def by_login(s: Session, login: str) -> User | None:
 def by_email(s: Session, email: str) -> User | None:
     """The account of an address, compared on its key (NFKC + casefold)."""
     return s.scalars(select(User).where(User.email_key == identity.email_key(email))).first()
+
+
+def by_emails(s: Session, emails: Iterable[str]) -> dict[str, User]:
+    """The accounts of many addresses in one SELECT, by address key (`identity.email_key`);
+    an address without an account has no entry."""
+    keys = {identity.email_key(e) for e in emails}
+    if not keys:
+        return {}
+    return {u.email_key: u for u in s.scalars(select(User).where(User.email_key.in_(keys)))}
 
 
 def with_hash(s: Session, account_id: int, password_hash: str | None) -> User | None:

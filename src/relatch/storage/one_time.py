@@ -204,10 +204,16 @@ class OneTimeStore:
         replay detection depends on it). A kind without a revocation column is killed by
         marking it used, which every reader already refuses.
         """
+        return self.revoke_live_of(s, [owner], now)
+
+    def revoke_live_of(self, s: Session, owners: Sequence[int], now: datetime) -> int:
+        """`revoke_live` for several owners in one UPDATE (a worker's batch); how many."""
         killed = self.revoked if self.revoked is not None else self.used
         return rowcount(
             s.execute(
-                update(self.model).where(self.owner == owner, self.live(now)).values({killed: now})
+                update(self.model)
+                .where(self.owner.in_(owners), self.live(now))
+                .values({killed: now})
             )
         )
 

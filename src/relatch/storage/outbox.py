@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import event
+from sqlalchemy import event, insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from relatch.infra.metrics import MAILS
@@ -47,6 +47,40 @@ def enqueue(
     return msg
 
 
+def enqueue_many(
+    s: Session,
+    renderer: MailRenderer,
+    template: str,
+    mails: Sequence[tuple[str, Mapping[str, Any]]],
+    now: datetime,
+) -> None:
+    """`enqueue` of many mails of one template, (recipient, context) each, in one Core
+    INSERT on the caller's transaction (the reset-request worker's batch, issue 12)."""
+    if not mails:
+        return
+    rows = []
+    for recipient, context in mails:
+        subject, text, html = renderer.render(template, context)
+        rows.append(
+            {
+                "template": template,
+                "recipient": recipient,
+                "subject": subject,
+                "body_text": text,
+                "body_html": html,
+                "status": "pending",
+                "attempts": 0,
+                "created_at": now,
+                "next_attempt_at": now,
+            }
+        )
+    s.connection().execute(_INSERT, rows)
+    queued = len(rows)
+    after_commit(s, lambda: MAILS.labels("queued").inc(queued))
+    s.info[_QUEUED] = True
+
+
+_INSERT = insert(OutboxMessage)
 _QUEUED = "relatch.outbox.queued"
 
 

@@ -7,12 +7,14 @@ crashed process's mails must still go out). A worker takes a mail by a claim:
   worker died or stalled) to `sending`, each with a new random token and `claimed_until =
   now + lease`, in one transaction that locks the rows it reads (PostgreSQL: `FOR UPDATE
   SKIP LOCKED`; SQLite: the single writer): of two workers racing, each gets other rows.
-- `renew`, right before the send, counts the try and moves `claimed_until` to
-  `now + lease`, only while the token is still ours (a conditional UPDATE on it). A claim
-  taken over meanwhile (its lease ran out while this worker was busy with the mails before
-  it in its batch) answers None: the new holder sends it, this worker skips it.
-- `finish` (sent, failed) and `release` (shutdown) write only while the token is ours, and
-  clear the claim. A worker whose claim was taken over changes nothing.
+- `renew` (`renew_all`: a batch in one UPDATE), right before the send, counts the try and
+  moves `claimed_until` to `now + lease`, only while the token is still ours (a
+  conditional UPDATE on it). A claim taken over meanwhile (its lease ran out while this
+  worker was busy with the mails before it) answers None (is left out): the new holder
+  sends it, this worker skips it.
+- `finish` (`finish_sent`: a batch of sent mails in one UPDATE) and `release` (shutdown)
+  write only while the token is ours, and clear the claim. A worker whose claim was taken
+  over changes nothing.
 
 A claim is taken over only once `claimed_until` has passed, and every new claim has a new
 token, so at any moment at most one worker can renew or finish a row. The lease must
@@ -31,7 +33,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, case, or_, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from relatch.storage.db import rowcount, transaction
@@ -129,23 +131,6 @@ def finish(sessions: sessionmaker[Session], item: Claimed, **values: Any) -> boo
         return _finish(s, item, values)
 
 
-def finish_and_renew(
-    sessions: sessionmaker[Session],
-    done: tuple[Claimed, dict[str, Any]] | None,
-    item: Claimed,
-    now: datetime,
-    lease: timedelta,
-) -> tuple[bool | None, Claimed | None]:
-    """`finish` of the mail just sent (if any) and `renew` of the next one, in one
-    transaction: a worker pays one commit per mail. The mail just sent is still marked
-    before the next send (one mail at a time between the relay's acceptance and its
-    mark: the duplicate bound), and the next is renewed right before its send.
-    Returns (what `finish` returned, None without `done`; what `renew` returned)."""
-    with transaction(sessions) as s:
-        finished = _finish(s, done[0], done[1]) if done is not None else None
-        return finished, _renew(s, item, now, lease)
-
-
 # Plain conditional UPDATEs: no ORM session state to synchronise (nothing here is loaded).
 _PLAIN = {"synchronize_session": False}
 
@@ -171,18 +156,76 @@ def _finish(s: Session, item: Claimed, values: dict[str, Any]) -> bool:
     return rowcount(done) == 1
 
 
-def release(sessions: sessionmaker[Session], items: Sequence[Claimed]) -> int:
-    """Give back claims not tried (shutdown): pending again, due now, the try never
-    counted. Claims taken over meanwhile stay with their holder. How many were ours."""
+def release(
+    sessions: sessionmaker[Session], items: Sequence[Claimed], *, counted: bool = False
+) -> set[int]:
+    """Give back claims not tried (shutdown, or a lease too short for the next send):
+    pending again, due now, the try not counted (`counted`: it was, by `renew_all`, and is
+    taken back). Claims taken over meanwhile stay with their holder. The ids given back,
+    in one UPDATE."""
     if not items:
-        return 0
-    given = 0
+        return set()
+    values: dict[str, Any] = {"status": "pending", "claim_token": None, "claimed_until": None}
+    if counted:
+        values["attempts"] = OutboxMessage.attempts - 1
     with transaction(sessions) as s:
-        for item in items:
-            done = s.execute(
+        return set(
+            s.scalars(
                 update(OutboxMessage)
-                .where(_ours(item))
-                .values(status="pending", claim_token=None, claimed_until=None)
+                .where(_all_ours(items))
+                .values(**values)
+                .returning(OutboxMessage.id)
+                .execution_options(**_PLAIN)
             )
-            given += rowcount(done)
-    return given
+        )
+
+
+# --- a batch at a time (issue 12): one statement for many claims ------------------------
+
+
+def _all_ours(items: Sequence[Claimed]) -> ColumnElement[bool]:
+    """`_ours` of every item at once: each row under its own token."""
+    return (OutboxMessage.status == "sending") & tuple_(
+        OutboxMessage.id, OutboxMessage.claim_token
+    ).in_([(c.id, c.token) for c in items])
+
+
+def renew_all(
+    sessions: sessionmaker[Session], items: Sequence[Claimed], now: datetime, lease: timedelta
+) -> dict[int, Claimed]:
+    """`renew` of many claims in one UPDATE: those still ours, by id, with their new count.
+
+    The lease then runs from `now` for all of them, so their sends must all fit in it: the
+    caller checks before each send that the send's deadline ends within it."""
+    if not items:
+        return {}
+    with transaction(sessions) as s:
+        rows = s.execute(
+            update(OutboxMessage)
+            .where(_all_ours(items))
+            .values(claimed_until=now + lease, attempts=OutboxMessage.attempts + 1)
+            .returning(OutboxMessage.id, OutboxMessage.attempts)
+            .execution_options(**_PLAIN)
+        )
+        counted = {row.id: row.attempts for row in rows}
+    return {c.id: replace(c, attempts=counted[c.id]) for c in items if c.id in counted}
+
+
+def finish_sent(
+    sessions: sessionmaker[Session], sent: Sequence[tuple[Claimed, str]], **values: Any
+) -> set[int]:
+    """`finish` of many mails the relay accepted, (claim, its Message-ID) each, in one
+    UPDATE: the ids that were still ours (the others were taken over; nothing written)."""
+    if not sent:
+        return set()
+    message_id = case({c.id: mid for c, mid in sent}, value=OutboxMessage.id)
+    with transaction(sessions) as s:
+        return set(
+            s.scalars(
+                update(OutboxMessage)
+                .where(_all_ours([c for c, _ in sent]))
+                .values(claim_token=None, claimed_until=None, message_id=message_id, **values)
+                .returning(OutboxMessage.id)
+                .execution_options(**_PLAIN)
+            )
+        )
