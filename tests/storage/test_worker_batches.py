@@ -27,31 +27,13 @@ from relatch.mail import worker
 from relatch.mail.transports import MailDirTransport, list_messages
 from relatch.services import reset
 from relatch.services.context import Services
-from relatch.storage import accounts, outbox_claims
-from relatch.storage.db import transaction
+from relatch.storage import outbox_claims
 from relatch.storage.models import OutboxMessage, ResetCode, ResetRequest, User
 from tests.api.test_poison_items import outbox_rows, plant
 from tests.conftest import CODE_LINE, FakeClock
 from tests.helpers.app import LINK_LINE
 from tests.helpers.statements import Recorded, recording
-from tests.storage.test_worker_drain import record_requests
-
-
-def add_accounts(svc: Services, count: int) -> list[str]:
-    emails = [f"known{n}@example.com" for n in range(count)]
-    with transaction(svc.sessions) as s:
-        for n, email in enumerate(emails):
-            accounts.add(
-                s,
-                email=email,
-                username=f"known{n}",
-                name=f"Known {n}",
-                password_hash=None,
-                now=svc.clock(),
-                job_title=None,
-                company_name=None,
-            )
-    return emails
+from tests.storage.test_worker_drain import add_accounts, record_requests
 
 
 @contextmanager

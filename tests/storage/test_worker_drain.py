@@ -84,10 +84,10 @@ def test_a_backlog_of_1000_mails_drains_in_one_pass(svc: Services, tmp_path: Pat
     assert BACKLOG > 5 * worker.CLAIM_BATCH
 
 
-def test_a_backlog_of_1000_reset_requests_drains_in_one_pass(svc: Services) -> None:
-    known = [f"known{n}@example.com" for n in range(BACKLOG // 2)]
+def add_accounts(svc: Services, count: int) -> list[str]:
+    emails = [f"known{n}@example.com" for n in range(count)]
     with transaction(svc.sessions) as s:
-        for n, email in enumerate(known):
+        for n, email in enumerate(emails):
             accounts.add(
                 s,
                 email=email,
@@ -98,6 +98,11 @@ def test_a_backlog_of_1000_reset_requests_drains_in_one_pass(svc: Services) -> N
                 job_title=None,
                 company_name=None,
             )
+    return emails
+
+
+def test_a_backlog_of_1000_reset_requests_drains_in_one_pass(svc: Services) -> None:
+    known = add_accounts(svc, BACKLOG // 2)
     unknown = [f"stranger{n}@example.com" for n in range(BACKLOG // 2)]
     record_requests(svc, [e for pair in zip(known, unknown, strict=True) for e in pair])
 

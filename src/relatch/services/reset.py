@@ -211,16 +211,19 @@ def _decide_batch(svc: Services, now: datetime, limit: int) -> int:
     with transaction(svc.sessions) as s:
         # Claim: two workers never handle one request. Privacy: the rows hold the typed
         # addresses in clear (known or not); once decided they are gone (`_process_next`).
+        # The ids first, then the DELETE: inside `IN (subquery)` PostgreSQL may run the
+        # LIMIT ... SKIP LOCKED subquery again for each row, and each run skips the rows
+        # this statement already deleted, so one DELETE could claim past `limit` (seen
+        # under load: 3 claimed with a limit of 1).
+        ids = list(s.scalars(_oldest_due(now, limit)))
+        if not ids:
+            return 0
         claimed = sorted(
             s.execute(
-                delete(ResetRequest)
-                .where(ResetRequest.id.in_(_oldest_due(now, limit).scalar_subquery()))
-                .returning(*_CLAIMED)
+                delete(ResetRequest).where(ResetRequest.id.in_(ids)).returning(*_CLAIMED)
             ).all(),
             key=lambda r: r.id,
         )
-        if not claimed:
-            return 0
         users = accounts_repo.by_emails(s, [r.email for r in claimed])
         issued: list[User] = []
         trail: list[dict[str, Any]] = []
