@@ -97,12 +97,15 @@ class HashingPool:
         queue: int | None = None,
         *,
         hasher: Hasher | None = None,
-        timer: Callable[[], float] = time.perf_counter,
+        timer: Callable[[], float] = time.thread_time,
         nice: int = DEFAULT_NICE,
     ) -> None:
         """`workers` / `queue` default from the core count (default_workers, default_queue);
         `nice`: how far below the process the hash threads run (lower_priority);
-        `hasher` and `timer` replace argon2 and the clock (tests fill the pool with them)."""
+        `hasher` and `timer` replace argon2 and the clock (tests fill the pool with them).
+        A hash is timed by its thread's CPU time: what the parameters and the machine cost,
+        not the moment's contention, which would shrink the queue (QUEUE_SECONDS) under
+        exactly the burst it is there to hold."""
         self.workers = workers if workers is not None else default_workers()
         self.queue = queue if queue is not None else default_queue(self.workers)
         self._by_time = queue is None  # the default: bounded by QUEUE_SECONDS too

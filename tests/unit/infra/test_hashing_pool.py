@@ -121,6 +121,28 @@ def test_the_default_queue_holds_only_what_the_workers_finish_in_queue_seconds()
     anyio.run(main)
 
 
+def test_a_hash_that_waits_for_the_cpu_does_not_shrink_the_queue() -> None:
+    """The queue's time bound is taken from a hash's CPU time, not its wall time: a burst
+    that slows each hash down (contention) must not shrink the queue that holds it. A hash
+    held 0.5 s off the CPU measures near nothing, and the queue keeps its cap."""
+
+    async def main() -> None:
+        hasher = HeldHasher()
+        pool = HashingPool(FAST, workers=1, hasher=hasher)
+        try:
+            waiting = asyncio.ensure_future(pool.hash("held off the CPU"))
+            await anyio.to_thread.run_sync(hasher.wait_entered, 1)
+            await anyio.sleep(0.5)
+            hasher.release.set()
+            await waiting
+            assert pool.capacity == 1 + pool.queue == 1 + hashing_pool.QUEUE_PER_WORKER
+        finally:
+            hasher.release.set()
+            pool.close()
+
+    anyio.run(main)
+
+
 def test_runs_off_the_event_loop_and_holds_no_worker_thread() -> None:
     async def main() -> None:
         hasher = HeldHasher()
