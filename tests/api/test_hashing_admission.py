@@ -210,7 +210,9 @@ def test_the_password_grant_holds_no_thread_while_its_password_is_verified(
 
 class RefusingHashes:
     """The service's own pool, but every new hash refused as a full pool refuses it: the
-    policy's verify gets in, the hash after it finds no room (the race under a flood)."""
+    policy's verify gets in, the hash after it finds no room. The real pool admits that
+    hash as a follow-up; a reset is still refused there when its hash is its first (an
+    account without a password) or by any other refusal, and must then keep its try."""
 
     def __init__(self, pool: Any) -> None:
         self._pool = pool
@@ -218,7 +220,7 @@ class RefusingHashes:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._pool, name)
 
-    async def hash(self, password: str) -> str:
+    async def hash(self, password: str, *, follow_up: bool = False) -> str:
         raise RateLimited(1, "The server is busy, try again in a moment")
 
 

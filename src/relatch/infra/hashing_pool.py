@@ -48,10 +48,10 @@ FIRST_ESTIMATE = 0.035
 # The default queue holds at most this many hashes per worker: about two seconds of work
 # at the default argon2 cost (~30 ms a hash), enough for bursts of 64 logins on a small
 # machine; and only as many as the workers finish in QUEUE_SECONDS at the measured hash
-# time, so that on a slower machine, or with costlier parameters, an admitted caller
-# still waits seconds, not minutes (at least one per worker).
+# time (CPU time, see `__init__`), so that on a slower machine, or with costlier
+# parameters, an admitted caller still waits seconds, not minutes (at least one per worker).
 QUEUE_PER_WORKER = 64
-QUEUE_SECONDS = 2.0
+QUEUE_SECONDS = 5.0
 # How much the hash threads' nice value is raised (0: as the process; at most 19). At 10
 # the CFS scheduler weighs a hash thread about a tenth of a request thread.
 DEFAULT_NICE = 10
@@ -160,9 +160,13 @@ class HashingPool:
         metrics.RATE_LIMIT_REFUSALS.labels("hashing_pool").inc()
         raise ServerBusy(self.retry_after(), BUSY)
 
-    def _submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
+    def _submit(self, fn: Callable[..., T], *args: object, follow_up: bool = False) -> Future[T]:
         with self._lock:
-            full = self._in_flight >= self.capacity
+            # A follow-up (the second hash of an operation whose first was admitted) is
+            # never refused: under a flood, the operations admitted would otherwise lose
+            # their second hash to new arrivals and none would finish (a livelock seen in
+            # the resets at c=64). Bounded all the same: one per admitted operation.
+            full = not follow_up and self._in_flight >= self.capacity
             if not full:
                 self._in_flight += 1
                 self._publish()
@@ -197,17 +201,18 @@ class HashingPool:
         metrics.HASHING_BUSY.set(min(self._in_flight, self.workers))
         metrics.HASHING_WAITING.set(max(0, self._in_flight - self.workers))
 
-    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+    async def _run(self, fn: Callable[..., T], *args: object, follow_up: bool = False) -> T:
         # Awaited on the event loop: no thread of the caller is held while argon2 runs.
-        return await asyncio.wrap_future(self._submit(fn, *args))
+        return await asyncio.wrap_future(self._submit(fn, *args, follow_up=follow_up))
 
     # The API: awaited by the use cases (services/accounts.py, reset.py, ...).
-    async def hash(self, password: str) -> str:
-        return await self._run(self._hasher.hash, password)
+    # `follow_up`: a later hash of an operation already admitted (`_submit`).
+    async def hash(self, password: str, *, follow_up: bool = False) -> str:
+        return await self._run(self._hasher.hash, password, follow_up=follow_up)
 
-    async def verify(self, stored: str | None, password: str) -> bool:
+    async def verify(self, stored: str | None, password: str, *, follow_up: bool = False) -> bool:
         """True when `password` matches; `stored=None` runs a dummy verify and is False."""
-        return await self._run(self._hasher.verify, stored, password)
+        return await self._run(self._hasher.verify, stored, password, follow_up=follow_up)
 
     def needs_rehash(self, stored: str) -> bool:
         return self._hasher.needs_rehash(stored)

@@ -311,7 +311,7 @@ def _take_guess(svc: Services, login: str, meta: RequestMeta) -> tuple[User | No
 
 async def _rehash(svc: Services, account_id: int, old_hash: str, password: str) -> None:
     # Parameters were raised since this hash was made: upgrade it on a successful login.
-    new_hash = await svc.pool.hash(password)
+    new_hash = await svc.pool.hash(password, follow_up=True)  # after the sign-in's verify
     await run_sync(_store_rehash, svc, account_id, old_hash, new_hash)
 
 

@@ -62,7 +62,7 @@ async def change_password(
         # The current password is already known here: no second argon2 verify needed.
         if hmac.compare_digest(normalised.encode(), current.encode()):
             raise PasswordRejected(SAME_AS_CURRENT)
-        new_hash = await svc.pool.hash(normalised)
+        new_hash = await svc.pool.hash(normalised, follow_up=True)  # after the verify
         return await run_sync(
             _store, svc, user.id, checked_hash, new_hash, meta, t, (signed_in_at, session_id)
         )

@@ -17,7 +17,13 @@ SAME_AS_CURRENT = (
 
 
 async def check_new_password(
-    svc: Services, password: str, *, username: str, email: str, current_hash: str | None
+    svc: Services,
+    password: str,
+    *,
+    username: str,
+    email: str,
+    current_hash: str | None,
+    follow_up: bool = False,
 ) -> str:
     """The normalised new password, or PasswordRejected saying what to change.
 
@@ -26,6 +32,9 @@ async def check_new_password(
     """
     ctx = passwords.PasswordContext(username=username, email=email)
     normalised = passwords.check(password, ctx, svc.password_rules)
-    if current_hash is not None and await svc.pool.verify(current_hash, normalised):
+    same = current_hash is not None and await svc.pool.verify(
+        current_hash, normalised, follow_up=follow_up
+    )
+    if same:
         raise PasswordRejected(SAME_AS_CURRENT)
     return normalised

@@ -50,9 +50,11 @@ class PasswordHasher(Protocol):
     """argon2id behind a bounded admission queue (infra/hashing_pool.py): awaited, so no
     request thread waits on a hash; RateLimited (429) at once when the queue is full."""
 
-    async def hash(self, password: str) -> str: ...
+    async def hash(self, password: str, *, follow_up: bool = False) -> str:
+        """`follow_up`: a later hash of an operation already admitted, never refused."""
+        ...
 
-    async def verify(self, stored: str | None, password: str) -> bool:
+    async def verify(self, stored: str | None, password: str, *, follow_up: bool = False) -> bool:
         """False for None (a dummy hash is verified: same time as a real account)."""
         ...
 

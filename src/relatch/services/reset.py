@@ -485,7 +485,8 @@ async def use_code(
             await run_sync(refused)
         raise
     try:
-        new_hash = await svc.pool.hash(normalised)
+        # The second hash of this reset (the policy's verify was admitted): a follow-up.
+        new_hash = await svc.pool.hash(normalised, follow_up=user.password_hash is not None)
     except RateLimited:
         # Lockout by overload: a right code whose hash found the pool full was no guess.
         # Without its try back, a flood of logins could burn the owner's code, five

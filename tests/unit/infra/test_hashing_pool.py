@@ -84,19 +84,19 @@ def test_retry_after_from_queue_length_and_measured_hash_time() -> None:
 
 
 def test_the_default_queue_holds_only_what_the_workers_finish_in_queue_seconds() -> None:
-    """Owner side of overload on a slow machine: with hashes measured at 0.5 s, the default
+    """Owner side of overload on a slow machine: with hashes measured at 1 s, the default
     queue admits QUEUE_SECONDS of them per worker, not QUEUE_PER_WORKER (an admitted caller
     waits seconds, not a minute); a queue set explicitly keeps its count."""
 
     async def main() -> None:
         hasher = HeldHasher()
         hasher.held = False
-        ticks = itertools.count(step=0.5)  # every hash measured at 0.5 s
+        ticks = itertools.count(step=1.0)  # every hash measured at 1 s
         pool = HashingPool(FAST, workers=1, hasher=hasher, timer=lambda: next(ticks))
         try:
             assert pool.queue == hashing_pool.QUEUE_PER_WORKER  # the cap, not the bound now
             await pool.hash("measured once")
-            in_time = int(hashing_pool.QUEUE_SECONDS / 0.5)
+            in_time = int(hashing_pool.QUEUE_SECONDS / 1.0)
             assert pool.capacity == 1 + in_time < 1 + pool.queue
             hasher.held = True
             admitted = [asyncio.ensure_future(pool.hash(f"p {i}")) for i in range(1 + in_time)]
@@ -136,6 +136,32 @@ def test_a_hash_that_waits_for_the_cpu_does_not_shrink_the_queue() -> None:
             hasher.release.set()
             await waiting
             assert pool.capacity == 1 + pool.queue == 1 + hashing_pool.QUEUE_PER_WORKER
+        finally:
+            hasher.release.set()
+            pool.close()
+
+    anyio.run(main)
+
+
+def test_a_follow_up_hash_is_admitted_past_a_full_pool() -> None:
+    """Livelock under a flood: an operation of two hashes (a reset: the policy's verify,
+    then the new hash) whose first was admitted must get its second, or new arrivals take
+    every slot and no operation ends. A new hash is refused; a follow-up gets in."""
+
+    async def main() -> None:
+        hasher = HeldHasher()
+        pool = HashingPool(FAST, workers=1, queue=1, hasher=hasher)
+        try:
+            first = [asyncio.ensure_future(pool.hash(f"p {i}")) for i in range(2)]
+            await anyio.sleep(0)
+            with pytest.raises(RateLimited):
+                await pool.hash("a new operation")
+            follow = asyncio.ensure_future(pool.hash("the second hash", follow_up=True))
+            await anyio.sleep(0)
+            assert pool.in_flight == 3
+            hasher.release.set()
+            assert (await follow).startswith("$argon2id$")
+            await asyncio.gather(*first)
         finally:
             hasher.release.set()
             pool.close()
