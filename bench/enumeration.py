@@ -12,9 +12,7 @@ Throughput and the other rows of issue 12 are bench/run.py's; this runs beside i
 from __future__ import annotations
 
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,51 +20,28 @@ from pathlib import Path
 
 import httpx
 
+if __package__ in (None, ""):  # `python bench/enumeration.py`: the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import servers
+
 N = int(os.environ.get("BENCH_REQUESTS", "200"))
-RELATCH = Path(sys.executable).parent / "relatch"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELATCH_")}
-    env.update(
-        RELATCH_DATABASE_URL=f"sqlite:///{workdir / 'bench.db'}",
-        RELATCH_SECRET_KEY="bench-" + "k" * 40,
-        RELATCH_MAIL_DIR=str(workdir / "mail"),
-        # The limits would (rightly) stop 200 requests for one address: off for timing.
-        RELATCH_LIMIT_RESET_PER_ADDRESS="off",
-        RELATCH_LIMIT_RESET_PER_IP="off",
-        RELATCH_LIMIT_FAILURES_PER_ACCOUNT="off",
-        RELATCH_LIMIT_FAILURES_PER_IP="off",
-        RELATCH_LIMIT_SIGNUP_PER_IP="off",
-        # The bench's client signs in, so it becomes known: its own budgets too, or its
-        # later refusals are 429s in a fraction of the time (not what is compared here).
-        RELATCH_LIMIT_FAILURES_PER_KNOWN_DEVICE="off",
-        RELATCH_LIMIT_FAILURES_PER_KNOWN_NETWORK="off",
-        RELATCH_LIMIT_RESET_PER_KNOWN_CLIENT="off",
+# The limits would (rightly) stop 200 requests for one address: off for timing. The
+# bench's client signs in, so it becomes known: its own budgets too, or its later refusals
+# are 429s in a fraction of the time (not what is compared here).
+LIMITS_OFF = {
+    f"RELATCH_LIMIT_{name}": "off"
+    for name in (
+        "RESET_PER_ADDRESS",
+        "RESET_PER_IP",
+        "FAILURES_PER_ACCOUNT",
+        "FAILURES_PER_IP",
+        "SIGNUP_PER_IP",
+        "FAILURES_PER_KNOWN_DEVICE",
+        "FAILURES_PER_KNOWN_NETWORK",
+        "RESET_PER_KNOWN_CLIENT",
     )
-    proc = subprocess.Popen(
-        [str(RELATCH), "serve", "--port", str(port)],
-        env=env,
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    for _ in range(300):
-        try:
-            httpx.get(f"{url}/openapi.json", timeout=1)
-            return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("server did not start")
+}
 
 
 def timed_post(client: httpx.Client, path: str, body: dict[str, str]) -> float:
@@ -170,15 +145,11 @@ def bench_login(url: str, n: int = 50) -> None:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start(Path(tmp))
-        try:
-            bench_request_reset(url)
-            bench_change_email(url)
-            bench_login(url)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    with tempfile.TemporaryDirectory() as tmp, servers.relatch(Path(tmp), **LIMITS_OFF) as server:
+        url = f"{server.base}/v1"
+        bench_request_reset(url)
+        bench_change_email(url)
+        bench_login(url)
 
 
 if __name__ == "__main__":

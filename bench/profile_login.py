@@ -3,10 +3,11 @@ other than the hash, in process, on SQLite, for a client already known to the ac
 usual sign-in), with no server, no HTTP and no argon2 (the verify is what the bound counts;
 everything else a login does on the same core is what keeps it from the bound).
 
-    .venv/bin/python bench/profile_login.py                  # CPU per login, best of 5 x 300
-    .venv/bin/python bench/profile_login.py --pyinstrument   # + pyinstrument's tree of 300
+    .venv-bench/bin/python bench/profile_login.py                 # best of 5 x 300
+    .venv-bench/bin/python bench/profile_login.py --pyinstrument  # + pyinstrument's tree
 
-pyinstrument is not a dependency: `.venv/bin/pip install pyinstrument` first.
+From the bench environment (`make bench` builds it; it holds psutil, which bench/servers.py
+needs). pyinstrument is in neither: `.venv-bench/bin/pip install pyinstrument` first.
 """
 
 from __future__ import annotations
