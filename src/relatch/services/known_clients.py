@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, Select, and_, bindparam, delete, not_, select, update
+from sqlalchemy import BindParameter, Select, bindparam, delete, not_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -160,12 +160,44 @@ def guess_as(
     )
 
 
+# Built once (per dialect for the upsert), run as Core on the session's connection: a reset
+# writes these on every success, and building them cost more than running them (issue 12).
+_EXPIRED = delete(KnownRow).where(
+    KnownRow.user_id == bindparam("b_user_id"), KnownRow.expires_at <= bindparam("now")
+)
+_TOUCH = (
+    update(KnownRow)
+    .where(KnownRow.user_id == bindparam("b_user_id"), KnownRow.digest == bindparam("b_digest"))
+    .values(last_seen_at=bindparam("seen"), expires_at=bindparam("expires"))
+)
+
+
+@functools.cache
+def _insert_new(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    values = ("user_id", "kind", "digest", "created_at", "last_seen_at", "expires_at")
+    return (
+        insert(KnownRow)
+        .values({name: bindparam(name) for name in values})
+        # RETURNING, not the row count: psycopg reports -1 for an INSERT ... ON CONFLICT.
+        .on_conflict_do_nothing(index_elements=["user_id", "digest"])
+        .returning(KnownRow.id)
+    )
+
+
 def remember(
-    svc: Services, s: Session, user: Account | User, meta: RequestMeta, now: datetime
+    svc: Services,
+    s: Session,
+    user: Account | User,
+    meta: RequestMeta,
+    now: datetime,
+    *,
+    expired_gone: bool = False,
 ) -> set[str]:
     """Inside the caller's transaction: this client (device and network) is now known to
     the account, for RELATCH_KNOWN_CLIENT_DAYS from now. Returns the kinds that were not
-    known before (a row inserted now, not one renewed).
+    known before (a row inserted now, not one renewed). `expired_gone`: the caller has
+    already deleted the account's expired rows in this transaction (`keep_only`).
 
     Race: two parallel sign-ins of one new client both insert; the unique constraint
     lets one row in (PostgreSQL makes the second wait for the first to commit, SQLite
@@ -173,29 +205,26 @@ def remember(
     """
     address_key = identity.email_key(user.email)
     expires = now + timedelta(days=svc.settings.known_client_days)
-    insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
-    # Housekeeping first: an expired row is a stranger already (`find` ignores it), so
-    # its client counts as new when it comes back.
-    s.execute(delete(KnownRow).where(KnownRow.user_id == user.id, KnownRow.expires_at <= now))
+    conn = s.connection()
+    if not expired_gone:
+        # Housekeeping first: an expired row is a stranger already (`find` ignores it), so
+        # its client counts as new when it comes back.
+        conn.execute(_EXPIRED, {"b_user_id": user.id, "now": now})
+    insert_new = _insert_new(conn.dialect.name)
     new: set[str] = set()
     for ident in _identities(meta):
         digest = _digest(svc.settings.secret, address_key, ident)
-        stmt = insert(KnownRow).values(
-            user_id=user.id,
-            kind=ident.kind,
-            digest=digest,
-            created_at=now,
-            last_seen_at=now,
-            expires_at=expires,
-        )
-        # RETURNING, not the row count: psycopg reports -1 for an INSERT ... ON CONFLICT.
-        stmt = stmt.on_conflict_do_nothing(index_elements=["user_id", "digest"])
-        if s.execute(stmt.returning(KnownRow.id)).first() is None:
-            s.execute(
-                update(KnownRow)
-                .where(KnownRow.user_id == user.id, KnownRow.digest == digest)
-                .values(last_seen_at=now, expires_at=expires)
-            )
+        row = {
+            "user_id": user.id,
+            "kind": ident.kind,
+            "digest": digest,
+            "created_at": now,
+            "last_seen_at": now,
+            "expires_at": expires,
+        }
+        if conn.execute(insert_new, row).first() is None:
+            touch = {"b_user_id": user.id, "b_digest": digest, "seen": now, "expires": expires}
+            conn.execute(_TOUCH, touch)
         elif not _known_under_fallback(svc, s, user.id, address_key, ident, now):
             new.add(ident.kind)
     return new
@@ -277,6 +306,15 @@ def signed_in(svc: Services, s: Session, user: Account | User, meta: RequestMeta
     owner_notices.new_client(svc, s, row, meta, now)
 
 
+_FORGET_OTHERS = delete(KnownRow).where(
+    KnownRow.user_id == bindparam("b_user_id"),
+    or_(
+        not_(KnownRow.digest.in_(bindparam("mine", expanding=True))),
+        KnownRow.expires_at <= bindparam("now"),
+    ),
+)
+
+
 def keep_only(
     svc: Services, s: Session, user: Account | User, meta: RequestMeta, now: datetime, *, add: bool
 ) -> None:
@@ -289,12 +327,11 @@ def keep_only(
     """
     address_key = identity.email_key(user.email)
     mine = [d for ident in _identities(meta) for d in _digests(svc, address_key, ident)]
-    condition = KnownRow.user_id == user.id
-    if mine:
-        condition = and_(condition, not_(KnownRow.digest.in_(mine)))
-    s.execute(delete(KnownRow).where(condition))
+    # One DELETE for both: the others, and this client's own rows if expired (`remember`'s
+    # housekeeping: an expired row is a stranger's). With no identity (the CLI), all go.
+    s.connection().execute(_FORGET_OTHERS, {"b_user_id": user.id, "mine": mine, "now": now})
     if add:
-        remember(svc, s, user, meta, now)
+        remember(svc, s, user, meta, now, expired_gone=True)
 
 
 def prune_expired(sessions: sessionmaker[Session], now: datetime) -> int:

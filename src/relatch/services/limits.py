@@ -230,9 +230,16 @@ class Limits:
         spent(filled)
         return Guess(self.store, buckets)
 
-    def code_guess(self, ip: str | None, now: datetime, known: KnownClient | None = None) -> Guess:
+    def code_guess(
+        self,
+        ip: str | None,
+        now: datetime,
+        known: KnownClient | None = None,
+        within: Session | None = None,
+    ) -> Guess:
         """Before one reset-code check: only the per-IP failure budget (none for a known
-        device, like `guess`).
+        device, like `guess`). `within`: the slot is taken in the caller's write
+        transaction (a reset's try is counted in the same one, issue 12).
 
         The mailbox always works: a code is guessed against 5 tries per code and the
         codes per address per window (reset_requested), which bound guessing on their
@@ -242,7 +249,7 @@ class Limits:
         if known is None or known.kind == NETWORK:
             checks.append((self.policy.failures_per_ip, self._ip(ip)))
         buckets = self._buckets(now, *checks)
-        self._acquire(buckets, now, "failures")
+        self._acquire(buckets, now, "failures", within=within)
         return Guess(self.store, buckets)
 
     def activation_requested(self, account_id: int, now: datetime) -> None:

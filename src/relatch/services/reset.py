@@ -26,6 +26,7 @@ from relatch.infra import metrics
 from relatch.services import audit, credentials, known_clients
 from relatch.services import reset_retries as retries
 from relatch.services.context import Services
+from relatch.services.limits import Guess
 from relatch.services.password_policy import check_new_password
 from relatch.storage import accounts as accounts_repo
 from relatch.storage import one_time, outage, outbox
@@ -359,19 +360,24 @@ class _Match:
     user: User
     code_id: int
     known: bool  # the try was counted in known_attempts (a client known to the account)
+    guess: Guess  # the failure slot the try took: a right code gives it back at its end
 
 
 def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta) -> _Match:
     """Count one try against the live code, then compare; CodeRejected on any failure.
 
-    Brute force: the try is counted in its own committed statement *before* the
-    comparison, guarded by `attempts < max` (`known_attempts < max` for a client known to
-    the account), so parallel guesses cannot exceed the budget. Enumeration: an unknown
+    Brute force: the try is counted in a committed write *before* the comparison,
+    guarded by `attempts < max` (`known_attempts < max` for a client known to the
+    account), so parallel guesses cannot exceed the budget. Enumeration: an unknown
     address runs the same statements and digest. Guessing across codes: the per-IP
-    failure budget takes a slot first (RateLimited).
+    failure budget takes a slot first, in the same write (RateLimited).
     Lockout: no per-account budget here, so strangers' failures never refuse the code
     from the owner's mailbox (bound: 5 tries per code from unknown clients and 5 from known
     ones, codes per address per window: docs/security.md 6.3.1).
+
+    Cheap (issue 12): one read session (account, known client) and one write (slot, try,
+    the spent codes read); a right code's slot goes back in the write that ends the
+    request (`verify`, `_consume_code`), not in one of its own.
     """
     try:
         address = identity.checked_email(email)
@@ -381,61 +387,64 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
     key = identity.email_key(address)
     canonical = codes.canonical(entered) or ""
     now = svc.clock()
-    with svc.sessions() as s:
+    with svc.sessions() as s:  # one read session for both look-ups
         user = accounts_repo.by_email(s, address)
-    account_id = user.id if user is not None else NO_ACCOUNT
-    # Lockout: strangers who spend a code's tries must not kill it for the owner's own
-    # device or network, so a client known to the account counts its tries apart (5 more
-    # per code, for known clients only). Enumeration: the lookup runs for every address.
-    known_client = known_clients.find(svc, key, meta, account_id)
+        account_id = user.id if user is not None else NO_ACCOUNT
+        # Lockout: strangers who spend a code's tries must not kill it for the owner's own
+        # device or network, so a client known to the account counts its tries apart (5
+        # more per code, for known clients only). Enumeration: the lookup runs for every
+        # address.
+        known_client = known_clients.find(svc, key, meta, account_id, within=s)
     known = known_client is not None
-    guess = svc.limits.code_guess(meta.client_ip, now, known_client)
-    # Counted and committed before the comparison below (storage/one_time.py). Timing:
-    # without a live code (unknown address, none asked, spent) the address's decoy row
-    # takes the try, so both sides write and commit one row (issue 12).
     tries = _tries(svc, known)
-    slot = one_time.decoy_slot(key)
-    rows = one_time.RESET_CODES.count_try(svc.sessions, account_id, now, tries, slot)
+    with transaction(svc.sessions) as s:
+        guess = svc.limits.code_guess(meta.client_ip, now, known_client, within=s)
+        # Counted and committed (this transaction) before the comparison below
+        # (storage/one_time.py). Timing: without a live code (unknown address, none asked,
+        # spent) the address's decoy row takes the try, so both sides write one row.
+        slot = one_time.decoy_slot(key)
+        rows = one_time.RESET_CODES.count_try(svc.sessions, account_id, now, tries, slot, within=s)
+        # Read for every check, live code or not (timing would tell a live code, hence an
+        # account, from none).
+        spent = one_time.RESET_CODES.spent_digests(s, account_id, now, tries)
     matched: int | None = None
     for code_id, stored in rows or [(0, "0" * 64)]:
         # Constant time, current and fallback keys; no early exit.
         if keyed.matches(svc.keys, PURPOSE, account_id, canonical, stored=stored) and canonical:
             matched = code_id
     metrics.count_killed(rows.last_try, matched)
-    # Run for every check, live code or not (timing would tell a live code, hence an
-    # account, from none).
-    spent = _spent_code_matches(svc, account_id, canonical, now, known)
-    if matched is None and spent:
+    if matched is None and _matches_spent(svc, account_id, canonical, spent):
         # A race, not a guess: 20 parallel resets with one code use up its tries or find it
         # consumed by the winner; the losers held the right code, so they spend no budget.
         guess.succeeded()
     if user is None or matched is None:
         raise CodeRejected()
-    guess.succeeded()  # the right code is not a failure
-    return _Match(user, matched, known)
+    return _Match(user, matched, known, guess)
 
 
-def _spent_code_matches(
-    svc: Services, account_id: int, canonical: str, now: datetime, known: bool
-) -> bool:
-    """Whether `canonical` is a code of this account that is unexpired and not revoked but
-    already consumed or out of tries. Still refused; it only decides whether the try was
-    a guess. Enumeration: an unknown address runs the same query and a dummy compare.
+def _matches_spent(svc: Services, account_id: int, canonical: str, spent: list[str]) -> bool:
+    """Whether `canonical` is one of the account's `spent` codes (unexpired and not revoked
+    but already consumed or out of tries). Still refused; it only decides whether the try
+    was a guess. Enumeration: an unknown address runs a dummy compare.
     Oracle: whether the slot came back tells a guesser only about a code that cannot be
     used any more (consumed for good; out of tries, which only a right try in flight can
     give back, and then one try at most), each query still spends a per-IP slot."""
-    with svc.sessions() as s:
-        stored = one_time.RESET_CODES.spent_digests(s, account_id, now, _tries(svc, known))
     found = False
-    for digest in stored or ["0" * 64]:  # (no early exit)
+    for digest in spent or ["0" * 64]:  # (no early exit)
         found |= keyed.matches(svc.keys, PURPOSE, account_id, canonical, stored=digest)
     return found and bool(canonical)
 
 
-def _give_back_try(svc: Services, match: _Match) -> None:
-    """A right code was shown without being used: that try was not a guess."""
+def _give_back_try(svc: Services, match: _Match, t: audit.Trail | None = None) -> None:
+    """A right code was shown without being used: that try was not a guess, nor its slot.
+    One write (issue 12), with `t`'s "ok" row if given; the limit rows first, in the order
+    of the try's own write (deadlock: two transactions locking the same rows in opposite
+    orders)."""
     with transaction(svc.sessions) as s:
+        match.guess.succeeded(within=s)
         one_time.RESET_CODES.give_back_try(s, match.code_id, _tries(svc, match.known))
+        if t is not None:
+            t.write(s)
 
 
 def verify(svc: Services, email: str, code: str, meta: RequestMeta) -> None:
@@ -443,7 +452,7 @@ def verify(svc: Services, email: str, code: str, meta: RequestMeta) -> None:
     with audit.trail(svc, audit.CODE_CHECK, meta, login=email) as t:
         match = _count_and_match(svc, email, code, meta)
         t.account_id = match.user.id
-        _give_back_try(svc, match)
+        _give_back_try(svc, match, t)
 
 
 async def reset(svc: Services, email: str, code: str, new_password: str, meta: RequestMeta) -> None:
@@ -454,7 +463,9 @@ async def reset(svc: Services, email: str, code: str, new_password: str, meta: R
         t.account_id = match.user.id
         # A right code with a refused password was no guess: its try is given back.
         refused = functools.partial(_give_back_try, svc, match)
-        await use_code(svc, match.code_id, match.user, new_password, meta, t, refused=refused)
+        await use_code(
+            svc, match.code_id, match.user, new_password, meta, t, refused=refused, slot=match.guess
+        )
 
 
 async def use_code(
@@ -466,9 +477,11 @@ async def use_code(
     t: audit.Trail,
     *,
     refused: Callable[[], None] | None = None,
+    slot: Guess | None = None,
 ) -> None:
     """The end of a reset by code or by link (one row): check the new password against the
-    policy (`refused` runs, in a worker thread, if it is refused), hash it, use the row up.
+    policy (`refused` runs, in a worker thread, if it is refused), hash it, use the row up
+    (and give `slot`, the right code's failure slot, back in the same write).
 
     Both argon2 calls are awaited outside the transaction: no thread and no lock held.
     """
@@ -495,20 +508,45 @@ async def use_code(
         if refused is not None:
             await run_sync(refused)
         raise
-    await run_sync(_consume_code, svc, code_id, user, new_hash, meta, t)
+    await run_sync(_consume_code, svc, code_id, user, new_hash, meta, t, slot)
 
 
 def _consume_code(
-    svc: Services, code_id: int, user: User, new_hash: str, meta: RequestMeta, t: audit.Trail
+    svc: Services,
+    code_id: int,
+    user: User,
+    new_hash: str,
+    meta: RequestMeta,
+    t: audit.Trail,
+    slot: Guess | None = None,
 ) -> None:
-    """Use the code's row up and set the password, in one transaction."""
+    """Use the code's row up and set the password, in one transaction (`slot` given back
+    in it). CodeRejected if another request used the row first."""
+    if not _consume_in_one_write(svc, code_id, user, new_hash, meta, t, slot):
+        raise CodeRejected()
+
+
+def _consume_in_one_write(
+    svc: Services,
+    code_id: int,
+    user: User,
+    new_hash: str,
+    meta: RequestMeta,
+    t: audit.Trail,
+    slot: Guess | None,
+) -> bool:
     now = svc.clock()
     with transaction(svc.sessions) as s:
+        # The right code's slot first: it was no failure, even if another request used the
+        # row meanwhile (a race); and the limit rows before the code's row, the order of
+        # the try's write (deadlock: two transactions locking rows in opposite orders).
+        if slot is not None:
+            slot.succeeded(within=s)
         # Replay: one conditional UPDATE (storage/one_time.py); only the request that flips
         # consumed_at wins, so 20 parallel resets give one success, and a code used through
-        # its link (or the link after its code) is refused.
+        # its link (or the link after its code) is refused (the slot given back commits).
         if not one_time.RESET_CODES.consume(s, code_id, now):
-            raise CodeRejected()
+            return False
         forgotten = credentials.apply_new_password(svc, s, user, new_hash, verified=True)
         if forgotten is not None:
             # The first proof of the address: what a squatter may have set up is gone
@@ -519,3 +557,4 @@ def _consume_code(
         known_clients.keep_only(svc, s, user, meta, now, add=True)
         after_commit(s, metrics.RESET_CODES.labels("used").inc)
         t.write(s)
+    return True

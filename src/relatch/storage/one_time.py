@@ -125,6 +125,8 @@ class OneTimeStore:
         now: datetime,
         tries: Tries,
         decoy_slot: int | None = None,
+        *,
+        within: Session | None = None,
     ) -> Tried:
         """Spend one try of every live secret of the owner, COMMITTED before the caller
         compares; returns their (id, digest), and which of them this try brought to the
@@ -139,28 +141,38 @@ class OneTimeStore:
         the decoy row of that slot takes it instead, in the same transaction. Both sides run
         the same two statements and write one row: the commit costs the same whether or not
         the owner (or a live code) exists.
+
+        `within`: counted in the caller's write transaction instead, which must commit
+        before the caller compares (the reset's one write before its compare, issue 12).
         """
+        if within is not None:
+            return self._count_try(within, owner, now, tries, decoy_slot)
         with transaction(sessions) as s:
-            rows = s.execute(
-                update(self.model)
-                .where(self.owner == owner, self.live(now, tries))
-                .values({tries.column: tries.column + 1})
-                .returning(self.id, self.digest, tries.column)
+            return self._count_try(s, owner, now, tries, decoy_slot)
+
+    def _count_try(
+        self, s: Session, owner: int, now: datetime, tries: Tries, decoy_slot: int | None
+    ) -> Tried:
+        rows = s.execute(
+            update(self.model)
+            .where(self.owner == owner, self.live(now, tries))
+            .values({tries.column: tries.column + 1})
+            .returning(self.id, self.digest, tries.column)
+        )
+        tried = Tried()
+        for row_id, digest, count in rows:
+            tried.append((int(row_id), str(digest)))
+            if count >= tries.limit:
+                tried.last_try.append(int(row_id))
+        if decoy_slot is not None:
+            # The same statement either way; it matches no row when a secret counted.
+            s.execute(
+                update(TryDecoy)
+                .where(TryDecoy.slot == (NO_SLOT if tried else decoy_slot))
+                .values(attempts=TryDecoy.attempts + 1)
+                .execution_options(synchronize_session=False)
             )
-            tried = Tried()
-            for row_id, digest, count in rows:
-                tried.append((int(row_id), str(digest)))
-                if count >= tries.limit:
-                    tried.last_try.append(int(row_id))
-            if decoy_slot is not None:
-                # The same statement either way; it matches no row when a secret counted.
-                s.execute(
-                    update(TryDecoy)
-                    .where(TryDecoy.slot == (NO_SLOT if tried else decoy_slot))
-                    .values(attempts=TryDecoy.attempts + 1)
-                    .execution_options(synchronize_session=False)
-                )
-            return tried
+        return tried
 
     def give_back_try(self, s: Session, row_id: int, tries: Tries) -> None:
         """A right secret shown without being used (a check): that try was no guess."""
