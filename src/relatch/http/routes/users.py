@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC
 
 from anyio.to_thread import run_sync
-from fastapi import Depends, Query, Request
+from fastapi import Query, Request
 
-from relatch.auth.dependencies import current_user
+from relatch.auth.dependencies import authenticate
 from relatch.auth.request import request_meta, services
 from relatch.http.openapi import operations
 from relatch.http.schemas import (
@@ -22,6 +22,7 @@ from relatch.http.schemas import (
 )
 from relatch.services import accounts, mfa
 from relatch.services.account import Account
+from relatch.services.context import Services
 
 router = operations()
 
@@ -120,7 +121,15 @@ def _sort_order(stored: str | None) -> UserProjectsSortOrder:
 async def get_current_user(
     request: Request,
     excludeProjects: bool | None = Query(default=None),  # noqa: N803 (Edge Impulse name)
-    user: Account = Depends(current_user),  # noqa: B008
 ) -> GetUserResponse:
-    configured = await run_sync(mfa.is_configured, services(request), user.id)
+    # One thread hop, not two (issue 12): under load each hop waits for the GIL behind
+    # the sign-ins' database steps, and this is the cheap request clients poll.
+    user, configured = await run_sync(_caller_and_factor, services(request), request)
     return user_response(user, mfa_configured=configured)
+
+
+def _caller_and_factor(svc: Services, request: Request) -> tuple[Account, bool]:
+    """The caller (`current_user`'s rules: any scheme, NotAuthenticated) and whether the
+    account has a second factor."""
+    user = authenticate(svc, request)
+    return user, mfa.is_configured(svc, user.id)
