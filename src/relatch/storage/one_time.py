@@ -20,13 +20,26 @@ caller compares in constant time; this module only decides which rows are still 
 
 from __future__ import annotations
 
+import functools
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, false, or_, select, true, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    delete,
+    false,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from relatch.storage import db
@@ -41,6 +54,18 @@ from relatch.storage.models_oauth import OAuthCode
 Column = InstrumentedAttribute[Any]
 
 NO_SLOT = -1  # a decoy slot no row has
+
+# Parameters of the prebuilt statements (`OneTimeStore._prebuilt`); named apart from every
+# column, which SQLAlchemy would take for SET values.
+_OWNER: BindParameter[int] = bindparam("b_owner")
+_NOW: BindParameter[datetime] = bindparam("b_now")
+_LIMIT: BindParameter[int] = bindparam("b_limit")
+_DECOY_TRY = (
+    update(TryDecoy)
+    .where(TryDecoy.slot == bindparam("b_slot"))
+    .values(attempts=TryDecoy.attempts + 1)
+    .execution_options(synchronize_session=False)
+)
 
 
 def decoy_slot(key: str) -> int:
@@ -83,7 +108,7 @@ class OneTimeStore:
         column: Column = self.model.id
         return column
 
-    def _not_expired(self, now: datetime) -> ColumnElement[bool]:
+    def _not_expired(self, now: datetime | BindParameter[Any]) -> ColumnElement[bool]:
         return self.expires > now if self.expires is not None else true()
 
     def _not_revoked(self) -> ColumnElement[bool]:
@@ -97,8 +122,28 @@ class OneTimeStore:
         the count (see `consume`), and a reset code out of strangers' tries is still live
         for the owner's known clients, whose tries are counted in the other column.
         """
+        return self._live(now, tries.column if tries else None, tries.limit if tries else 0)
+
+    def _live(
+        self, now: datetime | BindParameter[Any], column: Column | None = None, limit: Any = 0
+    ) -> ColumnElement[bool]:
+        """`live`, with `now` and `limit` as values or as parameters (`_prebuilt`)."""
         live = and_(self.used.is_(None), self._not_revoked(), self._not_expired(now))
-        return live if tries is None else and_(live, tries.column < tries.limit)
+        return live if column is None else and_(live, column < limit)
+
+    # The statements of the hot paths (a reset's try, its spent codes, its consume, the
+    # revocations), built once per store and try column and run with parameters (issue 12:
+    # building one cost more than running it, about 180 us, on every try and every reset).
+    @functools.cached_property
+    def _built(self) -> dict[str, Any]:
+        return {}
+
+    def _prebuilt(self, name: str, column: Column | None, build: Callable[[], Any]) -> Any:
+        key = name if column is None else f"{name}:{column.key}"
+        statement = self._built.get(key)
+        if statement is None:
+            statement = self._built[key] = build()
+        return statement
 
     def live_candidates(self, s: Session, owner: int, now: datetime) -> list[tuple[int, str]]:
         """(id, digest) of the owner's live secrets, for a kind without a try counter (its
@@ -153,12 +198,18 @@ class OneTimeStore:
     def _count_try(
         self, s: Session, owner: int, now: datetime, tries: Tries, decoy_slot: int | None
     ) -> Tried:
-        rows = s.execute(
-            update(self.model)
-            .where(self.owner == owner, self.live(now, tries))
-            .values({tries.column: tries.column + 1})
-            .returning(self.id, self.digest, tries.column)
+        column = tries.column
+        statement = self._prebuilt(
+            "count_try",
+            column,
+            lambda: (
+                update(self.model)
+                .where(self.owner == _OWNER, self._live(_NOW, column, _LIMIT))
+                .values({column: column + 1})
+                .returning(self.id, self.digest, column)
+            ),
         )
+        rows = s.execute(statement, {"b_owner": owner, "b_now": now, "b_limit": tries.limit})
         tried = Tried()
         for row_id, digest, count in rows:
             tried.append((int(row_id), str(digest)))
@@ -166,12 +217,7 @@ class OneTimeStore:
                 tried.last_try.append(int(row_id))
         if decoy_slot is not None:
             # The same statement either way; it matches no row when a secret counted.
-            s.execute(
-                update(TryDecoy)
-                .where(TryDecoy.slot == (NO_SLOT if tried else decoy_slot))
-                .values(attempts=TryDecoy.attempts + 1)
-                .execution_options(synchronize_session=False)
-            )
+            s.execute(_DECOY_TRY, {"b_slot": NO_SLOT if tried else decoy_slot})
         return tried
 
     def give_back_try(self, s: Session, row_id: int, tries: Tries) -> None:
@@ -186,12 +232,19 @@ class OneTimeStore:
         """Digests of the owner's secrets that are unexpired and unrevoked but used or out
         of tries: live but for the race a right guess may have lost (its caller decides
         whether the try was a guess). Never usable."""
-        spent = and_(
-            self._not_revoked(),
-            self._not_expired(now),
-            or_(self.used.is_not(None), tries.column >= tries.limit),
+        column = tries.column
+        statement = self._prebuilt(
+            "spent",
+            column,
+            lambda: select(self.digest).where(
+                self.owner == _OWNER,
+                self._not_revoked(),
+                self._not_expired(_NOW),
+                or_(self.used.is_not(None), column >= _LIMIT),
+            ),
         )
-        return [str(d) for d in s.scalars(select(self.digest).where(self.owner == owner, spent))]
+        params = {"b_owner": owner, "b_now": now, "b_limit": tries.limit}
+        return [str(d) for d in s.scalars(statement, params)]
 
     def consume(self, s: Session, row_id: int, now: datetime) -> bool:
         """Use the secret up, in the caller's transaction; False if it was not live.
@@ -202,11 +255,16 @@ class OneTimeStore:
         counted by `count_try` (and may have been the last one the budget allows), so
         re-checking `tries < limit` would refuse the very try that proved the secret.
         """
-        done = rowcount(
-            s.execute(
-                update(self.model).where(self.id == row_id, self.live(now)).values({self.used: now})
-            )
+        statement = self._prebuilt(
+            "consume",
+            None,
+            lambda: (
+                update(self.model)
+                .where(self.id == bindparam("b_id"), self._live(_NOW))
+                .values({self.used: bindparam("b_used")})
+            ),
         )
+        done = rowcount(s.execute(statement, {"b_id": row_id, "b_now": now, "b_used": now}))
         return done == 1
 
     def revoke_live(self, s: Session, owner: int, now: datetime) -> int:
@@ -221,13 +279,17 @@ class OneTimeStore:
     def revoke_live_of(self, s: Session, owners: Sequence[int], now: datetime) -> int:
         """`revoke_live` for several owners in one UPDATE (a worker's batch); how many."""
         killed = self.revoked if self.revoked is not None else self.used
-        return rowcount(
-            s.execute(
+        statement = self._prebuilt(
+            "revoke_live_of",
+            None,
+            lambda: (
                 update(self.model)
-                .where(self.owner.in_(owners), self.live(now))
-                .values({killed: now})
-            )
+                .where(self.owner.in_(bindparam("b_owners", expanding=True)), self._live(_NOW))
+                .values({killed: bindparam("b_killed")})
+            ),
         )
+        params = {"b_owners": list(owners), "b_now": now, "b_killed": now}
+        return rowcount(s.execute(statement, params))
 
     def revoke_unused(self, s: Session, owner: int, now: datetime) -> int:
         """Every unused, unrevoked secret of the owner dies, expired or not, in the caller's
