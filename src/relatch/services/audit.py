@@ -19,16 +19,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
 from relatch.core import identity, keyed
 from relatch.core.errors import RelatchError, ServerBusy
 from relatch.core.meta import RequestMeta
 from relatch.services.context import Services
-from relatch.storage import outage
+from relatch.storage import accounts, outage
 from relatch.storage.db import rowcount, transaction
-from relatch.storage.models import User
 from relatch.storage.models_audit import AuditEvent
 
 log = logging.getLogger(__name__)
@@ -188,7 +187,7 @@ def row(
 
 
 def _account_of(s: Session, login: str) -> int | None:
-    return s.scalars(select(User.id).where(User.named(login))).first()
+    return accounts.id_by_login(s, login)
 
 
 @dataclass

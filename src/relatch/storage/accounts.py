@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from relatch.core import identity
@@ -47,14 +47,35 @@ def by_id(s: Session, account_id: int) -> User | None:
     return s.get(User, account_id)
 
 
+# Built once, run with parameters (issue 12: every sign-in and reset looks its account up,
+# and building the SELECT cost more than running it).
+_NAMED = or_(
+    User.email_key == bindparam("b_email_key"), User.username_key == bindparam("b_user_key")
+)
+_BY_LOGIN = select(User).where(_NAMED)
+_ID_BY_LOGIN = select(User.id).where(_NAMED)
+_BY_EMAIL = select(User).where(User.email_key == bindparam("b_email_key"))
+
+
+def _login_keys(login: str) -> dict[str, str]:
+    """`login` as an address key and as a username key: a person means either."""
+    key = login.strip()
+    return {"b_email_key": identity.email_key(key), "b_user_key": identity.username_key(key)}
+
+
 def by_login(s: Session, login: str) -> User | None:
     """The account a person means by `login`: its address or its username."""
-    return s.scalars(select(User).where(User.named(login))).first()
+    return s.scalars(_BY_LOGIN, _login_keys(login)).first()
+
+
+def id_by_login(s: Session, login: str) -> int | None:
+    """`by_login`'s account id alone."""
+    return s.scalars(_ID_BY_LOGIN, _login_keys(login)).first()
 
 
 def by_email(s: Session, email: str) -> User | None:
     """The account of an address, compared on its key (NFKC + casefold)."""
-    return s.scalars(select(User).where(User.email_key == identity.email_key(email))).first()
+    return s.scalars(_BY_EMAIL, {"b_email_key": identity.email_key(email)}).first()
 
 
 def by_emails(s: Session, emails: Iterable[str]) -> dict[str, User]:

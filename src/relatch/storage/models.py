@@ -7,18 +7,15 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    ColumnElement,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
     false,
-    or_,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from relatch.core import identity
 from relatch.storage.types import UTCDateTime
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
@@ -68,15 +65,6 @@ class User(Base):
     # When the last "someone is guessing" notice went out (services/owner_notices.py): at
     # most one a day, across processes, however many strangers spend the failure budget.
     guessing_notice_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-
-    @classmethod
-    def named(cls, login: str) -> ColumnElement[bool]:
-        """The account a person means by `login`: its address or its username."""
-        key = login.strip()
-        return or_(
-            cls.email_key == identity.email_key(key),
-            cls.username_key == identity.username_key(key),
-        )
 
 
 class ResetRequest(Base):
