@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from relatch.core import keyed
@@ -278,14 +278,17 @@ def revoke_grant(svc: StoreContext, user_id: int, client_id: str) -> None:
         )
 
 
+_REVOKE_USERS_TOKENS = (
+    update(OAuthToken)
+    .where(OAuthToken.user_id == bindparam("b_user_id"), OAuthToken.revoked_at.is_(None))
+    .values(revoked_at=bindparam("b_now"))
+)  # built once: every reset runs it (issue 12)
+
+
 def revoke_for_user(s: Session, user: User, now: datetime) -> None:
     """`on_password_changed` hook, inside the reset's transaction: every access and refresh
     token and every unused code of the account dies with the old password."""
-    s.execute(
-        update(OAuthToken)
-        .where(OAuthToken.user_id == user.id, OAuthToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    s.execute(_REVOKE_USERS_TOKENS, {"b_user_id": user.id, "b_now": now})
     OAUTH_CODES.revoke_live(s, user.id, now)
 
 

@@ -134,6 +134,9 @@ class OneTimeStore:
     # The statements of the hot paths (a reset's try, its spent codes, its consume, the
     # revocations), built once per store and try column and run with parameters (issue 12:
     # building one cost more than running it, about 180 us, on every try and every reset).
+    # With parameters, SQLAlchemy cannot tell which rows loaded in the caller's session
+    # they change, so those objects keep their old values: no caller reads a secret's row
+    # after changing it in the same session; one that must, refreshes it first.
     @functools.cached_property
     def _built(self) -> dict[str, Any]:
         return {}
