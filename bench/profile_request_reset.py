@@ -185,33 +185,34 @@ def summarise(raw: Path) -> list[tuple[str, float]]:
 
 
 def profile_service(workdir: Path, address: str, n: int) -> None:
-    """pyinstrument's tree of services.reset.request_reset alone, on the server's database."""
+    """pyinstrument's tree of services.reset_requests.request_reset alone, on the server's
+    database."""
     from pyinstrument import Profiler
 
     from relatch.app import build
     from relatch.core.meta import RequestMeta
-    from relatch.services import reset
+    from relatch.services import reset_requests
     from relatch.settings import Settings
 
     os.environ.update(server_env(workdir, {}))
     svc = build(Settings(_env_file=None))  # type: ignore[call-arg]
     meta = RequestMeta(client_ip="127.0.0.1", request_id="profile")
     for _ in range(50):
-        reset.request_reset(svc, address, meta)
+        reset_requests.request_reset(svc, address, meta)
     profiler = Profiler(interval=0.0002)
     profiler.start()
     for _ in range(n):
-        reset.request_reset(svc, address, meta)
+        reset_requests.request_reset(svc, address, meta)
     profiler.stop()
     print(profiler.output_text(unicode=True, color=False, show_all=False))
 
 
 def service_cpu(workdir: Path, address: str, calls: int = 500, runs: int = 7) -> None:
-    """CPU per call of services.reset.request_reset alone, no server and no profiler:
+    """CPU per call of services.reset_requests.request_reset alone, no server and no profiler:
     the best of `runs` runs of `calls` calls, on a fresh migrated database."""
     from relatch.app import build
     from relatch.core.meta import RequestMeta
-    from relatch.services import reset
+    from relatch.services import reset_requests
     from relatch.settings import Settings
     from relatch.storage import migrate
     from relatch.storage.db import make_engine
@@ -224,12 +225,12 @@ def service_cpu(workdir: Path, address: str, calls: int = 500, runs: int = 7) ->
     svc = build(settings)
     meta = RequestMeta(client_ip="127.0.0.1", user_agent="wrk", request_id="0123456789abcdef")
     for _ in range(300):
-        reset.request_reset(svc, address, meta)
+        reset_requests.request_reset(svc, address, meta)
     best = float("inf")
     for _ in range(runs):
         began = time.process_time()
         for _ in range(calls):
-            reset.request_reset(svc, address, meta)
+            reset_requests.request_reset(svc, address, meta)
         best = min(best, (time.process_time() - began) / calls)
     print(f"request_reset alone: {best * 1e6:.0f} us of CPU per call (best of {runs} x {calls})")
 

@@ -27,7 +27,7 @@ from bench import servers
 from relatch.app import build
 from relatch.core import codes
 from relatch.core.meta import RequestMeta
-from relatch.services import audit, reset
+from relatch.services import audit, reset, reset_requests
 from relatch.settings import Settings
 from relatch.storage import migrate
 from relatch.storage.db import make_engine, transaction
@@ -57,7 +57,7 @@ def main() -> None:
         with transaction(svc.sessions) as s:
             user = s.get(User, i % ACCOUNTS + 1)
             assert user is not None
-            reset.issue_code(svc, s, user)
+            reset_requests.issue_code(svc, s, user)
 
     def one(i: int) -> None:
         """A reset's steps but its hashes: the look-ups, failure slot and counted try, the

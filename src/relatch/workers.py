@@ -27,7 +27,7 @@ from relatch.services import (
     known_clients,
     limits,
     mfa_reset,
-    reset,
+    reset_requests,
     reset_retries,
     sign_in_sessions,
 )
@@ -198,7 +198,7 @@ class Workers:
     transport: Transport
     extra: list[Step] = field(default_factory=list)
     # Ends the reset-request worker's wait early: shutdown only. Reset requests do not set
-    # it: see services/reset.request_reset (timing).
+    # it: see services/reset_requests.request_reset (timing).
     wake: threading.Event = field(default_factory=threading.Event)
     # Ends the mail worker's wait early: shutdown, and every commit in this process that
     # queued a mail (storage/outbox.on_queued, while `run_forever` runs).
@@ -234,7 +234,9 @@ class Workers:
         stop()
         left = False
         taken = 0
-        step = functools.partial(reset.process_requests, svc, REQUEST_BATCH, should_stop=stop)
+        step = functools.partial(
+            reset_requests.process_requests, svc, REQUEST_BATCH, should_stop=stop
+        )
         while not stop():
             if taken >= REQUESTS_PER_PASS:
                 left = True

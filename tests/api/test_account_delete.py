@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from relatch.app import cli as cli_app
 from relatch.core import totp
-from relatch.services import audit, reset
+from relatch.services import audit, reset_requests
 from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage import oauth_repo as store
@@ -166,7 +166,7 @@ def test_every_credential_dies_at_once(
     tokens = oauth_tokens(client, app_client, acct)
     bearer = {"authorization": f"Bearer {tokens['access_token']}"}
     assert client.post(REQUEST, json={"email": acct.email}).json() == {"success": True}
-    reset.process_requests(svc)  # a reset code, its mail queued and not sent yet
+    reset_requests.process_requests(svc)  # a reset code, its mail queued and not sent yet
     code = pending_code(svc, acct.email)
     totp_key, _ = enable(client, clock, headers)
     held = rows_of(svc, acct.id)
@@ -288,7 +288,7 @@ def test_a_reset_request_for_a_deleted_address_is_one_for_an_unknown_address(
         answer: list[Any] = []
         yield statements(svc, lambda: answer.append(client.post(REQUEST, json={"email": address})))
         assert (answer[0].status_code, answer[0].json()) == (200, {"success": True})
-        yield statements(svc, lambda: reset.process_requests(svc))
+        yield statements(svc, lambda: reset_requests.process_requests(svc))
 
     deleted, unknown = list(ask(acct.email)), list(ask("never.here@example.com"))
     # Same answer, and the same work: the same statements on the request path and in the

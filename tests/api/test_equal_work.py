@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 
 from relatch.app import create_app
 from relatch.core.meta import RequestMeta
-from relatch.services import reset
+from relatch.services import reset_requests
 from relatch.services.context import Services
 from relatch.settings import Settings
 from tests.api.test_oauth_authorize import AUTHORIZE, code_query, is_signin, new_client, post
@@ -210,8 +210,8 @@ def test_reset_requests_grouped_in_one_transaction_do_the_same_work_known_or_not
 
     async def both() -> None:
         await asyncio.gather(
-            reset.request_reset_grouped(svc, acct.email, meta),
-            reset.request_reset_grouped(svc, "nobody@example.com", meta),
+            reset_requests.request_reset_grouped(svc, acct.email, meta),
+            reset_requests.request_reset_grouped(svc, "nobody@example.com", meta),
         )
 
     asyncio.run(both())  # first-time work (a limit window's first hit) is not recorded

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from relatch.app import build, create_app
 from relatch.core import codes
-from relatch.services import reset
+from relatch.services import reset_requests
 from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage import migrate
@@ -332,7 +332,7 @@ def test_a_thousand_wrong_codes_never_succeed(
         if i % 10 == 0:
             if c.post(REQUEST, json={"email": "user1@example.com"}).status_code == 200:
                 issued += 1
-            reset.process_requests(d.svc)
+            reset_requests.process_requests(d.svc)
         guess = codes.display(codes.generate())
         r = c.post(VERIFY, json={"email": "user1@example.com", "code": guess})
         assert r.json() != {"success": True}

@@ -27,7 +27,7 @@ from relatch.app import cli as cli_app
 from relatch.core.meta import RequestMeta
 from relatch.mail import worker
 from relatch.mail.transports import MailDirTransport
-from relatch.services import reset, reset_retries
+from relatch.services import reset_requests, reset_retries
 from relatch.services.context import Services
 from relatch.services.ports import MailRenderer
 from relatch.settings import Settings
@@ -195,7 +195,7 @@ def test_reset_worker_raising_never_skips_the_mail_worker(
         raise RuntimeError("reset worker down")
 
     plant(svc, "someone@example.com", 1)
-    monkeypatch.setattr(reset, "process_requests", broken)
+    monkeypatch.setattr(reset_requests, "process_requests", broken)
     mailbox.run_workers()
     assert [str(m["To"]) for m in mailbox.messages()] == ["someone@example.com"]
 
@@ -261,7 +261,9 @@ def test_a_hanging_relay_never_holds_up_reset_requests(svc: Services, make_accou
             with anyio.fail_after(10):
                 await relay.hung.wait()
             # The mail worker is stuck in a send; a reset request arrives now.
-            await anyio.to_thread.run_sync(reset.request_reset, svc, acct.email, RequestMeta())
+            await anyio.to_thread.run_sync(
+                reset_requests.request_reset, svc, acct.email, RequestMeta()
+            )
             with anyio.fail_after(10):
                 while not await anyio.to_thread.run_sync(handled):
                     await anyio.sleep(0.05)

@@ -1,4 +1,4 @@
-"""Reset requests through the group commit (services/reset.request_reset_grouped), on
+"""Reset requests through the group commit (services/reset_requests.request_reset_grouped), on
 SQLite and PostgreSQL: every request in a group is recorded and audited; the limits count
 each request of a group, refuse past the limit exactly as alone, and a refusal leaves
 nothing counted; known and unknown addresses get the same answers."""
@@ -14,7 +14,7 @@ from sqlalchemy import event, func, select
 
 from relatch.core.errors import RateLimited
 from relatch.core.meta import RequestMeta
-from relatch.services import reset
+from relatch.services import reset_requests
 from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage.models import ResetRequest
@@ -36,7 +36,7 @@ def ask_together(svc: Services, emails: list[str]) -> list[Any]:
     meta = RequestMeta(client_ip="198.51.100.7", request_id="group")
 
     async def main() -> list[Any]:
-        calls = [reset.request_reset_grouped(svc, e, meta) for e in emails]
+        calls = [reset_requests.request_reset_grouped(svc, e, meta) for e in emails]
         return await asyncio.gather(*calls, return_exceptions=True)
 
     began: list[int] = []
@@ -116,7 +116,7 @@ def test_one_bad_request_in_a_group_fails_alone(svc: Services) -> None:
 
     async def main() -> list[Any]:
         emails = ["one@example.com", poison, "two@example.com", "three@example.com"]
-        calls = [reset.request_reset_grouped(svc, e, meta) for e in emails]
+        calls = [reset_requests.request_reset_grouped(svc, e, meta) for e in emails]
         return await asyncio.gather(*calls, return_exceptions=True)
 
     answers = asyncio.run(main())

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from relatch.core.meta import RequestMeta
-from relatch.services import reset
+from relatch.services import reset_requests
 from relatch.services.context import Services
 from relatch.storage.models import OutboxMessage, ResetRequest
 from relatch.workers import Workers
@@ -68,13 +68,13 @@ def test_a_stop_leaves_the_reset_requests_not_reached_recorded(
     svc: Services, make_account: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The stop is asked between transactions: one request per transaction here.
-    monkeypatch.setattr(reset, "DECISIONS_PER_TRANSACTION", 1)
+    monkeypatch.setattr(reset_requests, "DECISIONS_PER_TRANSACTION", 1)
     accounts = [make_account() for _ in range(3)]
     for acct in accounts:
-        reset.request_reset(svc, acct.email, RequestMeta())
+        reset_requests.request_reset(svc, acct.email, RequestMeta())
     asked = iter([False, True, True])
 
-    handled = reset.process_requests(svc, should_stop=lambda: next(asked))
+    handled = reset_requests.process_requests(svc, should_stop=lambda: next(asked))
 
     # One decided whole (its mail queued), the others still recorded for the next pass.
     assert handled == 1

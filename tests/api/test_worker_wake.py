@@ -3,7 +3,7 @@ requests (issue 12).
 
 Owner's side: a mail queued in this process (a reset code, a notice, an activation mail)
 goes out at once, not at the mail worker's next poll. Enumeration by timing (services/
-reset.request_reset): a reset request wakes nothing, so the extra work of a known address
+reset_requests.request_reset): a reset request wakes nothing, so the extra work of a known address
 never lands right behind the request where a prober could time it; the request worker
 picks it up on its own schedule.
 """
@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from relatch.core.meta import RequestMeta
 from relatch.mail.transports import MailDirTransport, list_messages
-from relatch.services import reset
+from relatch.services import reset_requests
 from relatch.services.context import Services
 from relatch.storage import outbox
 from relatch.storage.db import transaction
@@ -56,7 +56,7 @@ def test_a_mail_queued_in_this_process_wakes_the_mail_worker_and_a_request_wakes
             await anyio.sleep(0.3)  # both loops ran their first pass and wait out the poll
             # A reset request: recorded, and nobody woken.
             await anyio.to_thread.run_sync(
-                reset.request_reset, svc, "someone@example.com", RequestMeta()
+                reset_requests.request_reset, svc, "someone@example.com", RequestMeta()
             )
             assert not workers.wake.is_set() and not workers.mail_wake.is_set()
             # A rolled-back transaction that queued a mail wakes nobody either.
@@ -111,7 +111,7 @@ def test_the_workers_run_on_threads_of_their_own_not_the_requests(svc: Services)
     the workers' (none of the default limiter's tokens is borrowed by them meanwhile)."""
     out = svc.settings.mail_dir
     for n in range(5):
-        reset.request_reset(svc, f"stranger{n}@example.com", RequestMeta())
+        reset_requests.request_reset(svc, f"stranger{n}@example.com", RequestMeta())
         queue_notice(svc, f"owner{n}@example.com")
     workers = Workers(svc, MailDirTransport(out))
 

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from relatch.app import cli as cli_app
 from relatch.mail import worker
 from relatch.mail.transports import SMTPTransport
-from relatch.services import reset
+from relatch.services import reset_requests
 from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage.models import OutboxMessage
@@ -75,7 +75,7 @@ def request_resets(svc: Services, client: TestClient, emails: list[str]) -> None
         resp = client.post("/v1/api-user-request-reset-password", json={"email": email})
         # Answered at once: the request never waits for the relay.
         assert resp.status_code == 200 and resp.json() == {"success": True}
-    assert reset.process_requests(svc) == len(emails)
+    assert reset_requests.process_requests(svc) == len(emails)
 
 
 def rows(svc: Services) -> list[OutboxMessage]:

@@ -33,7 +33,7 @@ from sqlalchemy import select
 
 from relatch.core.meta import RequestMeta
 from relatch.mail import transports, worker
-from relatch.services import reset
+from relatch.services import reset_requests
 from relatch.services.context import Services
 from relatch.settings import Settings
 from relatch.storage.models import OutboxMessage
@@ -189,8 +189,8 @@ def relay_factory() -> Iterator[Any]:
 
 def queue_reset_mail(svc: Services, make_account: Any) -> str:
     acct = make_account()
-    reset.request_reset(svc, acct.email, RequestMeta())
-    assert reset.process_requests(svc) == 1
+    reset_requests.request_reset(svc, acct.email, RequestMeta())
+    assert reset_requests.process_requests(svc) == 1
     return str(acct.email)
 
 

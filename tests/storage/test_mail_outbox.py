@@ -13,7 +13,7 @@ from sqlalchemy import select
 from relatch.core.meta import RequestMeta
 from relatch.mail import worker
 from relatch.mail.transports import SMTPTransport
-from relatch.services import reset
+from relatch.services import reset_requests
 from relatch.services.context import Services
 from relatch.storage.models import OutboxMessage
 from tests.conftest import FakeClock
@@ -52,8 +52,8 @@ def deliver(svc: Services, inbox: SMTPInbox) -> int:
 
 def queue_reset_mail(svc: Services, make_account: Any) -> str:
     acct = make_account()
-    reset.request_reset(svc, acct.email, RequestMeta())
-    reset.process_requests(svc)
+    reset_requests.request_reset(svc, acct.email, RequestMeta())
+    reset_requests.process_requests(svc)
     return str(acct.email)
 
 

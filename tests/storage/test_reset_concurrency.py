@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from relatch.core.errors import CodeRejected
 from relatch.core.meta import RequestMeta
-from relatch.services import reset
+from relatch.services import reset, reset_requests
 from relatch.services.context import Services
 from relatch.storage.models import ResetCode, User
 from tests.conftest import Mailbox
@@ -24,7 +24,7 @@ def test_twenty_parallel_resets_one_success(
     svc: Services, mailbox: Mailbox, make_account: Any
 ) -> None:
     acct = make_account()
-    reset.request_reset(svc, acct.email, RequestMeta())
+    reset_requests.request_reset(svc, acct.email, RequestMeta())
     code = mailbox.last_code(acct.email)
     barrier = threading.Barrier(PARALLEL)
 
@@ -52,7 +52,7 @@ def test_parallel_wrong_guesses_never_exceed_the_budget(
     svc: Services, mailbox: Mailbox, make_account: Any
 ) -> None:
     acct = make_account()
-    reset.request_reset(svc, acct.email, RequestMeta())
+    reset_requests.request_reset(svc, acct.email, RequestMeta())
     right = mailbox.last_code(acct.email)
     wrong = "0000-0000" if right != "0000-0000" else "1111-1111"
     barrier = threading.Barrier(PARALLEL)

@@ -25,7 +25,7 @@ from relatch.core.errors import CodeRejected
 from relatch.core.meta import RequestMeta
 from relatch.mail import worker
 from relatch.mail.transports import MailDirTransport, list_messages
-from relatch.services import reset
+from relatch.services import reset, reset_requests
 from relatch.services.context import Services
 from relatch.storage import outbox_claims
 from relatch.storage.models import OutboxMessage, ResetCode, ResetRequest, User
@@ -62,7 +62,7 @@ def test_a_batch_of_reset_requests_is_decided_in_one_transaction(svc: Services) 
     record_requests(svc, [e for pair in zip(known, unknown, strict=True) for e in pair])
 
     with commits(svc) as committed, recording(svc.engine) as done:
-        assert reset.process_requests(svc, 50) == 20
+        assert reset_requests.process_requests(svc, 50) == 20
 
     assert len(committed) == 1  # one BEGIN/COMMIT for the twenty decisions
     # One statement per table: the claim, the old codes killed, the codes, mails and trail.
@@ -95,7 +95,7 @@ def test_an_account_asked_for_twice_in_one_batch_keeps_only_its_newer_code(
     (email,) = add_accounts(svc, 1)
     record_requests(svc, [email, email])
 
-    assert reset.process_requests(svc, 50) == 2
+    assert reset_requests.process_requests(svc, 50) == 2
 
     # Two mails, as one at a time would have sent; only the second one's code lives.
     first, second = (CODE_LINE.search(r.body_text) for r in outbox_rows(svc))
@@ -129,7 +129,7 @@ def test_one_bad_request_costs_its_batch_only_itself(svc: Services) -> None:
     record_requests(svc, known)
 
     # The batch fails whole, then its requests are decided one transaction each.
-    assert reset.process_requests(svc, 50) == 5
+    assert reset_requests.process_requests(svc, 50) == 5
 
     assert {r.recipient for r in outbox_rows(svc)} == set(known) - {known[2]}
     with svc.sessions() as s:

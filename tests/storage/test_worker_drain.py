@@ -24,7 +24,7 @@ from sqlalchemy import Connection, func, insert, select
 
 from relatch.mail import worker
 from relatch.mail.transports import MailDirTransport, list_messages
-from relatch.services import reset
+from relatch.services import reset_requests
 from relatch.services.context import Services
 from relatch.storage import accounts
 from relatch.storage.db import transaction
@@ -154,7 +154,7 @@ def test_a_reset_request_claim_skips_requests_another_worker_holds(svc: Services
     with svc.sessions() as s:
         ids = list(s.scalars(select(ResetRequest.id).order_by(ResetRequest.id)))
     with held_by_another_process(svc, ResetRequest, ids[:1]):
-        taken = without_waiting(lambda: reset.process_requests(svc))
+        taken = without_waiting(lambda: reset_requests.process_requests(svc))
     assert taken == 3
     with svc.sessions() as s:
         assert list(s.scalars(select(ResetRequest.id))) == ids[:1]

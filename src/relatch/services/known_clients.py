@@ -11,7 +11,7 @@ A client is seen as
   for API clients; shared by everyone in it, hence a smaller budget.
 Each is stored as a keyed digest of (kind, the account's address key, device id or
 network): no cookie, IP or network in clear. The digest is keyed on the address, so a reset
-request (which never looks the account up, services/reset.py) can find it by digest alone;
+request (which never looks the account up, services/reset_requests.py) can find it by digest alone;
 the row's account id is checked wherever the account is known.
 
 Takeover: a reset, a password change and "this was not me" forget every known client of

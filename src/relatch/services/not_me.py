@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from relatch.core.errors import LinkRejected
 from relatch.core.meta import RequestMeta
-from relatch.services import audit, known_clients, mfa_reset, not_me_links, reset
+from relatch.services import audit, known_clients, mfa_reset, not_me_links, reset_requests
 from relatch.services.context import Services
 from relatch.storage import accounts as accounts_repo
 from relatch.storage import one_time
@@ -82,4 +82,4 @@ def take_back(svc: Services, s: Session, user: User, meta: RequestMeta, now: dat
     # factor is cancelled. Social engineering: whoever took the account may be the one
     # who asked the operator for it; the owner who did lose the factor asks again.
     mfa_reset.cancel_pending(svc, s, user, now, mfa_reset.NOT_ME, notify=False)
-    reset.issue_code(svc, s, user)  # kills older codes, mails a fresh one
+    reset_requests.issue_code(svc, s, user)  # kills older codes, mails a fresh one

@@ -22,7 +22,7 @@ from sqlalchemy import update
 from relatch.core import text
 from relatch.core.errors import InvalidInput
 from relatch.core.meta import RequestMeta
-from relatch.services import audit, reset
+from relatch.services import audit, reset_requests
 from relatch.services.account import Account
 from relatch.services.context import Services
 from relatch.storage import accounts as accounts_repo
@@ -68,7 +68,7 @@ def send_reset(svc: Services, email: str, meta: RequestMeta) -> Account:
             raise InvalidInput(f"no account with the address {email.strip()}")
         if row.suspended_at is not None:
             raise InvalidInput("the account is suspended: lift the suspension first")
-        reset.issue_code(svc, s, row)  # kills older codes, mails a fresh one
+        reset_requests.issue_code(svc, s, row)  # kills older codes, mails a fresh one
         t.write(s)
     return user
 

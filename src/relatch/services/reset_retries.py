@@ -1,6 +1,6 @@
 """Reset requests that raise: counted against themselves, retried, then dead letters.
 
-One hostile item must not stop recovery for everyone (issue 8): services/reset.py
+One hostile item must not stop recovery for everyone (issue 8): services/reset_requests.py
 decides each request in its own transaction, and hands any failure here.
 """
 

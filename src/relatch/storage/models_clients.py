@@ -21,7 +21,7 @@ class KnownClient(Base):
         # Upsert target, and "forget every known client of this account" by its prefix.
         UniqueConstraint("user_id", "digest", name="uq_known_clients_user_digest"),
         # The lookup before each guess or reset request: by digest alone (a reset request
-        # does not look the account up, services/reset.py request_reset).
+        # does not look the account up, services/reset_requests.py request_reset).
         Index("ix_known_clients_digest", "digest", "expires_at"),
         # The retention prune (relatch/workers.py).
         Index("ix_known_clients_expires", "expires_at"),

@@ -4,7 +4,7 @@ An outage (the server restarting or shutting down, refusing or dropping connecti
 connection free in the pool in time, a statement cancelled, a transient lock) is nobody's
 fault and passes: a request gets HTTP 503 with Retry-After (http/errors.py), a worker step
 waits for its next pass (relatch/workers.py), and a reset request is not counted against
-itself (services/reset.py). Anything else (a constraint, a missing table, a bad statement)
+itself (services/reset_requests.py). Anything else (a constraint, a missing table, a bad statement)
 is a bug and stays one.
 
 Named by class and SQLSTATE only: the messages may quote the statement or its values.

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from relatch.auth.request import request_meta, services, set_device_cookie
 from relatch.core import codes, identity, passwords
 from relatch.core.errors import CodeRejected, InvalidInput, PasswordRejected, RateLimited
-from relatch.services import reset
+from relatch.services import reset, reset_requests
 from relatch.services.reset_link import check_link, reset_with_link
 from relatch.web import code_carry, csrf, i18n, rendering, sent_notice
 from relatch.web.forms import FormState, read_form
@@ -202,7 +202,9 @@ async def ask_for_code(request: Request) -> Response:
         else:
             # Enumeration: request_reset records the request and never says whether an
             # account exists; every valid address gets the same redirect below.
-            await reset.request_reset_grouped(services(request), email, request_meta(request))
+            await reset_requests.request_reset_grouped(
+                services(request), email, request_meta(request)
+            )
             target = _url(PAGE, i18n.explicit_language(request), sent="1")
             response = RedirectResponse(target, status_code=303)
             sent_notice.remember(request, response, email)

@@ -13,7 +13,7 @@ from relatch.http.schemas import (
     ResetPasswordRequest,
     VerifyResetPasswordRequest,
 )
-from relatch.services import reset
+from relatch.services import reset, reset_requests
 
 router = operations(["User"])
 
@@ -32,7 +32,7 @@ _SUCCESS = GenericApiResponse(success=True).model_dump_json(exclude_none=True).e
 )
 async def request_reset_password(body: RequestResetPasswordRequest, request: Request) -> Response:
     # No thread hop of its own: its writes join the next group commit (issue 12).
-    await reset.request_reset_grouped(services(request), body.email, request_meta(request))
+    await reset_requests.request_reset_grouped(services(request), body.email, request_meta(request))
     return Response(_SUCCESS, media_type="application/json")
 
 
