@@ -16,10 +16,15 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from relatch.app import cli as cli_app
+from relatch.core.import_rows import parse
+from relatch.services.account_import import ADDRESS_RESERVED, import_accounts
 from relatch.services.context import Services
 from relatch.storage.models import User
-from tests.helpers.api import login
+from tests.conftest import Mailbox
+from tests.helpers.api import login, session_headers
+from tests.helpers.email_change import UNDO_PATH, change, undo_link
 from tests.helpers.hash_formats import SCHEMES, make_hash
+from tests.helpers.not_me import open_page, token_of
 
 COLUMNS = ["email", "username", "name", "password_hash", "activated"]
 ROWS = 1000
@@ -247,3 +252,33 @@ def test_an_imported_hash_of_a_password_nfkc_changes_still_signs_in(
     assert stored_hash(svc, "wideuser").startswith("$argon2id$")
     # Upgraded to Relatch's normalised form: the same password still signs in.
     assert login(client, "wide@example.com", typed)["success"] is True
+
+
+def test_an_address_another_account_may_take_back_is_not_imported(
+    svc: Services, client: TestClient, mailbox: Mailbox, make_account: Any
+) -> None:
+    """Takeover, both sides: an account moved off its address (an intruder's change); for
+    7 days its owner's undo link may bring it back. An import of that address is skipped
+    with the reason (attacker: a squatting row cannot block the way back), and the owner's
+    undo still works afterwards (owner). Through the use case, on the test's clock (the
+    command line runs on the real one)."""
+    acct = make_account()
+    change(client, mailbox, session_headers(client, acct), "moved.away@example.org")
+    raw = {
+        "email": acct.email,
+        "username": "squat1",
+        "name": "S",
+        "password_hash": make_hash("bcrypt", "a squatter's password"),
+    }
+    summary = import_accounts(svc, parse([(2, raw)]))
+    assert (summary.imported, summary.skipped) == (0, [(2, ADDRESS_RESERVED)])
+    link = undo_link(mailbox, acct.email)
+    _, csrf = open_page(client, link)
+    done = client.post(UNDO_PATH, data={"token": token_of(link), "csrf_token": csrf})
+    assert done.status_code == 200, done.text
+    with svc.sessions() as s:
+        owner = s.scalars(select(User).where(User.username == acct.username)).one()
+    assert owner.email == acct.email
+    # An address no undo link holds is imported like any other (the one the account left).
+    free = import_accounts(svc, parse([(2, {**raw, "email": "moved.away@example.org"})]))
+    assert free.imported == 1

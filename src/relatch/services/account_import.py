@@ -8,8 +8,9 @@ leaves whole accounts behind, never half of one. Resumable: a row whose address 
 has an account is skipped as "already there" (never overwritten: an existing account,
 imported or signed up, keeps its password), so running the same file again imports only
 what the last run did not reach. A row whose username belongs to another account is
-skipped with that reason. Within the file, the first row of an address or username wins;
-later ones are reported as duplicates.
+skipped with that reason, and so is one whose address another account may still take
+back (its undo link, services/email_change.py). Within the file, the first row of an
+address or username wins; later ones are reported as duplicates.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import IntegrityError
 
 from relatch.core.import_rows import ImportRow, Parsed
+from relatch.services import email_change
 from relatch.services.context import Services
 from relatch.storage import account_import as repo
 from relatch.storage.db import transaction
@@ -29,6 +31,7 @@ BATCH = 1000
 # look-ups; the second try finds the new account and skips its row.
 TRIES = 3
 USERNAME_TAKEN = "username already taken by another account"
+ADDRESS_RESERVED = "address reserved: the account that moved off it may take it back"
 
 
 @dataclass
@@ -101,13 +104,18 @@ def _write_once(
     imported = already = 0
     taken_lines: list[tuple[int, str]] = []
     with transaction(svc.sessions) as s:
-        emails, usernames = repo.taken(
-            s, [r.email_key for _, r in pending], [r.username_key for _, r in pending]
-        )
+        keys = [r.email_key for _, r in pending]
+        emails, usernames = repo.taken(s, keys, [r.username_key for _, r in pending])
+        # Takeover: an address another account moved off stays that account's while its
+        # owner's undo link lives (services/email_change.py); an imported account holding
+        # it would block the undo, as a sign-up would (createUser refuses it too).
+        reserved = email_change.reserved_keys(s, keys, svc.clock())
         fresh = []
         for line, r in pending:
             if r.email_key in emails:
                 already += 1
+            elif r.email_key in reserved:
+                taken_lines.append((line, ADDRESS_RESERVED))
             elif r.username_key in usernames:
                 taken_lines.append((line, USERNAME_TAKEN))
             else:

@@ -21,7 +21,8 @@ digest of the address (`relatch audit --account ADDRESS` finds it, a database du
 list it). The address and username are free: registering them again makes a new account.
 
 Enumeration: with the row gone, a reset request (or code check) for the address does what
-it does for an address that never had an account, since both find no row (services/reset_requests.py).
+it does for an address that never had an account, since both find no row
+(services/reset_requests.py).
 """
 
 from __future__ import annotations

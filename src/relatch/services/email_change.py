@@ -83,6 +83,15 @@ def reserved(s: Session, key: str, now: datetime, account_id: int) -> bool:
     return s.scalars(held.limit(1)).first() is not None
 
 
+def reserved_keys(s: Session, keys: list[str], now: datetime) -> set[str]:
+    """The address keys among `keys` that an account's live undo link holds (`reserved`,
+    for many new accounts at once: an import)."""
+    held = select(EmailUndoLink.old_email_key).where(
+        EmailUndoLink.old_email_key.in_(keys), one_time.EMAIL_UNDO_LINKS.live(now)
+    )
+    return set(s.scalars(held))
+
+
 def _held_by_another(s: Session, address: str, now: datetime, account_id: int) -> bool:
     # Timing (enumeration): both queries run whatever the first one finds.
     holder = accounts_repo.by_email(s, address)
