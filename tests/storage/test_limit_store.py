@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from relatch import workers
 from relatch.app import build, build_limits
@@ -17,7 +18,7 @@ from relatch.core.errors import RateLimited
 from relatch.core.limits import Rule
 from relatch.services.ports import LimitStore
 from relatch.storage import migrate
-from relatch.storage.db import make_engine, make_sessionmaker
+from relatch.storage.db import make_engine, make_sessionmaker, transaction
 from relatch.storage.limits_redis import RedisLimitStore
 from relatch.storage.limits_sql import SqlLimitStore
 from tests.conftest import FakeClock
@@ -174,3 +175,44 @@ def test_reports_the_buckets_a_hit_fills(store: LimitStore) -> None:
         seen.append(sorted(b.seconds for b in filled))
     # 1st: nothing full; 2nd fills the minute; 3rd (next minute) fills the hour; 4th refused.
     assert seen == [[], [60], [3600], []]
+
+
+@pytest.fixture(params=BACKENDS)
+def store_and_sessions(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[LimitStore, sessionmaker[Session]]]:
+    with backend_settings(str(request.param), tmp_path) as values:
+        settings = make_settings(tmp_path, values.pop("database_url"), **values)
+        engine = make_engine(settings.database_url)
+        migrate.upgrade(engine)
+        sessions = make_sessionmaker(engine)
+        limiter = build_limits(settings, sessions)
+        try:
+            yield limiter.store, sessions
+        finally:
+            limiter.close()
+            engine.dispose()
+
+
+def test_hits_and_give_backs_inside_a_transaction_follow_its_outcome(
+    store_and_sessions: tuple[LimitStore, sessionmaker[Session]],
+) -> None:
+    """Owner side of a group commit retried item by item (storage/group_commit.py): a hit
+    counted in a transaction that rolls back is not counted, and a give-back in one is not
+    given, in every store, Redis included (its counters live outside the transaction)."""
+    store, sessions = store_and_sessions
+    taken = limits.buckets(rule("2/1h"), "k", NOW)
+    with pytest.raises(RuntimeError), transaction(sessions) as s:
+        assert store.acquire(taken, within=s) == []
+        raise RuntimeError("the batch failed")
+    assert store.acquire(taken) == [] and store.acquire(taken) == []  # both still fit
+    assert store.acquire(taken) != []
+    with pytest.raises(RuntimeError), transaction(sessions) as s:
+        store.release(taken, within=s)
+        raise RuntimeError("the sign-in's write failed")
+    assert store.acquire(taken) != []  # nothing was given back
+    with transaction(sessions) as s:
+        store.release(taken, within=s)
+    assert store.acquire(taken) == []  # given back once committed
+    with transaction(sessions) as s:
+        assert store.acquire(taken, within=s) != []  # full: refused, nothing to take back

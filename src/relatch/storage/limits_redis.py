@@ -2,9 +2,11 @@
 
 Atomicity: one Lua script checks every bucket and increments them all or none, so
 concurrent requests from any number of processes cannot overshoot a limit (Redis runs a
-script without interleaving other commands). Bucket keys carry the window start computed
-from the injected clock, so correctness never depends on Redis' own clock; the TTL only
-cleans up, and is relative so it also holds when the clock is fixed in tests.
+script without interleaving other commands). Inside a database transaction (`within`),
+a hit is taken back if that transaction rolls back, and a give-back waits for its commit.
+Bucket keys carry the window start computed from the injected clock, so correctness never
+depends on Redis' own clock; the TTL only cleans up, and is relative so it also holds when
+the clock is fixed in tests.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+from sqlalchemy.orm import Session
 
 from relatch.core.errors import RateLimited
 from relatch.core.limits import Bucket
+from relatch.storage.commit_hooks import after_commit, after_rollback
 
 log = logging.getLogger(__name__)
 OUTAGE_RETRY = 5  # seconds a client is asked to wait while Redis is unreachable
@@ -79,10 +83,21 @@ class RedisLimitStore:
             raise RateLimited(OUTAGE_RETRY) from exc
         if filled is not None:
             filled.extend(buckets[-i - 1] for i in found if i < 0)
-        return [buckets[i - 1] for i in found if i > 0]
+        full = [buckets[i - 1] for i in found if i > 0]
+        if not full and isinstance(within, Session):
+            # Counted outside the caller's transaction: taken back if it rolls back, as the
+            # database stores' hits are (a group commit retried item by item would
+            # otherwise count each request twice, and an owner be refused early).
+            after_rollback(within, lambda: self.release(buckets))
+        return full
 
     def release(self, buckets: Sequence[Bucket], within: object = None) -> None:
+        """Give one hit back in each bucket; `within`: once the caller's transaction
+        commits (nothing given back if it rolls back, as in the database stores)."""
         if not buckets:
+            return
+        if isinstance(within, Session):
+            after_commit(within, lambda: self.release(buckets))
             return
         try:
             self._release(keys=[self._key(b) for b in buckets], args=[])
