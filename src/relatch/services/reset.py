@@ -76,8 +76,10 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
     canonical = codes.canonical(entered) or ""
     now = svc.clock()
     with svc.sessions() as s:  # one read session for both look-ups
-        user = accounts_repo.by_email(s, address)
-        account_id = user.id if user is not None else NO_ACCOUNT
+        # Timing: the id alone, so that a known address builds no account object more
+        # than an unknown one (the account is read after a right code, below).
+        found = accounts_repo.id_by_email(s, address)
+        account_id = found if found is not None else NO_ACCOUNT
         # Lockout: strangers who spend a code's tries must not kill it for the owner's own
         # device or network, so a client known to the account counts its tries apart (5
         # more per code, for known clients only). Enumeration: the lookup runs for every
@@ -105,7 +107,13 @@ def _count_and_match(svc: Services, email: str, entered: str, meta: RequestMeta)
         # A race, not a guess: 20 parallel resets with one code use up its tries or find it
         # consumed by the winner; the losers held the right code, so they spend no budget.
         guess.succeeded()
-    if user is None or matched is None:
+    if found is None or matched is None:
+        raise CodeRejected()
+    # A right code: its holder learns nothing from this read's time that the success does
+    # not tell them.
+    with svc.sessions() as s:
+        user = accounts_repo.by_id(s, found)
+    if user is None:  # deleted meanwhile
         raise CodeRejected()
     return _Match(user, matched, known, guess)
 

@@ -55,6 +55,7 @@ _NAMED = or_(
 _BY_LOGIN = select(User).where(_NAMED)
 _ID_BY_LOGIN = select(User.id).where(_NAMED)
 _BY_EMAIL = select(User).where(User.email_key == bindparam("b_email_key"))
+_ID_BY_EMAIL = select(User.id).where(User.email_key == bindparam("b_email_key"))
 
 
 def _login_keys(login: str) -> dict[str, str]:
@@ -76,6 +77,12 @@ def id_by_login(s: Session, login: str) -> int | None:
 def by_email(s: Session, email: str) -> User | None:
     """The account of an address, compared on its key (NFKC + casefold)."""
     return s.scalars(_BY_EMAIL, {"b_email_key": identity.email_key(email)}).first()
+
+
+def id_by_email(s: Session, email: str) -> int | None:
+    """`by_email`'s account id alone: no account object is built (equal work for a known
+    and an unknown address where the caller needs only the id)."""
+    return s.scalars(_ID_BY_EMAIL, {"b_email_key": identity.email_key(email)}).first()
 
 
 def by_emails(s: Session, emails: Iterable[str]) -> dict[str, User]:
