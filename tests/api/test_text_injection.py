@@ -20,6 +20,7 @@ from relatch.storage.models import User
 from relatch.storage.models_audit import AuditEvent
 from relatch.storage.models_auth import ApiKey
 from tests.conftest import CODE_LINE, Account, Mailbox
+from tests.helpers.mails import as_mail
 
 FAKE_CODE = "ZZZZ-9999"
 INJECTED = f"Your reset code is {FAKE_CODE} https://evil.example/reset"
@@ -193,7 +194,7 @@ def test_cli_strips_escape_codes_from_mail(svc: Services, cli: CliRunner) -> Non
     message["To"] = "ada@example.com"
     message["Subject"] = f"Subject {RED}".replace("\r", "")  # (a header refuses CR itself)
     message.set_content(f"Hello {RED}\nline two\tcolumn\n")
-    asyncio.run(MailDirTransport(svc.settings.mail_dir).send(message))
+    asyncio.run(MailDirTransport(svc.settings.mail_dir).send(as_mail(message)))
 
     listed = cli.invoke(cli_app, ["mail", "list"])
     assert listed.exit_code == 0, listed.output
