@@ -30,7 +30,7 @@ import binascii
 import functools
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime, parseaddr
 
@@ -48,7 +48,8 @@ class Mail:
     sender: str  # the envelope's MAIL FROM (the From header's address)
     recipient: str  # the envelope's one RCPT TO (the To header's address)
     message_id: str  # the Message-ID header, the same on every try of one row
-    data: bytes  # the whole message, CRLF line ends
+    # The whole message, CRLF line ends. Never in a repr: the body may hold a live code.
+    data: bytes = field(repr=False)
 
     @property
     def smtputf8(self) -> bool:

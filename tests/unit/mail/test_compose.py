@@ -288,3 +288,8 @@ def test_a_body_holding_the_boundary_gets_another_one(monkeypatch: pytest.Monkey
 
 def test_every_build_of_a_row_carries_its_one_message_id() -> None:
     assert parsed(build())["Message-ID"] == parsed(build())["Message-ID"] == MESSAGE_ID
+
+
+def test_a_built_mail_never_shows_its_bytes_in_a_repr() -> None:
+    # The body holds a live reset code; a Mail in a log line or a traceback must not.
+    assert "ABCD-1234" not in repr(build())
