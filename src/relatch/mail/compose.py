@@ -233,9 +233,12 @@ def compose(
 
 
 def address_id(message_id: str) -> str:
-    """A Message-ID as `<left@right>`, checked like an address (it is ours, but a header
-    must never hold a line break)."""
-    if not (message_id.startswith("<") and message_id.endswith(">")):
-        raise ValueError("a Message-ID is written <left@right>")
-    address(message_id[1:-1])
+    """A Message-ID as it is, once checked to be one `<...@...>` token: it is ours
+    (mail/worker.message_id), but a header must never hold a line break. Looser than an
+    address: the right side is RELATCH_PUBLIC_URL's host, which may be an IPv6 literal."""
+    if not (text.is_line(message_id) and _MESSAGE_ID.fullmatch(message_id)):
+        raise ValueError("a Message-ID is one <left@right> token")
     return message_id
+
+
+_MESSAGE_ID = re.compile(r"<[^\s<>]+@[^\s<>]+>")

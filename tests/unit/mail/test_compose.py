@@ -293,3 +293,19 @@ def test_every_build_of_a_row_carries_its_one_message_id() -> None:
 def test_a_built_mail_never_shows_its_bytes_in_a_repr() -> None:
     # The body holds a live reset code; a Mail in a log line or a traceback must not.
     assert "ABCD-1234" not in repr(build())
+
+
+@pytest.mark.parametrize("right", ["relatch.example", "::1", "127.0.0.1", "exämple.com"])
+def test_a_message_id_on_any_public_host_is_written(right: str) -> None:
+    # The right side is RELATCH_PUBLIC_URL's host: an IPv6 literal must not stop all mail.
+    message_id = f"<relatch.7.1773500966000000@{right}>"
+    mail = compose(
+        mail_from="no-reply@relatch.example",
+        recipient="ada@example.com",
+        subject="s",
+        date=DATE,
+        message_id=message_id,
+        body_text="",
+        body_html="",
+    )
+    assert f"Message-ID: {message_id}\r\n".encode() in mail.data
