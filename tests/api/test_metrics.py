@@ -10,7 +10,6 @@ place, fails too. The scrapes of several processes: tests/e2e/test_metrics_proce
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from relatch.app import build, create_app
 from relatch.infra import metrics
+from relatch.mail.compose import Mail
 from relatch.mail.transports import MailDirTransport
 from relatch.services.context import Services
 from relatch.workers import EXPIRED_GRACE, Workers
@@ -166,7 +166,7 @@ def test_only_a_code_never_used_revoked_or_killed_counts_as_expired(
 
 
 class FailingRelay:
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Mail) -> None:
         raise ConnectionRefusedError("relay down")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from relatch import workers as background
 from relatch.app import cli as cli_app
 from relatch.core.meta import RequestMeta
 from relatch.mail import worker
+from relatch.mail.compose import Mail
 from relatch.mail.transports import MailDirTransport
 from relatch.services import reset_requests, reset_retries
 from relatch.services.context import Services
@@ -315,10 +315,10 @@ class FlakyTransport:
         self.tried: set[str] = set()
         self.ids: list[tuple[str, str]] = []
 
-    async def send(self, message: EmailMessage) -> None:
-        self.ids.append((str(message["To"]), str(message["Message-ID"])))
-        if str(message["To"]) not in self.tried:
-            self.tried.add(str(message["To"]))
+    async def send(self, message: Mail) -> None:
+        self.ids.append((message.recipient, message.message_id))
+        if message.recipient not in self.tried:
+            self.tried.add(message.recipient)
             raise ConnectionError("relay went away")
 
 

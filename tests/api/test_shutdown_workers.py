@@ -9,7 +9,6 @@ next pass, and the workers stop at once instead of at their next poll.
 from __future__ import annotations
 
 import time
-from email.message import EmailMessage
 from typing import Any
 
 import anyio
@@ -17,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from relatch.core.meta import RequestMeta
+from relatch.mail.compose import Mail
 from relatch.services import reset_requests
 from relatch.services.context import Services
 from relatch.storage.models import OutboxMessage, ResetRequest
@@ -31,10 +31,10 @@ class StoppingRelay:
         self.sent: list[str] = []
         self.workers: Workers | None = None
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Mail) -> None:
         if self.workers is not None and not self.sent:
             self.workers.stop()  # SIGTERM arrives mid-send
-        self.sent.append(str(message["To"]))
+        self.sent.append(message.recipient)
 
 
 def _outbox(svc: Services) -> list[OutboxMessage]:

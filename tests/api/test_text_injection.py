@@ -8,18 +8,23 @@ import asyncio
 from email.message import EmailMessage
 from typing import Any
 
+import anyio
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from relatch.app import cli as cli_app
+from relatch.mail import worker
 from relatch.mail.render import TemplateRenderer
 from relatch.mail.transports import MailDirTransport
 from relatch.services.context import Services
-from relatch.storage.models import User
+from relatch.storage.db import transaction
+from relatch.storage.models import OutboxMessage, User
 from relatch.storage.models_audit import AuditEvent
 from relatch.storage.models_auth import ApiKey
+from tests.api.test_poison_items import plant
 from tests.conftest import CODE_LINE, Account, Mailbox
+from tests.helpers.mails import as_mail
 
 FAKE_CODE = "ZZZZ-9999"
 INJECTED = f"Your reset code is {FAKE_CODE} https://evil.example/reset"
@@ -193,7 +198,7 @@ def test_cli_strips_escape_codes_from_mail(svc: Services, cli: CliRunner) -> Non
     message["To"] = "ada@example.com"
     message["Subject"] = f"Subject {RED}".replace("\r", "")  # (a header refuses CR itself)
     message.set_content(f"Hello {RED}\nline two\tcolumn\n")
-    asyncio.run(MailDirTransport(svc.settings.mail_dir).send(message))
+    asyncio.run(MailDirTransport(svc.settings.mail_dir).send(as_mail(message)))
 
     listed = cli.invoke(cli_app, ["mail", "list"])
     assert listed.exit_code == 0, listed.output
@@ -204,3 +209,22 @@ def test_cli_strips_escape_codes_from_mail(svc: Services, cli: CliRunner) -> Non
     assert shown.exit_code == 0, shown.output
     assert_no_terminal_codes(shown.output)
     assert "line two\tcolumn" in shown.output  # newlines and tabs of a body stay
+
+
+def test_cli_shows_a_non_ascii_address_and_subject_as_written(
+    svc: Services, cli: CliRunner
+) -> None:
+    # The builder writes a non-ASCII address in UTF-8 (RFC 6532) and a non-ASCII subject
+    # as RFC 2047 words: the operator reads both as text, not as bytes or encoded words.
+    # (The stdlib's encoder wrote such an address as encoded words, which RFC 2047 forbids.)
+    plant(svc, "zoë@exämple.com", 1)
+    with transaction(svc.sessions) as s:
+        s.execute(update(OutboxMessage).values(subject="Réinitialisation 🔑"))
+    assert anyio.run(worker.deliver_due, svc, MailDirTransport(svc.settings.mail_dir)) == 1
+
+    listed = cli.invoke(cli_app, ["mail", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "zoë@exämple.com\tRéinitialisation 🔑" in listed.output
+    shown = cli.invoke(cli_app, ["mail", "show"])
+    assert "To: zoë@exämple.com" in shown.output
+    assert "Subject: Réinitialisation 🔑" in shown.output

@@ -25,6 +25,7 @@ from relatch.mail.transports import MailDirTransport
 from relatch.settings import Settings
 from relatch.storage.db import make_engine
 from tests.e2e.servers import relatch_server
+from tests.helpers.mails import as_mail
 
 pytestmark = pytest.mark.e2e
 
@@ -88,7 +89,7 @@ def test_outbox_modes_do_not_depend_on_the_umask(tmp_path: Path, usual_umask: No
     message = EmailMessage()
     message["To"] = "someone@example.com"
     message.set_content("Your reset code is ...")
-    anyio.run(MailDirTransport(folder).send, message)
+    anyio.run(MailDirTransport(folder).send, as_mail(message))
     assert mode(folder) == 0o700
     (mail,) = folder.iterdir()
     assert mode(mail) == 0o600

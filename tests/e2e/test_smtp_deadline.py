@@ -23,9 +23,11 @@ from aiosmtpd.controller import Controller
 from pydantic import ValidationError
 
 from relatch.mail import worker
+from relatch.mail.compose import Mail
 from relatch.mail.transports import SMTPTransport
 from relatch.settings import Settings
 from tests.e2e.servers import SMTPInbox, free_port
+from tests.helpers.mails import as_mail
 
 pytestmark = pytest.mark.e2e
 
@@ -66,13 +68,13 @@ def slow() -> Iterator[SlowAnswers]:
     controller.stop()
 
 
-def message() -> EmailMessage:
+def message() -> Mail:
     msg = EmailMessage()
     msg["From"] = "no-reply@relatch.test"
     msg["To"] = "someone@example.com"
     msg["Subject"] = "deadline"
     msg.set_content("body")
-    return msg
+    return as_mail(msg)
 
 
 def test_a_relay_slow_at_every_step_is_cut_at_the_deadline(slow: SlowAnswers) -> None:

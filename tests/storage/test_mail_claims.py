@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import timedelta
-from email.message import EmailMessage
 
 import anyio
 import pytest
@@ -19,6 +18,7 @@ from alembic import command
 from sqlalchemy import insert, inspect, select
 
 from relatch.mail import worker
+from relatch.mail.compose import Mail
 from relatch.services.context import Services
 from relatch.storage import migrate
 from relatch.storage.models import OutboxMessage
@@ -108,8 +108,8 @@ class StallingRelay:
         self.sent: list[str] = []
         self.taken: list[Claimed] = []
 
-    async def send(self, message: EmailMessage) -> None:
-        self.sent.append(str(message["To"]))
+    async def send(self, message: Mail) -> None:
+        self.sent.append(message.recipient)
         if len(self.sent) == 1:
             self.clock.advance(lease(self.svc) + 1)
             self.taken = worker.claim_due(self.svc)

@@ -24,6 +24,7 @@ from relatch.core import codes
 from relatch.core.errors import CodeRejected
 from relatch.core.meta import RequestMeta
 from relatch.mail import worker
+from relatch.mail.compose import Mail
 from relatch.mail.transports import MailDirTransport, list_messages
 from relatch.services import reset, reset_requests
 from relatch.services.context import Services
@@ -145,8 +146,8 @@ class Relay:
         self.refuse = refuse or set()
         self.then: Callable[[], None] = lambda: None
 
-    async def send(self, message: Any) -> None:
-        to = str(message["To"])
+    async def send(self, message: Mail) -> None:
+        to = message.recipient
         if to in self.refuse:
             raise ConnectionError("relay refused it")
         self.sent.append(to)

@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import Connection, func, insert, select
 
 from relatch.mail import worker
+from relatch.mail.compose import Mail
 from relatch.mail.transports import MailDirTransport, list_messages
 from relatch.services import reset_requests
 from relatch.services.context import Services
@@ -166,8 +167,8 @@ def test_a_pass_goes_on_claiming_after_mails_backed_off(svc: Services, tmp_path:
     class Refusing:
         tried: list[str] = []  # noqa: RUF012
 
-        async def send(self, message: Any) -> None:
-            self.tried.append(str(message["To"]))
+        async def send(self, message: Mail) -> None:
+            self.tried.append(message.recipient)
             raise ConnectionError("relay down")
 
     queue_mails(svc, 3)

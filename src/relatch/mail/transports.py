@@ -1,4 +1,9 @@
-"""Where mail goes: an SMTP server (aiosmtplib) or, in development, `.eml` files in a folder."""
+"""Where mail goes: an SMTP server (aiosmtplib) or, in development, `.eml` files in a folder.
+
+A transport is given a built `Mail` (mail/compose.py): its bytes and its envelope. Over
+SMTP they go out as they are (`sendmail`; aiosmtplib's `send_message` would flatten an
+EmailMessage again, and parse its headers for the envelope, on every send: issue 12).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,6 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -17,9 +21,11 @@ import aiosmtplib
 import anyio
 import anyio.to_thread
 
+from relatch.mail.compose import Mail
+
 
 class Transport(Protocol):
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Mail) -> None:
         """Deliver or raise; the worker retries on any exception."""
         ...
 
@@ -88,7 +94,7 @@ class SMTPTransport:
         then `await c.send(m)` for each (a pass of the mail worker, mail/worker.py)."""
         return SMTPConnection(self)
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Mail) -> None:
         """One message on a connection of its own, closed before this returns."""
         async with self.connection() as conn:
             await conn.send(message)
@@ -167,7 +173,7 @@ class SMTPConnection:
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Mail) -> None:
         """Send within `timeout` seconds in all, or raise (TimeoutError past it).
 
         aiosmtplib's timeout bounds each answer; a relay answering every command slowly
@@ -197,10 +203,15 @@ class SMTPConnection:
             await self._drop(deadline)  # the next send starts on a new connection
             raise
 
-    async def _send(self, message: EmailMessage) -> None:
+    async def _send(self, message: Mail) -> None:
         if self._client is None:
             self._client = await self._t.open(self._sockets)
-        await self._client.send_message(message)
+        # SMTPUTF8 (RFC 6531) only for an address that needs it: a relay without the
+        # extension refuses it (aiosmtplib raises SMTPNotSupported), a failed try.
+        options = ["SMTPUTF8"] if message.smtputf8 else None
+        await self._client.sendmail(
+            message.sender, [message.recipient], message.data, mail_options=options
+        )
 
     async def _drop(self, deadline: float) -> None:
         client, self._client = self._client, None
@@ -269,11 +280,11 @@ class MailDirTransport:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Mail) -> None:
         # Off the event loop, which serves requests: file writes block.
         await anyio.to_thread.run_sync(self.write, message)
 
-    def write(self, message: EmailMessage) -> None:
+    def write(self, message: Mail) -> None:
         """`send`, blocking (the mail worker writes a batch in one worker thread)."""
         # 0700 folder, 0600 files: the messages hold live reset codes (issue 8).
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -281,7 +292,8 @@ class MailDirTransport:
         name = f"{stamp}-{secrets.token_hex(3)}.eml"
         tmp = self.folder / f".{name}.tmp"
         with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
-            f.write(bytes(message))
+            # Unix line ends in the file, as a mail client's "save as" writes them.
+            f.write(message.data.replace(b"\r\n", b"\n"))
         os.replace(tmp, self.folder / name)
 
 
