@@ -48,7 +48,7 @@ class Side:
     overload: tuple[Fig, Fig, Fig, Fig, Fig] | None = None
     timing: tuple[Fig, list[float]] | None = None
     mail_outbox: Fig | None = None
-    worker: Fig | None = None
+    worker: tuple[Fig, Fig] | None = None  # drain rate, pickup
     login_curve: rows.Curve = field(default_factory=rows.Curve)
     reset_curve: rows.Curve = field(default_factory=rows.Curve)
 
@@ -437,19 +437,25 @@ def main() -> None:
                 "1,000 new .eml files are in RELATCH_MAIL_DIR",
             )
         )
-        wk = rl.worker or Fig()
+        wk, wk_pickup = rl.worker or (Fig(), Fig())
         wk_pg = pg.worker if pg else None
+
+        def drained(rate: Fig, picked: Fig) -> str:
+            return f"{rate} (first decisions seen after {picked}: the poll)"
+
         table.append(
             Row(
-                "reset-request worker: decisions/s",
-                str(wk),
-                str(wk_pg or "n/a"),
+                "reset-request worker: decisions/s draining a backlog",
+                drained(wk, wk_pickup),
+                drained(*wk_pg) if wk_pg else "n/a",
                 "n/a (no queue)",
                 "",
                 ">= 1,000/s",
-                verdict(wk.median >= 1000 and (wk_pg is None or wk_pg.median >= 1000)),
+                verdict(wk.median >= 1000 and (wk_pg is None or wk_pg[0].median >= 1000)),
                 "1,000 recorded reset requests (500 for accounts, 500 unknown) inserted at "
-                "once while the server runs; time until none is left",
+                "once while the server runs; the decisions after the first ones seen, over "
+                "the time from then until none is left (the worker polls every 0.5 s and is "
+                "not woken by a request: the pickup is shown apart)",
             )
         )
 
