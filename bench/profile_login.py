@@ -12,40 +12,23 @@ needs). pyinstrument is in neither: `.venv-bench/bin/pip install pyinstrument` f
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # `python bench/profile_login.py`: the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import servers
-from relatch.app import build
-from relatch.core.meta import RequestMeta
+from bench import in_process
 from relatch.services import accounts
-from relatch.settings import Settings
-from relatch.storage import migrate
-from relatch.storage.db import make_engine
 
-ACCOUNTS = 1000
+ACCOUNTS = in_process.ACCOUNTS
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pyinstrument", action="store_true", help="print the call tree too")
-    args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="relatch-login-"))
-    os.environ.update(servers.relatch_env(work, 1, f"sqlite:///{work / 'relatch.db'}"))
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    engine = make_engine(settings.database_url)
-    migrate.upgrade(engine)
-    servers.add_accounts(engine, "u", ACCOUNTS)
-    engine.dispose()
-    svc = build(settings)
-    meta = RequestMeta(client_ip="127.0.0.1", user_agent="bench", request_id="0123456789abcdef")
+    args = in_process.arguments(__doc__ or "")
+    svc = in_process.services("login")
+    meta = in_process.META
 
     def one(i: int) -> None:
         """A login's steps but the verify: the look-ups and failure slot, the sign-in's
@@ -67,14 +50,12 @@ def main() -> None:
         best = min(best, (time.process_time() - began) / 300)
     print(f"a login's database steps: {best * 1e6:.0f} us of CPU (best of 5 x 300)")
     if args.pyinstrument:
-        from pyinstrument import Profiler
 
-        profiler = Profiler(interval=0.0005)
-        profiler.start()
-        for i in range(300):
-            one(i)
-        profiler.stop()
-        print(profiler.output_text(unicode=True, color=False, show_all=False))
+        def loop() -> None:
+            for i in range(300):
+                one(i)
+
+        print(in_process.call_tree(loop))
     svc.close()
 
 

@@ -12,10 +12,7 @@ step, is not part of the request). From the bench environment (`make bench` buil
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,35 +20,22 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/profile_reset.py`: the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import servers
-from relatch.app import build
+from bench import in_process
 from relatch.core import codes
-from relatch.core.meta import RequestMeta
 from relatch.services import audit, reset, reset_requests
-from relatch.settings import Settings
-from relatch.storage import migrate
-from relatch.storage.db import make_engine, transaction
+from relatch.storage.db import transaction
 from relatch.storage.models import User
 
-ACCOUNTS = 1000
+ACCOUNTS = in_process.ACCOUNTS
 CODE = "ABCD2345"  # every issued code (the profile must know it)
 NEW_HASH = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$" + "A" * 43  # never verified
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pyinstrument", action="store_true", help="print the call tree too")
-    args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="relatch-reset-"))
-    os.environ.update(servers.relatch_env(work, 1, f"sqlite:///{work / 'relatch.db'}"))
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    engine = make_engine(settings.database_url)
-    migrate.upgrade(engine)
-    servers.add_accounts(engine, "u", ACCOUNTS)
-    engine.dispose()
-    svc = build(settings)
+    args = in_process.arguments(__doc__ or "")
+    svc = in_process.services("reset")
     codes.generate = lambda: CODE  # type: ignore[assignment]  # a code the profile knows
-    meta = RequestMeta(client_ip="127.0.0.1", user_agent="bench", request_id="0123456789abcdef")
+    meta = in_process.META
 
     def issue(i: int) -> None:
         with transaction(svc.sessions) as s:
@@ -81,15 +65,13 @@ def main() -> None:
     best = min(timed(one, 200, 200 * (k + 1)) for k in range(5))
     print(f"a reset's database steps: {best * 1e6:.0f} us of CPU (best of 5 x 200)")
     if args.pyinstrument:
-        from pyinstrument import Profiler
 
-        profiler = Profiler(interval=0.0005)
-        profiler.start()
-        for i in range(200):
-            issue(i)
-            one(i)
-        profiler.stop()
-        print(profiler.output_text(unicode=True, color=False, show_all=False))
+        def loop() -> None:
+            for i in range(200):
+                issue(i)
+                one(i)
+
+        print(in_process.call_tree(loop))
     svc.close()
 
 

@@ -13,8 +13,10 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from anyio.to_thread import run_sync
+from sqlalchemy.orm import Session
 
 from relatch.core import codes, identity, keyed
 from relatch.core.errors import CodeRejected, InvalidInput, RateLimited
@@ -218,19 +220,6 @@ def _consume_code(
 ) -> None:
     """Use the code's row up and set the password, in one transaction (`slot` given back
     in it). CodeRejected if another request used the row first."""
-    if not _consume_in_one_write(svc, code_id, user, new_hash, meta, t, slot):
-        raise CodeRejected()
-
-
-def _consume_in_one_write(
-    svc: Services,
-    code_id: int,
-    user: User,
-    new_hash: str,
-    meta: RequestMeta,
-    t: audit.Trail,
-    slot: Guess | None,
-) -> bool:
     now = svc.clock()
     with transaction(svc.sessions) as s:
         # The right code's slot first: it was no failure, even if another request used the
@@ -241,16 +230,23 @@ def _consume_in_one_write(
         # Replay: one conditional UPDATE (storage/one_time.py); only the request that flips
         # consumed_at wins, so 20 parallel resets give one success, and a code used through
         # its link (or the link after its code) is refused (the slot given back commits).
-        if not one_time.RESET_CODES.consume(s, code_id, now):
-            return False
-        forgotten = credentials.apply_new_password(svc, s, user, new_hash, verified=True)
-        if forgotten is not None:
-            # The first proof of the address: what a squatter may have set up is gone
-            # (services/unproven.py); the trail says so, with the resetting client.
-            audit.add(s, svc, audit.UNPROVEN_PURGE, audit.OK, meta, account_id=user.id)
-        # Lockout: the client that reset is known from now on (sign-in from it works at
-        # once); takeover: every other known client is forgotten (a phisher's device).
-        known_clients.keep_only(svc, s, user, meta, now, add=True)
-        after_commit(s, metrics.RESET_CODES.labels("used").inc)
-        t.write(s)
-    return True
+        used = one_time.RESET_CODES.consume(s, code_id, now)
+        if used:
+            _set_password(svc, s, user, new_hash, meta, now)
+            t.write(s)
+    if not used:
+        raise CodeRejected()
+
+
+def _set_password(
+    svc: Services, s: Session, user: User, new_hash: str, meta: RequestMeta, now: datetime
+) -> None:
+    forgotten = credentials.apply_new_password(svc, s, user, new_hash, verified=True)
+    if forgotten is not None:
+        # The first proof of the address: what a squatter may have set up is gone
+        # (services/unproven.py); the trail says so, with the resetting client.
+        audit.add(s, svc, audit.UNPROVEN_PURGE, audit.OK, meta, account_id=user.id)
+    # Lockout: the client that reset is known from now on (sign-in from it works at
+    # once); takeover: every other known client is forgotten (a phisher's device).
+    known_clients.keep_only(svc, s, user, meta, now, add=True)
+    after_commit(s, metrics.RESET_CODES.labels("used").inc)
