@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from relatch.core.errors import RateLimited
 from relatch.core.meta import RequestMeta
@@ -21,6 +21,7 @@ from relatch.storage.models import ResetRequest
 from relatch.storage.models_audit import AuditEvent
 from relatch.storage.models_limits import LimitCounter
 from tests.conftest import test_settings as make_settings
+from tests.helpers.statements import counted
 
 
 @pytest.fixture
@@ -39,16 +40,8 @@ def ask_together(svc: Services, emails: list[str]) -> list[Any]:
         calls = [reset_requests.request_reset_grouped(svc, e, meta) for e in emails]
         return await asyncio.gather(*calls, return_exceptions=True)
 
-    began: list[int] = []
-
-    def on_begin(_conn: Any) -> None:
-        began.append(1)
-
-    event.listen(svc.engine, "begin", on_begin)
-    try:
+    with counted(svc.engine, "begin") as began:
         answers = asyncio.run(main())
-    finally:
-        event.remove(svc.engine, "begin", on_begin)
     assert len(began) == 1, f"{len(began)} transactions for one group"
     return answers
 

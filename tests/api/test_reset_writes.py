@@ -22,13 +22,12 @@ from sqlalchemy import func, select
 
 from relatch.storage.models import ResetCode
 from relatch.storage.models_limits import LimitCounter
-from tests.api.test_sign_in_writes import commits, writes_to
 from tests.conftest import DATABASES, FakeClock
 from tests.helpers.lockout import (
     Deployment,
     deploy_fixture,  # noqa: F401 (the `deploy` fixture)
 )
-from tests.helpers.statements import recording
+from tests.helpers.statements import counted, recording
 
 HOME = "192.0.2.10"
 STRANGER = "198.18.7.7"
@@ -59,7 +58,7 @@ def test_a_right_code_is_two_write_transactions_and_leaves_no_slot(
 ) -> None:
     d, email, code = _with_code(deploy)
     before = slots_held(d)
-    with commits(d) as done, recording(d.svc.engine) as recorded:
+    with counted(d.svc.engine, "commit") as done, recording(d.svc.engine) as recorded:
         if operation == "reset":
             resp = d.reset(STRANGER, email, code, "a brand new passphrase")
         else:
@@ -68,12 +67,12 @@ def test_a_right_code_is_two_write_transactions_and_leaves_no_slot(
     assert len(done) == 2, recorded.shapes
     # The slot went back in the second write, with the "ok" row: the hit (an upsert),
     # then given back.
-    hits = writes_to(recorded, "limit_counters")
+    hits = recorded.writes_to("limit_counters")
     taken = hits.count("INSERT")
     assert taken > 0 and hits == ["INSERT"] * taken + ["UPDATE"] * (len(hits) - taken)
     assert len(hits) > taken
     assert slots_held(d) == before
-    assert writes_to(recorded, "audit_events") == ["INSERT"]
+    assert recorded.writes_to("audit_events") == ["INSERT"]
     if operation == "reset":
         assert d.login(STRANGER, email, "a brand new passphrase").json()["success"] is True
     else:

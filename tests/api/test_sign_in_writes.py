@@ -11,12 +11,11 @@ around it). Through HTTP behind a trusted proxy, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from relatch.storage.models_clients import KnownClient
 from relatch.storage.models_sessions import SignInSession
@@ -26,31 +25,12 @@ from tests.helpers.lockout import (
     Deployment,
     deploy_fixture,  # noqa: F401 (the `deploy` fixture)
 )
-from tests.helpers.statements import Recorded, recording
+from tests.helpers.statements import counted, recording
 from tests.helpers.totp import enable
 from tests.helpers.totp import token as totp_token
 
 HOME = "192.0.2.10"
 DAY = 86400
-
-
-@contextmanager
-def commits(d: Deployment) -> Iterator[list[int]]:
-    """How many transactions committed inside the block."""
-    done: list[int] = []
-
-    def count(_conn: object) -> None:
-        done.append(1)
-
-    event.listen(d.svc.engine, "commit", count)
-    try:
-        yield done
-    finally:
-        event.remove(d.svc.engine, "commit", count)
-
-
-def writes_to(recorded: Recorded, table: str) -> list[str]:
-    return [s.kind for s in recorded.statements if s.kind != "SELECT" and table in s.tables]
 
 
 @pytest.mark.parametrize("deploy", DATABASES, indirect=True)
@@ -61,14 +41,14 @@ def test_a_known_clients_sign_in_is_two_write_transactions(
     email, _ = d.create(HOME, 1)
     assert d.login(HOME, email).json()["success"] is True  # HOME is known from now on
     clock.advance(DAY)
-    with commits(d) as done, recording(d.svc.engine) as recorded:
+    with counted(d.svc.engine, "commit") as done, recording(d.svc.engine) as recorded:
         resp = d.login(HOME, email)
     assert resp.json()["success"] is True
     assert len(done) == 2, recorded.shapes
     # The known client: one UPDATE renews it, nothing inserted, nothing deleted.
-    assert writes_to(recorded, "known_clients") == ["UPDATE"]
-    assert writes_to(recorded, "sessions") == ["INSERT"]
-    assert writes_to(recorded, "audit_events") == ["INSERT"]
+    assert recorded.writes_to("known_clients") == ["UPDATE"]
+    assert recorded.writes_to("sessions") == ["INSERT"]
+    assert recorded.writes_to("audit_events") == ["INSERT"]
 
 
 @pytest.mark.parametrize("deploy", DATABASES, indirect=True)
@@ -107,8 +87,8 @@ def test_a_second_factor_is_still_asked_and_the_password_alone_writes_no_session
         resp = d.login(HOME, email)
     assert resp.json()["success"] is False
     assert resp.json()["error"].startswith("ERR_TOTP_TOKEN IS REQUIRED")
-    assert writes_to(recorded, "sessions") == []
-    assert writes_to(recorded, "known_clients") == []
+    assert recorded.writes_to("sessions") == []
+    assert recorded.writes_to("known_clients") == []
     with d.svc.sessions() as s:
         assert len(s.scalars(select(SignInSession.id)).all()) == sessions_before
     # With the token, the same sign-in completes and records its session.

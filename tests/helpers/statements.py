@@ -47,11 +47,31 @@ class Recorded:
     def written(self) -> int:
         return sum(s.written for s in self.statements)
 
+    def writes_to(self, table: str) -> list[str]:
+        """The kinds of the statements that wrote to `table`, in order."""
+        return [s.kind for s in self.statements if s.kind in WRITES and table in s.tables]
+
 
 def _shape(sql: str) -> Statement:
     kind = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
     tables = tuple(dict.fromkeys(t.lower() for t in TABLES.findall(sql)))
     return Statement(kind, tables)
+
+
+@contextmanager
+def counted(engine: Engine, name: str) -> Iterator[list[int]]:
+    """One entry for each `name` event of `engine` (a "begin", a "commit") inside the
+    block: how many transactions began or committed."""
+    seen: list[int] = []
+
+    def count(*_args: Any) -> None:
+        seen.append(1)
+
+    event.listen(engine, name, count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, name, count)
 
 
 @contextmanager

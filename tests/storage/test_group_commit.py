@@ -6,18 +6,18 @@ are committed when each caller gets its answer, and how many transactions ran.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from relatch.core.errors import RateLimited
 from relatch.services.context import Services
 from relatch.storage.group_commit import GroupCommit
 from relatch.storage.models import ResetRequest
+from tests.helpers.statements import counted
 
 
 def broken(s: Session) -> int:
@@ -30,21 +30,6 @@ def committed(svc: Services, request_id: str) -> bool:
     with svc.sessions() as s:
         found = s.scalar(select(func.count()).where(ResetRequest.request_id == request_id))
     return bool(found)
-
-
-@contextmanager
-def transactions(svc: Services) -> Iterator[list[int]]:
-    """How many transactions began on the engine within the block (one entry each)."""
-    began: list[int] = []
-
-    def on_begin(_conn: Any) -> None:
-        began.append(1)
-
-    event.listen(svc.engine, "begin", on_begin)
-    try:
-        yield began
-    finally:
-        event.remove(svc.engine, "begin", on_begin)
 
 
 @pytest.fixture
@@ -83,7 +68,7 @@ def test_many_callers_share_one_transaction_and_each_is_answered_after_its_commi
     async def main() -> list[int]:
         return await asyncio.gather(*(one(i) for i in range(n)))
 
-    with transactions(svc) as began:
+    with counted(svc.engine, "begin") as began:
         answers = asyncio.run(main())
     assert answers == list(range(n))
     with svc.sessions() as s:
@@ -138,6 +123,6 @@ def test_a_batch_is_never_larger_than_max_batch(
     async def main() -> list[int]:
         return await asyncio.gather(*(group.run(item(i)) for i in range(10)))
 
-    with transactions(svc) as began:
+    with counted(svc.engine, "begin") as began:
         assert asyncio.run(main()) == list(range(10))
     assert len(began) == 3  # 4 + 4 + 2

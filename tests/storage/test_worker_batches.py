@@ -11,14 +11,13 @@ in a batch is mailed to its own account (the row id in each link is the account'
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
 import anyio
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from relatch.core import codes
 from relatch.core.errors import CodeRejected
@@ -33,28 +32,8 @@ from relatch.storage.models import OutboxMessage, ResetCode, ResetRequest, User
 from tests.api.test_poison_items import outbox_rows, plant
 from tests.conftest import CODE_LINE, FakeClock
 from tests.helpers.app import LINK_LINE
-from tests.helpers.statements import Recorded, recording
+from tests.helpers.statements import Recorded, counted, recording
 from tests.storage.test_worker_drain import add_accounts, record_requests
-
-
-@contextmanager
-def commits(svc: Services) -> Iterator[list[int]]:
-    """How many transactions `svc.engine` commits inside the block."""
-    seen: list[int] = []
-
-    def committed(_conn: Any) -> None:
-        seen.append(1)
-
-    event.listen(svc.engine, "commit", committed)
-    try:
-        yield seen
-    finally:
-        event.remove(svc.engine, "commit", committed)
-
-
-def writes_to(done: Recorded, table: str) -> list[str]:
-    return [s.kind for s in done.statements if s.kind in ("INSERT", "UPDATE", "DELETE") and
-            table in s.tables]  # fmt: skip
 
 
 def test_a_batch_of_reset_requests_is_decided_in_one_transaction(svc: Services) -> None:
@@ -62,15 +41,15 @@ def test_a_batch_of_reset_requests_is_decided_in_one_transaction(svc: Services) 
     unknown = [f"stranger{n}@example.com" for n in range(10)]
     record_requests(svc, [e for pair in zip(known, unknown, strict=True) for e in pair])
 
-    with commits(svc) as committed, recording(svc.engine) as done:
+    with counted(svc.engine, "commit") as committed, recording(svc.engine) as done:
         assert reset_requests.process_requests(svc, 50) == 20
 
     assert len(committed) == 1  # one BEGIN/COMMIT for the twenty decisions
     # One statement per table: the claim, the old codes killed, the codes, mails and trail.
-    assert writes_to(done, "reset_requests") == ["DELETE"]
-    assert writes_to(done, "reset_codes") == ["UPDATE", "INSERT"]
-    assert writes_to(done, "outbox") == ["INSERT"]
-    assert writes_to(done, "audit_events") == ["INSERT"]
+    assert done.writes_to("reset_requests") == ["DELETE"]
+    assert done.writes_to("reset_codes") == ["UPDATE", "INSERT"]
+    assert done.writes_to("outbox") == ["INSERT"]
+    assert done.writes_to("audit_events") == ["INSERT"]
     assert sum(s.kind == "SELECT" and "users" in s.tables for s in done.statements) == 1
     with svc.sessions() as s:
         assert s.scalar(select(ResetRequest.id)) is None
@@ -155,7 +134,7 @@ class Relay:
 
 
 def mail_updates(done: Recorded) -> int:
-    return len(writes_to(done, "outbox"))
+    return len(done.writes_to("outbox"))
 
 
 @pytest.mark.parametrize("transport", ["relay", "files"])
